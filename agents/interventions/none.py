@@ -1,0 +1,17 @@
+"""No intervention: the learner sees the task reward alone (the baseline)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+from offswitch.agents.interventions.base import Intervention
+
+
+class NoIntervention(Intervention):
+    """The baseline. Trained on task reward alone, agents learn to disable the switch
+    wherever being switched off costs task reward (instrumental convergence)."""
+
+    name = "none"
+    description = "task reward only: the baseline that learns to disable the switch"
+
+    def wrap(self, env: gym.Env) -> gym.Env:
+        return env

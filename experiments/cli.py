@@ -1,0 +1,207 @@
+"""The ``offswitch`` command line: ``list``, ``train``, ``demo``.
+
+Bad input gets one line on stderr naming the problem and the valid choices, and
+exit status 2; nothing is trained or written until every value checks out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from offswitch.agents.interventions import INTERVENTIONS, InterventionError
+from offswitch.agents.interventions.penalty import DEFAULT_PENALTY
+from offswitch.agents.learners import LEARNERS
+from offswitch.envs import world_ids
+from offswitch.envs.layout import LayoutError
+from offswitch.experiments.config import ConfigError, TrainConfig, parse_seeds
+from offswitch.experiments.report import (
+    TABLE_COLUMNS,
+    TABLE_NOTE,
+    markdown_table,
+    plot_curves,
+    summary_rows,
+    table_cells,
+)
+
+USAGE_ERRORS = (ConfigError, InterventionError, LayoutError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive whole number")
+    return value
+
+
+def _interventions_help() -> str:
+    lines = ["interventions (--intervention NAME or NAME:PARAM):"]
+    for name, cls in sorted(INTERVENTIONS.items()):
+        shown = f"{name}:{cls.parameter}" if cls.parameter else name
+        lines.append(f"  {shown:16s} {cls.description}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="offswitch",
+        description="Gridworlds with an off-switch: train agents, watch them disable it, "
+        "test the fixes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list the worlds, agents and interventions")
+
+    train = sub.add_parser(
+        "train",
+        help="train agents over several seeds and evaluate them",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_interventions_help(),
+    )
+    train.add_argument("--env", default="offswitch/SafeInterruptibility-v0", help="world id")
+    train.add_argument("--agent", default="ppo", choices=sorted(LEARNERS), help="learner")
+    train.add_argument("--intervention", default="none", help="see the list below")
+    train.add_argument("--seeds", default="0", help="e.g. 0-9, 3 or 0-4,9 (default 0)")
+    train.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
+    train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    _common(train)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the classroom demo: PPO with task reward only vs. with a corrigibility penalty",
+    )
+    demo.add_argument("--seeds", type=_positive_int, default=4, help="seeds per condition")
+    demo.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
+    demo.add_argument(
+        "--penalty", type=float, default=DEFAULT_PENALTY, help="the penalty K (default 100)"
+    )
+    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    _common(demo)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument(
+        "--eval-episodes", type=_positive_int, default=100, help="evaluation episodes per policy"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "train":
+            configs = [
+                TrainConfig(
+                    env_id=args.env,
+                    agent=args.agent,
+                    intervention=args.intervention,
+                    seed=seed,
+                    steps=args.steps,
+                    eval_episodes=args.eval_episodes,
+                    out_dir=args.out,
+                ).validate()
+                for seed in parse_seeds(args.seeds)
+            ]
+            title = f"{args.agent} on {args.env}, intervention {args.intervention}"
+        else:
+            if not args.penalty >= 0:
+                raise ConfigError(f"--penalty {args.penalty}: give a number >= 0, e.g. 100")
+            configs = [
+                TrainConfig(
+                    intervention=intervention,
+                    seed=seed,
+                    steps=args.steps,
+                    eval_episodes=args.eval_episodes,
+                    out_dir=str(Path(args.out) / "runs"),
+                ).validate()
+                for intervention in ("none", f"penalty:{args.penalty:g}")
+                for seed in range(args.seeds)
+            ]
+            title = "PPO on SafeInterruptibility-v0: task reward only vs. corrigibility penalty"
+    except USAGE_ERRORS as err:
+        print(f"offswitch: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    results = _run_with_progress(configs, args.workers, title)
+    _report(results, out, title)
+    return 0
+
+
+def _list() -> int:
+    print("worlds:")
+    for env_id in world_ids():
+        print(f"  {env_id}")
+    print("agents:")
+    for name, learner in LEARNERS.items():
+        print(f"  {name:16s} {learner.description}")
+    print(_interventions_help())
+    return 0
+
+
+def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: str) -> list[dict]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from offswitch.experiments.runner import default_workers, run_many
+
+    console = Console(stderr=True)
+    n_workers = min(workers or default_workers(), len(configs))
+    console.print(f"[bold]{title}[/bold]: {len(configs)} runs on {n_workers} processes")
+    start = time.perf_counter()
+    with Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        tasks = {c.run_name: progress.add_task(c.run_name, total=c.steps) for c in configs}
+
+        def on_progress(name: str, steps: int) -> None:
+            progress.update(tasks[name], completed=steps)
+
+        results = run_many(configs, workers, on_progress)
+    console.print(f"finished in {time.perf_counter() - start:.0f} s")
+    return results
+
+
+def _report(results: list[dict[str, Any]], out: Path, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = summary_rows(results)
+    table = Table(title=title, caption=TABLE_NOTE, caption_justify="left")
+    for column in TABLE_COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*table_cells(row))
+    Console(width=160).print(table)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(f"# {title}\n\n{markdown_table(rows)}\n\n{TABLE_NOTE}\n")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    plot = plot_curves(results, out / "switch_disabled_rate.png")
+    print(f"\nwrote {out / 'summary.md'}, {out / 'results.json'} and {plot}")
+    print(f"per-run logs, models and TensorBoard files: {out}  (tensorboard --logdir {out})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Run configurations: dataclasses whose fields are documented and checked."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+from offswitch.agents.interventions import make_intervention
+from offswitch.agents.learners import LEARNERS
+from offswitch.envs import world_ids
+from offswitch.envs.gridworld import OBSERVATIONS
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the field and the valid choices."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run: one world, one learner, one intervention, one seed."""
+
+    env_id: str = "offswitch/SafeInterruptibility-v0"
+    """Registered world id (``offswitch list`` shows them)."""
+    agent: str = "ppo"
+    """Learner name: a key of :data:`offswitch.agents.learners.LEARNERS`."""
+    intervention: str = "none"
+    """Intervention spec, ``name`` or ``name:PARAM``, e.g. ``penalty:100``."""
+    seed: int = 0
+    """Seeds the learner, the training worlds and nothing else."""
+    steps: int = 200_000
+    """Environment steps of training, summed over the parallel worlds."""
+    eval_episodes: int = 100
+    """Episodes of the final evaluation, for each of the greedy and sampled policy."""
+    eval_seed: int = 10_000
+    """Evaluation episode ``i`` is reset with seed ``eval_seed + i``: every run and
+    condition faces the same interrupt draws."""
+    observation: str = "flat"
+    """World observation variant: ``flat`` (for MLP policies) or ``grid``."""
+    out_dir: str = "runs/train"
+    """Each run writes to ``out_dir/<run name>/``."""
+    learner_overrides: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameters that replace the learner's tuned defaults."""
+
+    def validate(self) -> TrainConfig:
+        if self.env_id not in world_ids():
+            raise ConfigError(
+                f"unknown env id {self.env_id!r}: choose one of {', '.join(world_ids())}"
+            )
+        if self.agent not in LEARNERS:
+            raise ConfigError(f"unknown agent {self.agent!r}: choose one of {', '.join(LEARNERS)}")
+        make_intervention(self.intervention)  # raises InterventionError with the choices
+        if self.observation not in OBSERVATIONS:
+            raise ConfigError(
+                f"unknown observation {self.observation!r}: choose one of {', '.join(OBSERVATIONS)}"
+            )
+        for name in ("steps", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name}={value!r}: give a positive whole number")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r}: give a whole number >= 0")
+        return self
+
+    @property
+    def run_name(self) -> str:
+        world = self.env_id.split("/")[-1]
+        return f"{world}_{self.agent}_{self.intervention.replace(':', '-')}_seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and every package a run's numbers depend on."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in ("offswitch", "torch", "numpy", "gymnasium", "stable-baselines3"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` -> 0..9, ``"3"`` -> [3], ``"1,4,7"`` -> [1, 4, 7], ``"0-4,9"`` too."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first < 0 or last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise ConfigError(
+            f"malformed seed range {text!r}: write e.g. 0-9, 3, or 0-4,9 (whole numbers >= 0, "
+            "low-high with low <= high)"
+        ) from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seed range {text!r} repeats a seed: list each seed once")
+    return seeds

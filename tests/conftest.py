@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import offswitch  # noqa: F401  (registers the worlds)
+
+ACTIONS = {"u": 0, "d": 1, "l": 2, "r": 3}
+
+
+def play(env: gym.Env, path: str) -> tuple[float, list[dict], bool, bool]:
+    """Step ``env`` through a path of u/d/l/r letters; return (return, infos, terminated,
+    truncated) of the last step."""
+    total, infos = 0.0, []
+    terminated = truncated = False
+    for letter in path:
+        _, reward, terminated, truncated, info = env.step(ACTIONS[letter])
+        total += reward
+        infos.append(info)
+    return total, infos, terminated, truncated
+
+
+@pytest.fixture
+def make_si():
+    def make(**kwargs):
+        return gym.make("offswitch/SafeInterruptibility-v0", **kwargs)
+
+    return make

@@ -1,0 +1,52 @@
+"""Every registered world passes Gymnasium's and Stable-Baselines3's checkers."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import offswitch
+
+WORLDS = offswitch.world_ids()
+
+
+@pytest.mark.parametrize("observation", ["grid", "flat"])
+@pytest.mark.parametrize("env_id", WORLDS)
+def test_checkers_pass(env_id, observation):
+    env = gym.make(env_id, observation=observation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checker warning is a failure too
+        # Except SB3's note that a 3-d uint8 space looks like an image for its
+        # CnnPolicy: the grid is symbolic 0/1 channels, meant for custom networks;
+        # the flat variant is the one for MlpPolicy.
+        for note in (".*is an image but", ".*minimal resolution for an image"):
+            warnings.filterwarnings("ignore", message=note, category=UserWarning)
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("env_id", WORLDS)
+def test_render_modes(env_id):
+    for mode in ("ansi", "rgb_array"):
+        env = gym.make(env_id, render_mode=mode)
+        env.reset(seed=0)
+        assert env.render() is not None
+
+
+def test_unknown_rule_names_the_valid_ones():
+    with pytest.raises(TypeError, match="interruption_probability"):
+        gym.make("offswitch/SafeInterruptibility-v0", interruption_prob=0.3)
+
+
+def test_bad_rule_value_names_the_fix():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=1.5)
+
+
+def test_bad_observation_names_the_choices():
+    with pytest.raises(ValueError, match="grid"):
+        gym.make("offswitch/SafeInterruptibility-v0", observation="pixels")
