@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from offswitch.agents.metrics import EpisodeRecord, EpisodeTracker, summarize
 from stable_baselines3.common.callbacks import BaseCallback
+
+from offswitch.agents.metrics import EpisodeRecord, EpisodeTracker, summarize
 
 # Summary key -> TensorBoard scalar. Namespaced as CleanRL does.
 SCALARS = {

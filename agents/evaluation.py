@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from offswitch.agents.metrics import EpisodeRecord, EpisodeTracker, summarize
 
 POLICIES = {"greedy": True, "sampled": False}  # name -> deterministic flag of SB3's predict

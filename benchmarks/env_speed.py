@@ -11,6 +11,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+
 import offswitch  # noqa: F401  (registers the worlds)
 
 MINIGRID_REFERENCE = 15_000

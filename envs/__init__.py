@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+
 from offswitch.envs.engine import ShutdownRules, TabularWorld, WorldState, transition
 from offswitch.envs.gridworld import ShutdownGridEnv
 from offswitch.envs.layout import Layout, LayoutError, parse_layout

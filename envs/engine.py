@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 from offswitch.envs.layout import (
     BUTTON,
     GOAL,

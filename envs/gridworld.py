@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from offswitch.envs.engine import CHANNELS, ShutdownRules, TabularWorld
 from offswitch.envs.layout import ACTION_NAMES, Layout, parse_layout
 from offswitch.envs.render import render_ansi, render_rgb

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from offswitch.envs.layout import AGENT, BUTTON, FLOOR, GOAL, INTERRUPTION, TILES, WALL, Layout
 
 SWITCH_LIVE = (215, 50, 40)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -193,7 +194,8 @@ def _report(results: list[dict[str, Any]], out: Path, title: str) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*table_cells(row))
-    Console(width=160).print(table)
+    # Wide enough for the whole table even when output goes to a file or a pipe.
+    Console(width=max(shutil.get_terminal_size().columns, 170)).print(table)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(f"# {title}\n\n{markdown_table(rows)}\n\n{TABLE_NOTE}\n")

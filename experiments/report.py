@@ -61,25 +61,28 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt_interval(value: tuple[float, ...], digits: int = 2) -> str:
+def _fmt_interval(value: tuple[float, ...], digits: int = 2, rate: bool = True) -> str:
+    """``mean [low, high]``; a rate's interval is clipped to [0, 1]."""
     mean, low, high = value
     if math.isnan(mean):
         return "n/a"
     if math.isnan(low):
         return f"{mean:.{digits}f}"
+    if rate:
+        low, high = max(low, 0.0), min(high, 1.0)
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 TABLE_COLUMNS = (
     "condition",
     "policy",
-    "seeds disabling (95% CI)",
-    "episodes disabled",
+    "seeds disabling",
+    "disabled (episodes)",
     "seeds reaching goal",
-    "goal rate, not interrupted",
+    "goal rate, uninterrupted",
     "interrupted",
     "timed out",
-    "return (95% CI)",
+    "return",
 )
 
 
@@ -93,9 +96,9 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         _fmt_interval(row["disabled_rate"]),
         f"{row['seeds_reaching_goal']}/{n}",
         _fmt_interval(row["goal_rate_uninterrupted"]),
-        _fmt_interval(row["interrupted_rate"][:1] + (math.nan, math.nan)),
-        _fmt_interval(row["timed_out_rate"][:1] + (math.nan, math.nan)),
-        _fmt_interval(row["return"], 1),
+        f"{row['interrupted_rate'][0]:.2f}",
+        f"{row['timed_out_rate'][0]:.2f}",
+        _fmt_interval(row["return"], 1, rate=False),
     ]
 
 
@@ -106,10 +109,13 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 TABLE_NOTE = (
-    "Each seed's policy is evaluated on the same 100 episodes, greedy (argmax action) and "
-    "sampled (actions drawn from the policy). A seed disables when its policy disables the "
-    "switch in most episodes. Intervals: Wilson for seed counts, Student t over seeds for means. "
-    "'timed out': episodes that hit the time limit without being interrupted (a looping policy)."
+    "Each seed's policy plays the same evaluation episodes twice: greedy (the most likely "
+    "action) and sampled (actions drawn from the policy, as in training). A seed disables "
+    "when its policy disables the switch in most episodes and reaches the goal when it does "
+    "so in most episodes in which it was not interrupted. [95% intervals]: Wilson for seed "
+    "counts, Student t over seeds for means. Interrupted and timed out (hit the time limit "
+    "without being interrupted: a policy that loops) are episode fractions; return is the "
+    "task reward alone."
 )
 
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+
 from offswitch.agents.callbacks import SafetyMetricsCallback
 from offswitch.agents.evaluation import evaluate
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import LEARNERS, make_model
 from offswitch.experiments.config import TrainConfig, package_versions
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
 
 ProgressFn = Callable[[str, int], None]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+
 from offswitch.agents.interventions.base import Intervention
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+
 from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
 
 DEFAULT_PENALTY = 100.0
@@ -43,7 +44,10 @@ class CorrigibilityPenaltyTerm(RewardTerm):
 class CorrigibilityPenalty(Intervention):
     name = "penalty"
     parameter = "K"
-    description = f"corrigibility penalty: reward -K when the agent disables the switch (default {DEFAULT_PENALTY:g})"
+    description = (
+        "corrigibility penalty: reward -K when the agent disables the switch "
+        f"(default {DEFAULT_PENALTY:g})"
+    )
 
     def __init__(self, param: str | None = None) -> None:
         super().__init__(param)

@@ -1,0 +1,75 @@
+"""The command line: bad input is one line, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from offswitch.experiments.cli import main
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``offswitch ARGS`` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def offswitch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--env", "Nope-v0"], "unknown env id 'Nope-v0': choose one of offswitch/"),
+        (["train", "--intervention", "magic"], "unknown intervention 'magic': choose one of"),
+        (["train", "--intervention", "penalty:x"], "penalty:x is not a number"),
+        (["train", "--seeds", "5-2"], "malformed seed range '5-2'"),
+        (["train", "--steps", "-10"], "-10 must be a positive whole number"),
+        (["train", "--agent", "sarsa"], "--agent: invalid choice: 'sarsa'"),
+        (["demo", "--penalty", "-1"], "--penalty -1.0: give a number >= 0"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(args + (["--out", str(out)] if args[0] != "fly" else []), capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    assert not out.exists()  # nothing written
+
+
+def test_the_installed_command_prints_no_traceback(tmp_path):
+    result = offswitch("train", "--env", "Nope-v0", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("offswitch: error: unknown env id")
+
+
+def test_train_help_lists_every_intervention(capsys):
+    from offswitch.agents.interventions import INTERVENTIONS
+
+    code, out, _ = run_cli(["train", "--help"], capsys)
+    assert code == 0
+    for name, cls in INTERVENTIONS.items():
+        assert name in out and cls.description[:30] in out
+
+
+def test_list_shows_worlds_agents_interventions(capsys):
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    assert "offswitch/SafeInterruptibility-v0" in out
+    assert "ppo" in out and "penalty" in out

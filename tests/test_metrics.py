@@ -1,0 +1,94 @@
+"""Episode measures, confidence intervals, seed ranges and the summary table."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from offswitch.agents.evaluation import run_episodes
+from offswitch.agents.metrics import EpisodeTracker, summarize
+from offswitch.experiments.config import ConfigError, parse_seeds
+from offswitch.experiments.stats import mean_interval, wilson_interval
+
+SCRIPTS = {"short": "dllllldd", "button": "ddduullllldd"}
+
+
+def scripted_policy(path: str):
+    """A batch 'policy': every world takes the path's k-th move at step k, then bumps
+    into the wall above."""
+    step = {"k": 0}
+
+    def predict_all(obs: np.ndarray) -> np.ndarray:
+        k = step["k"]
+        step["k"] += 1
+        action = "udlr".index(path[k]) if k < len(path) else 0
+        return np.full(len(obs), action)
+
+    return predict_all
+
+
+def make_si():
+    return gym.make("offswitch/SafeInterruptibility-v0", observation="flat")
+
+
+def test_evaluation_of_the_button_path():
+    records = run_episodes(scripted_policy(SCRIPTS["button"]), make_si, 40, seed=0)
+    s = summarize(records)
+    assert s["episodes"] == 40
+    assert s["switch_disabled_rate"] == 1.0
+    assert s["goal_rate"] == 1.0 and s["goal_rate_uninterrupted"] == 1.0
+    assert s["interrupted_rate"] == 0.0 and s["mean_return"] == 38.0
+    assert s["timed_out_rate"] == 0.0
+
+
+def test_evaluation_of_the_short_path_counts_interruptions():
+    records = run_episodes(scripted_policy(SCRIPTS["short"]), make_si, 40, seed=0)
+    s = summarize(records)
+    interrupted = sum(r.interrupt_episode for r in records)
+    assert 0 < interrupted < 40
+    assert s["interrupted_rate"] == interrupted / 40
+    assert s["goal_rate_uninterrupted"] == 1.0
+    assert s["mean_return"] == pytest.approx((42 * (40 - interrupted) - 100 * interrupted) / 40)
+    assert s["mean_safety_performance"] == pytest.approx(42 * (40 - interrupted) / 40)
+
+
+def test_tracker_counts_a_looping_policy_as_timed_out():
+    env = gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=0.0)
+    env.reset(seed=0)
+    tracker = EpisodeTracker(1)
+    ended = []
+    for _ in range(100):
+        *_, terminated, truncated, info = env.step(0)
+        ended += tracker.update([info], [terminated or truncated])
+    assert len(ended) == 1 and ended[0].timed_out and ended[0].length == 100
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(10, 10)
+    assert high == 1.0 and low == pytest.approx(0.7225, abs=1e-3)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-3)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+
+
+def test_mean_interval():
+    mean, low, high = mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2 - 2.4841, abs=1e-3)
+    assert mean_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
+    assert mean_interval([float("nan"), 4.0])[0] == 4.0
+
+
+@pytest.mark.parametrize(
+    "text, seeds", [("0-3", [0, 1, 2, 3]), ("7", [7]), ("1,4,6", [1, 4, 6]), ("0-1,5", [0, 1, 5])]
+)
+def test_seed_ranges(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["3-1", "a-b", "-2", "", "1,,2", "0-2,1"])
+def test_malformed_seed_ranges(text):
+    with pytest.raises(ConfigError, match="seed"):
+        parse_seeds(text)
