@@ -20,7 +20,7 @@ from offswitch.agents.interventions.penalty import DEFAULT_PENALTY
 from offswitch.agents.learners import LEARNERS
 from offswitch.envs import world_ids
 from offswitch.envs.layout import LayoutError
-from offswitch.experiments.config import ConfigError, TrainConfig, parse_seeds
+from offswitch.experiments.config import ConfigError, TrainConfig, parse_override, parse_seeds
 from offswitch.experiments.report import (
     TABLE_COLUMNS,
     TABLE_NOTE,
@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", default="0", help="e.g. 0-9, 3 or 0-4,9 (default 0)")
     train.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
     train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a tuned hyperparameter, e.g. --set gamma=0.95 (repeatable)",
+    )
     _common(train)
 
     demo = sub.add_parser(
@@ -118,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     steps=args.steps,
                     eval_episodes=args.eval_episodes,
                     out_dir=args.out,
+                    learner_overrides=dict(parse_override(item) for item in args.set),
                 ).validate()
                 for seed in parse_seeds(args.seeds)
             ]
@@ -167,6 +175,20 @@ def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: s
     n_workers = min(workers or default_workers(), len(configs))
     console.print(f"[bold]{title}[/bold]: {len(configs)} runs on {n_workers} processes")
     start = time.perf_counter()
+    if not console.is_terminal:
+        # A log file or CI: one line per finished run instead of redrawn bars.
+        finished: set[str] = set()
+
+        def log_finished(name: str, steps: int | None) -> None:
+            if steps is None:
+                finished.add(name)
+                elapsed = time.perf_counter() - start
+                line = f"[{len(finished)}/{len(configs)}] {name} done ({elapsed:.0f} s)"
+                console.print(line, markup=False, highlight=False)
+
+        results = run_many(configs, workers, log_finished)
+        console.print(f"finished in {time.perf_counter() - start:.0f} s")
+        return results
     with Progress(
         "{task.description}",
         BarColumn(),
@@ -176,8 +198,9 @@ def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: s
     ) as progress:
         tasks = {c.run_name: progress.add_task(c.run_name, total=c.steps) for c in configs}
 
-        def on_progress(name: str, steps: int) -> None:
-            progress.update(tasks[name], completed=steps)
+        def on_progress(name: str, steps: int | None) -> None:
+            total = progress.tasks[tasks[name]].total
+            progress.update(tasks[name], completed=total if steps is None else min(steps, total))
 
         results = run_many(configs, workers, on_progress)
     console.print(f"finished in {time.perf_counter() - start:.0f} s")

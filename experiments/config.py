@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
@@ -52,6 +54,13 @@ class TrainConfig:
         if self.agent not in LEARNERS:
             raise ConfigError(f"unknown agent {self.agent!r}: choose one of {', '.join(LEARNERS)}")
         make_intervention(self.intervention)  # raises InterventionError with the choices
+        valid = learner_parameters(self.agent)
+        unknown = sorted(set(self.learner_overrides) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown {self.agent} hyperparameter(s) {', '.join(unknown)}: "
+                f"choose from {', '.join(sorted(valid))}"
+            )
         if self.observation not in OBSERVATIONS:
             raise ConfigError(
                 f"unknown observation {self.observation!r}: choose one of {', '.join(OBSERVATIONS)}"
@@ -82,6 +91,35 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def learner_parameters(agent: str) -> set[str]:
+    """The keyword arguments a learner's algorithm accepts, less those the runner sets."""
+    signature = inspect.signature(LEARNERS[agent].algorithm.__init__)
+    fixed = {
+        "self",
+        "policy",
+        "env",
+        "seed",
+        "tensorboard_log",
+        "verbose",
+        "device",
+        "_init_setup_model",
+    }
+    return set(signature.parameters) - fixed
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"gamma=0.95"`` -> ``("gamma", 0.95)``; values are Python literals."""
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"malformed --set {text!r}: write NAME=VALUE, e.g. --set gamma=0.95")
+    try:
+        return key.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        raise ConfigError(
+            f"--set {text!r}: {value!r} is not a Python literal (a number, True, a list...)"
+        ) from None
 
 
 def parse_seeds(text: str) -> list[int]:

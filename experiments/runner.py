@@ -23,13 +23,15 @@ from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import LEARNERS, make_model
 from offswitch.experiments.config import TrainConfig, package_versions
 
-ProgressFn = Callable[[str, int], None]
+ProgressFn = Callable[[str, "int | None"], None]
+"""Called with ``(run_name, timesteps so far)``, and ``(run_name, None)`` once the run is done."""
 
 
 def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
     """Train one run and evaluate it; write its config, metrics, TensorBoard logs and model.
 
-    ``progress``, if given, is a queue that receives ``(run_name, timesteps)``.
+    ``progress``, if given, is a queue that receives ``(run_name, timesteps)`` after each
+    rollout and ``(run_name, None)`` when the run is written.
     Returns the metrics that ``metrics.json`` holds.
     """
     # One torch thread per process: two processes with two threads each ran
@@ -99,7 +101,7 @@ def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
     }
     _write_json(run_dir / "metrics.json", metrics)
     if progress is not None:
-        progress.put((config.run_name, config.steps))
+        progress.put((config.run_name, None))
     return metrics
 
 
@@ -134,7 +136,7 @@ def run_many(
 ) -> list[dict[str, Any]]:
     """Run every config, ``workers`` processes at a time (default: one per core).
 
-    ``on_progress(run_name, timesteps)`` is called from this process as runs advance.
+    ``on_progress`` (see :data:`ProgressFn`) is called from this process as runs advance.
     Results come back in the order of ``configs``.
     """
     workers = min(workers or default_workers(), len(configs))

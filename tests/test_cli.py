@@ -40,6 +40,9 @@ def offswitch(*args: str) -> subprocess.CompletedProcess:
         (["train", "--agent", "sarsa"], "--agent: invalid choice: 'sarsa'"),
         (["demo", "--penalty", "-1"], "--penalty -1.0: give a number >= 0"),
         (["fly"], "invalid choice: 'fly'"),
+        (["train", "--set", "gamma"], "malformed --set 'gamma': write NAME=VALUE"),
+        (["train", "--set", "gama=0.9"], "unknown ppo hyperparameter(s) gama: choose from"),
+        (["train", "--set", "gamma=high"], "is not a Python literal"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
