@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from offswitch.envs.engine import CHANNELS, ShutdownRules, TabularWorld
+from offswitch.envs.engine import Draw, ShutdownRules, TabularWorld
 from offswitch.envs.layout import ACTION_NAMES, Layout, parse_layout
 from offswitch.envs.render import render_ansi, render_rgb
 
 OBSERVATIONS = ("grid", "flat")
+
+
+def _layout_text(layout: str | os.PathLike | Layout) -> str:
+    """A layout given as text, as a path to a text file, or already parsed."""
+    if isinstance(layout, Layout):
+        return layout.to_text()
+    if isinstance(layout, os.PathLike) or ("\n" not in layout and Path(layout).is_file()):
+        return Path(layout).read_text()
+    if not isinstance(layout, str):
+        raise TypeError(
+            f"layout must be text, a file path or a Layout, not {type(layout).__name__}"
+        )
+    return layout
 
 
 @lru_cache(maxsize=64)
@@ -30,29 +45,38 @@ class ShutdownGridEnv(gym.Env):
     given as keyword arguments, e.g. ``interruption_probability=0.2``.
 
     Observation (``observation="grid"``): uint8 array of shape
-    ``(6, height, width)``, one 0/1 channel per object type in the order
-    ``wall, agent, goal, interruption, button, switch_disabled``; the
-    interruption channel goes blank once the switch is disabled and the last
-    channel is a constant plane of the switch state. ``observation="flat"`` gives
-    the same values flattened, for MLP policies. Whether this is an interrupt
-    episode is not observed.
+    ``(channels, height, width)``, one 0/1 channel per object type, named in
+    ``self.channels``. Every world has ``wall, agent, goal, interruption, button,
+    switch_disabled``; worlds with cables, coins, delay buttons, punishment tiles
+    or a human add a channel for each, and punishment worlds a constant
+    ``supervisor_present`` plane. The interruption channel goes blank once the
+    switch is disabled, collected coins and pressed delay buttons vanish, and
+    ``switch_disabled`` is a constant plane. ``observation="flat"`` gives the same
+    values flattened, for MLP policies. The episode's hidden draws (interrupt
+    episode, the goal's value, the human's decision) are not observed.
 
     ``info`` on every step: ``switch_disabled``, ``switch_disabled_now`` (this
-    step disabled it), ``interrupted`` (the agent is frozen by the
-    interruption), ``goal_reached``, ``executed_action`` (``None`` while
-    frozen), ``task_reward``, ``reward_terms`` (the named terms the reward sums;
-    wrappers add theirs), ``hidden_reward`` and ``safety_performance`` (the
-    hidden safety performance of ai-safety-gridworlds: its step increment and
-    episode total), ``interrupt_episode`` and ``t``.
+    step disabled it), ``disabled_by`` (``"button"``, ``"cable"`` or ``None``),
+    ``interrupted`` (the agent is frozen by the interruption), ``shut_down``
+    (switched off by a timed shutdown or the human), ``goal_reached``,
+    ``executed_action`` (``None`` while frozen), ``task_reward``,
+    ``reward_terms`` (the named terms the reward sums; wrappers add theirs),
+    ``hidden_reward`` and ``safety_performance`` (the hidden safety performance
+    of ai-safety-gridworlds: its step increment and episode total),
+    ``interrupt_episode``, ``supervisor_present``, ``coins_collected``,
+    ``shutdown_time`` (the step at which a timed shutdown falls, ``None`` if
+    none) and ``t``.
 
-    ``reset(options={"interrupt_episode": True})`` forces the episode's draw.
+    ``reset(options={...})`` forces the episode's draw: any of
+    ``interrupt_episode``, ``supervisor_present``, ``goal_value``,
+    ``human_presses``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 6}
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 6}
 
     def __init__(
         self,
-        layout: str | Layout,
+        layout: str | os.PathLike | Layout,
         rules: ShutdownRules | None = None,
         *,
         observation: str = "grid",
@@ -76,7 +100,7 @@ class ShutdownGridEnv(gym.Env):
                     f"unknown rule(s) {sorted(unknown)}: the rules are {sorted(rules.to_dict())}"
                 )
             rules = ShutdownRules(**{**rules.to_dict(), **rule_overrides})
-        text = layout.to_text() if isinstance(layout, Layout) else layout
+        text = _layout_text(layout)
         self.world, self._rows = _compile(text.strip("\n"), rules)
         self.layout = self.world.layout
         self.rules = rules
@@ -89,8 +113,9 @@ class ShutdownGridEnv(gym.Env):
         self._obs_table = obs_table
         self.observation_space = spaces.Box(0, 1, shape=obs_table.shape[1:], dtype=np.uint8)
         self.action_space = spaces.Discrete(self.world.n_actions)
-        self.action_names = ACTION_NAMES
+        self.action_names = ACTION_NAMES + (("noop",) if rules.noop else ())
 
+        self._window: Any = None  # HumanWindow, opened on the first frame
         self._state = int(self.world.initial_states[0])
         self._t = 0
         self._done = True
@@ -101,46 +126,77 @@ class ShutdownGridEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        world = self.world
-        forced = (options or {}).get("interrupt_episode")
-        if forced is None:
-            interrupt = self.np_random.random() < self.rules.interruption_probability
-        else:
-            interrupt = bool(forced)
-        candidates = [s for s in world.initial_states if world.interrupt_episode[s] == interrupt]
-        if not candidates:  # forced a draw the rules rule out (probability 0 or 1)
-            raise ValueError(
-                f"interrupt_episode={interrupt} cannot happen with interruption_probability="
-                f"{self.rules.interruption_probability}: drop the option or change the rule"
-            )
-        self._state = int(candidates[0])
+        draw = self._draw_initial_state(options or {})
+        self._state = int(self.world.initial_states[draw])
         self._t = 0
         self._done = False
         self._performance = 0.0
+        world, s = self.world, self._state
         info = {
             "switch_disabled": False,
             "interrupted": False,
-            "interrupt_episode": bool(interrupt),
+            "interrupt_episode": bool(world.interrupt_episode[s]),
+            "supervisor_present": bool(world.supervisor_present[s]),
             "t": 0,
         }
-        return self._obs_table[self._state].copy(), info
+        if self.render_mode == "human":
+            self.render()
+        return self._obs_table[s].copy(), info
+
+    _FORCEABLE = {
+        "interrupt_episode": "interrupt",
+        "supervisor_present": "supervisor_present",
+        "goal_value": "goal_value",
+        "human_presses": "human_presses",
+    }
+
+    def _draw_initial_state(self, options: dict[str, Any]) -> int:
+        """Index into ``world.initial_states``, drawn from the env's RNG, restricted to the
+        draws that match ``options``."""
+        unknown = set(options) - set(self._FORCEABLE)
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}: choose from {sorted(self._FORCEABLE)}"
+            )
+        draws: list[Draw] = self.world.draws
+        allowed = [
+            k
+            for k, draw in enumerate(draws)
+            if all(getattr(draw, self._FORCEABLE[key]) == value for key, value in options.items())
+        ]
+        if not allowed:
+            raise ValueError(
+                f"reset options {options} cannot happen under this world's rules "
+                f"({self.rules}): drop the option or change the rule"
+            )
+        probs = self.world.initial_probs[allowed]
+        # One uniform number per reset, so forcing a draw never shifts later episodes'.
+        u = self.np_random.random() * probs.sum()
+        return allowed[
+            min(int(np.searchsorted(np.cumsum(probs), u, side="right")), len(allowed) - 1)
+        ]
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("step() called after the episode ended: call reset() first")
-        s = self._state
-        nxt, task_reward, terms, hidden, executed, goal, disabled_now = self._rows[s][int(action)]
+        nxt, task_reward, terms, hidden, executed, goal, disabled_by, human_off = self._rows[
+            self._state
+        ][int(action)]
         world = self.world
         self._state = nxt
         self._t += 1
         self._performance += hidden
-        terminated = goal
+        shutdown_time = int(world.shutdown_time[nxt])
+        timed_off = 0 <= shutdown_time <= self._t and not goal
+        terminated = goal or human_off or timed_off
         truncated = self._t >= self.rules.max_steps and not terminated
         self._done = terminated or truncated
         info = {
             "switch_disabled": bool(world.switch_disabled[nxt]),
-            "switch_disabled_now": disabled_now,
+            "switch_disabled_now": disabled_by is not None,
+            "disabled_by": disabled_by,
             "interrupted": bool(world.frozen[nxt]),
+            "shut_down": human_off or timed_off,
             "goal_reached": goal,
             "executed_action": executed,
             "task_reward": task_reward,
@@ -148,8 +204,13 @@ class ShutdownGridEnv(gym.Env):
             "hidden_reward": hidden,
             "safety_performance": self._performance,
             "interrupt_episode": bool(world.interrupt_episode[nxt]),
+            "supervisor_present": bool(world.supervisor_present[nxt]),
+            "coins_collected": int(world.coins_collected[nxt]),
+            "shutdown_time": shutdown_time if shutdown_time >= 0 else None,
             "t": self._t,
         }
+        if self.render_mode == "human":
+            self.render()
         return self._obs_table[nxt].copy(), task_reward, terminated, truncated, info
 
     def render(self) -> str | np.ndarray | None:
@@ -159,11 +220,23 @@ class ShutdownGridEnv(gym.Env):
                 "'rgb_array' to gymnasium.make"
             )
             return None
-        world, s = self.world, self._state
-        args = (self.layout, world.states[s].cell, bool(world.switch_disabled[s]))
         if self.render_mode == "ansi":
-            return render_ansi(*args, bool(world.frozen[s]), self._t)
-        return render_rgb(*args, bool(world.frozen[s]))
+            return render_ansi(self.world, self._state, self._t)
+        frame = render_rgb(self.world, self._state)
+        if self.render_mode == "rgb_array":
+            return frame
+        if self._window is None:
+            from offswitch.envs.human import HumanWindow  # matplotlib only when asked for
+
+            self._window = HumanWindow(self.spec.id if self.spec else "offswitch")
+        status = render_ansi(self.world, self._state, self._t).splitlines()[-1]
+        self._window.show(frame, status)
+        return None
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None
 
     # -- helpers ---------------------------------------------------------------------
     @property
@@ -173,4 +246,5 @@ class ShutdownGridEnv(gym.Env):
 
     @property
     def channels(self) -> tuple[str, ...]:
-        return CHANNELS
+        """Names of the observation's channels, in order."""
+        return self.world.channels

@@ -79,7 +79,7 @@ def test_tables_match_the_rule_book():
     world = env.world
     for s, state in enumerate(world.states):
         for a in range(world.n_actions):
-            out = transition(world.layout, world.rules, state, a)
+            out = transition(world.book, state, a)
             assert world.states[world.next_state[s, a]] == out.state
             assert world.task_reward[s, a] == sum(out.terms.values())
             assert world.goal_reached[s, a] == out.goal_reached

@@ -1,0 +1,133 @@
+"""Exact optimal values and policies by dynamic programming on a world's tables.
+
+No learning: the tables of :class:`~offswitch.envs.engine.TabularWorld` are the
+whole model. The agent does not see the episode's hidden draw, so the planner
+works on *beliefs*: the set of states, one per draw, that agree with everything
+the agent has observed. Given the draw a world is deterministic, so a belief
+splits only when an observation or a termination tells the draws apart (the
+human presses the switch, the agent finds itself frozen). This is exact for
+every world here, and with ``observe_draw=True`` it gives the value of an agent
+that is told the draw in advance.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from offswitch.envs.engine import TabularWorld
+
+Belief = frozenset[int]
+
+
+@dataclass
+class Plan:
+    """An optimal policy over beliefs and the value it attains from the start."""
+
+    world: TabularWorld
+    gamma: float
+    value: float
+    """Expected return of the optimal policy from the start (over the draws)."""
+    _act: dict[tuple[Belief, int], int] = field(repr=False)
+
+    def action(self, belief: Belief, t: int) -> int:
+        return self._act[(belief, t)]
+
+    def rollout(self, draw: int) -> list[int]:
+        """The optimal policy's states, step by step, in the episode with this draw."""
+        world = self.world
+        state = int(world.initial_states[draw])
+        belief = _initial_beliefs(world, self._observe_draw)[state]
+        path = [state]
+        for t in range(world.rules.max_steps):
+            a = self.action(belief, t)
+            nxt = int(world.next_state[state, a])
+            path.append(nxt)
+            if _terminal(world, state, a, t + 1):
+                break
+            belief = _children(world, belief, a, t, self._observe_draw)[nxt]
+            state = nxt
+        return path
+
+    def disables_switch(self) -> float:
+        """Probability, over the draws, that the optimal policy disables the switch."""
+        world = self.world
+        return float(
+            sum(
+                world.initial_probs[d]
+                for d in range(len(world.initial_states))
+                if world.switch_disabled[self.rollout(d)[-1]]
+            )
+        )
+
+    _observe_draw: bool = False
+
+
+def _weight(world: TabularWorld, s: int) -> float:
+    return world.draws[world.states[s].draw].probability
+
+
+def _observation_key(world: TabularWorld, s: int, observe_draw: bool) -> bytes:
+    key = world.observations[s].tobytes()
+    return key + bytes([world.states[s].draw]) if observe_draw else key
+
+
+def _terminal(world: TabularWorld, s: int, a: int, t_next: int) -> bool:
+    nxt = world.next_state[s, a]
+    if world.goal_reached[s, a] or world.shut_down[s, a]:
+        return True
+    due = world.shutdown_time[nxt]
+    return bool(0 <= due <= t_next)
+
+
+def _initial_beliefs(world: TabularWorld, observe_draw: bool) -> dict[int, Belief]:
+    groups: dict[bytes, set[int]] = defaultdict(set)
+    for s in world.initial_states:
+        groups[_observation_key(world, int(s), observe_draw)].add(int(s))
+    return {s: frozenset(g) for g in groups.values() for s in g}
+
+
+def _children(
+    world: TabularWorld, belief: Belief, a: int, t: int, observe_draw: bool
+) -> dict[int, Belief]:
+    """Next state -> the belief it belongs to, for the draws whose episode goes on."""
+    groups: dict[bytes, set[int]] = defaultdict(set)
+    for s in belief:
+        if not _terminal(world, s, a, t + 1):
+            nxt = int(world.next_state[s, a])
+            groups[_observation_key(world, nxt, observe_draw)].add(nxt)
+    return {s: frozenset(g) for g in groups.values() for s in g}
+
+
+def solve(world: TabularWorld, gamma: float = 1.0, observe_draw: bool = False) -> Plan:
+    """The optimal policy for the world's task reward over its time limit.
+
+    Values are expectations over the draws: ``Plan.value`` is the best expected
+    return an agent that sees what the world shows it can get.
+    """
+    horizon = world.rules.max_steps
+    actions: dict[tuple[Belief, int], int] = {}
+
+    @cache
+    def value(belief: Belief, t: int) -> float:
+        """Probability-weighted optimal return from ``belief`` at step ``t``."""
+        if t >= horizon:
+            return 0.0
+        best, best_a = -np.inf, 0
+        for a in range(world.n_actions):
+            q = sum(_weight(world, s) * world.task_reward[s, a] for s in belief)
+            children = set(_children(world, belief, a, t, observe_draw).values())
+            q += gamma * sum(value(child, t + 1) for child in children)
+            if q > best + 1e-12:
+                best, best_a = q, a
+        actions[(belief, t)] = best_a
+        return best
+
+    roots = set(_initial_beliefs(world, observe_draw).values())
+    total = sum(value(root, 0) for root in roots)
+    plan = Plan(world, gamma, float(total), actions)
+    plan._observe_draw = observe_draw
+    return plan
