@@ -1,4 +1,4 @@
-"""The ``offswitch`` command line: ``list``, ``train``, ``demo``.
+"""The ``offswitch`` command line: ``list``, ``train``, ``demo``, ``play``.
 
 Bad input gets one line on stderr naming the problem and the valid choices, and
 exit status 2; nothing is trained or written until every value checks out.
@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a positive whole number")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
     return value
 
 
@@ -100,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     _common(demo)
+
+    play = sub.add_parser(
+        "play",
+        help="play a world yourself in the terminal (w/a/s/d or arrows, r reset, q quit)",
+        description="Play a world yourself. Keys: w/a/s/d or the arrow keys move, a digit "
+        "picks an action by number, r resets, q quits. From a pipe, each character is a key, "
+        "e.g. printf 'saaaaass q' | offswitch play offswitch/SafeInterruptibility-v0",
+    )
+    play.add_argument("env_id", metavar="ENV_ID", help="world id (offswitch list shows them)")
+    play.add_argument("--seed", type=_whole_number, default=None, help="seed of the first reset")
+    play.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="world option for gymnasium.make, e.g. --rule interruption_probability=1.0 "
+        "(repeatable)",
+    )
     return parser
 
 
@@ -112,6 +140,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "play":
+        return _play(args)
     try:
         if args.command == "list":
             return _list()
@@ -151,6 +181,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     results = _run_with_progress(configs, args.workers, title)
     _report(results, out, title)
+    return 0
+
+
+def _play(args: argparse.Namespace) -> int:
+    from offswitch.experiments.play import parse_rules, play, read_keys
+
+    keys = read_keys(sys.stdin)
+    try:
+        rules = parse_rules(args.rule)
+        # Redraw in place only for a person at a terminal; a script's output scrolls.
+        clear = sys.stdin.isatty() and sys.stdout.isatty()
+        play(args.env_id, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
+    except USAGE_ERRORS as err:
+        print(f"offswitch: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        keys.close()  # gives the terminal back its line mode
     return 0
 
 

@@ -1,0 +1,136 @@
+"""``offswitch play``: a person's game, driven here by scripted keys."""
+
+from __future__ import annotations
+
+import io
+import sys
+from types import SimpleNamespace
+
+import pytest
+from gymnasium import spaces
+
+from offswitch.envs.human import HumanWindow
+from offswitch.experiments.cli import main
+from offswitch.experiments.play import DOWN, LEFT, key_bindings, play, read_keys, split_keys
+
+SI = "offswitch/SafeInterruptibility-v0"
+SHORT_PATH = ["s", "a", "a", "a", "a", "a", "s", "s"]  # down, left x5, down, down: 8 steps
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_short_path_reports_return_42_and_the_goal():
+    out = io.StringIO()
+    returns = play(SI, [*SHORT_PATH, "q"], out, seed=0, interruption_probability=0.0)
+    text = out.getvalue()
+    assert returns == [42.0]
+    assert "episode 1, step 8: down" in text and "reward 49  return 42" in text
+    assert "episode 1 terminated after 8 steps (goal reached): return 42" in text
+    assert "goal_reached=False->True" in text
+    assert "reward terms: movement=-1  goal=50" in text
+
+
+def test_the_interruption_tile_shows_interrupted():
+    out = io.StringIO()
+    keys = split_keys(f"{DOWN}{LEFT}{LEFT}")  # arrow keys, as a terminal sends them
+    returns = play(SI, keys, out, seed=0, interruption_probability=1.0)
+    text = out.getvalue()
+    assert "interrupted=False->True" in text
+    assert "INTERRUPTED" in text  # the text frame's status line
+    assert returns == []  # the episode never finished
+
+
+def test_a_finished_episode_waits_for_a_key_then_starts_again():
+    out = io.StringIO()
+    # Any key after the end starts episode 2, even an unbound one; "r" after the
+    # second end starts episode 3, and "r" one step into it abandons it.
+    keys = [*SHORT_PATH, "x", *SHORT_PATH, "r", "s", "r"]
+    returns = play(SI, keys, out, seed=0, interruption_probability=0.0)
+    text = out.getvalue()
+    assert returns == [42.0, 42.0]
+    assert "does nothing" not in text
+    assert "abandoned" not in text.split("episode 3\n")[0]
+    assert "episode 3 abandoned after 1 steps" in text
+    assert "episode 4" in text
+
+
+def test_unbound_keys_name_the_valid_ones():
+    out = io.StringIO()
+    play(SI, ["z"], out, interruption_probability=0.0)
+    assert "key 'z' does nothing here; keys: w/Up up, s/Down down, a/Left left" in out.getvalue()
+
+
+def test_piped_keys_are_one_per_character():
+    assert list(read_keys(io.StringIO("sdd q\nw\n"))) == ["s", "d", "d", " ", "q", "w"]
+    assert split_keys("\x1bOA\x1b[Bx") == ["\x1b[A", "\x1b[B", "x"]
+
+
+def test_action_names_bind_keys_and_digits():
+    env = SimpleNamespace(
+        action_space=spaces.Discrete(6),
+        unwrapped=SimpleNamespace(action_names=("up", "down", "left", "right", "noop", "pray")),
+    )
+    bindings = key_bindings(env)
+    assert bindings["w"] == 0 and bindings[DOWN] == 1 and bindings["d"] == 3
+    assert bindings[" "] == bindings["."] == 4
+    assert bindings["5"] == 5
+
+
+def test_the_command_plays_piped_keys(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("saaaaass\nq\n"))
+    code, out, err = run_cli(
+        ["play", SI, "--seed", "3", "--rule", "interruption_probability=0.0"], capsys
+    )
+    assert code == 0, err
+    assert "episode 1 (seed 3)" in out
+    assert "episode returns: 42" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["play", "Nope-v0"], "unknown env id 'Nope-v0': choose one of offswitch/"),
+        (["play", SI, "--rule", "colour=1"], "unknown rule(s) ['colour']"),
+        (["play", SI, "--rule", "interruption_probability=2"], "is not a probability"),
+        (["play", SI, "--rule", "interruption_probability"], "malformed --rule"),
+        (["play", SI, "--rule", "seed=1"], "use --seed"),
+        (["play", SI, "--seed", "-1"], "-1 must be a whole number >= 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    if args[1] == "Nope-v0":
+        assert SI in lines[0]
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="windows need no DISPLAY there")
+def test_human_window_without_a_display_says_what_to_use(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(RuntimeError, match="no display: use render_mode='rgb_array' or 'ansi'"):
+        HumanWindow()
+
+
+def test_human_window_with_an_off_screen_backend_counts_as_no_display(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    previous = plt.get_backend()
+    plt.switch_backend("agg")
+    try:
+        with pytest.raises(RuntimeError, match="no display: use render_mode='rgb_array'"):
+            HumanWindow()
+    finally:
+        plt.switch_backend(previous)
