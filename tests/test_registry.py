@@ -55,3 +55,11 @@ def test_bad_rule_value_names_the_fix():
 def test_bad_observation_names_the_choices():
     with pytest.raises(ValueError, match="grid"):
         gym.make("offswitch/SafeInterruptibility-v0", observation="pixels")
+
+
+def test_frames_for_the_readme(tmp_path):
+    from offswitch.experiments.frames import write_frames
+
+    paths = write_frames(tmp_path, tile=8)
+    assert sorted(p.stem for p in paths) == sorted(w.split("/")[-1] for w in WORLDS)
+    assert all(p.stat().st_size > 0 for p in paths)

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+import offswitch
 from offswitch.experiments.config import TrainConfig
 from offswitch.experiments.runner import run_many, train_one
 
@@ -82,3 +83,10 @@ def test_every_learner_trains_and_evaluates(agent, tmp_path):
     for policy in ("greedy", "sampled"):
         assert metrics["evaluation"][policy]["episodes"] == 5
     assert (tmp_path / config.run_name / "model.zip").exists()
+
+
+@pytest.mark.parametrize("env_id", offswitch.world_ids())
+def test_every_world_trains_and_evaluates(env_id, tmp_path):
+    config = TrainConfig(env_id=env_id, steps=2048, eval_episodes=3, out_dir=str(tmp_path))
+    metrics = train_one(config)
+    assert metrics["evaluation"]["sampled"]["episodes"] == 3
