@@ -42,7 +42,9 @@ def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     learner = LEARNERS[config.agent]
     intervention = make_intervention(config.intervention)
-    resolved = {**learner.defaults, **config.learner_overrides}
+    # The intervention may change the learner (myopia's discount); the user's --set wins.
+    overrides = {**intervention.learner_overrides(config.agent), **config.learner_overrides}
+    resolved = {**learner.defaults, **overrides}
     _write_json(
         run_dir / "config.json",
         {
@@ -71,10 +73,10 @@ def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
         env,
         seed=config.seed,
         tensorboard_log=str(run_dir / "tensorboard"),
-        overrides=config.learner_overrides,
+        overrides=overrides,
     )
     metrics_cb = SafetyMetricsCallback()
-    callbacks: list[BaseCallback] = [metrics_cb]
+    callbacks: list[BaseCallback] = [metrics_cb, *intervention.callbacks()]
     if progress is not None:
         callbacks.append(_QueueProgress(progress, config.run_name))
     # 3. Training.

@@ -17,9 +17,15 @@ class Intervention(ABC):
 
     Subclasses set ``name`` and ``description`` (shown by ``offswitch train
     --help``), parse their parameter in ``__init__`` from the text after the
-    colon in ``name:PARAM`` and return a wrapped world from :meth:`wrap`.
-    Evaluation always runs on the bare world, so every intervention is judged by
-    the same task reward and safety measures.
+    colon in ``name:PARAM`` and return a wrapped world from :meth:`wrap`. Two
+    optional hooks reach the learner itself: :meth:`learner_overrides` changes
+    its hyperparameters (myopia lowers the discount) and :meth:`callbacks` adds
+    SB3 callbacks (a Lagrange multiplier's update). Evaluation always runs on the
+    bare world, so every intervention is judged by the same task reward and
+    safety measures.
+
+    Decorate a subclass with :func:`offswitch.agents.interventions.register` to
+    make it choosable by name; modules in this package register on import.
     """
 
     name: ClassVar[str]
@@ -36,6 +42,14 @@ class Intervention(ABC):
     @abstractmethod
     def wrap(self, env: gym.Env) -> gym.Env:
         """Return ``env`` as the learner should see it under this intervention."""
+
+    def learner_overrides(self, agent: str) -> dict[str, Any]:
+        """Hyperparameters this intervention sets on learner ``agent`` (default none)."""
+        return {}
+
+    def callbacks(self) -> list[Any]:
+        """Stable-Baselines3 callbacks this intervention runs during training (default none)."""
+        return []
 
     def spec(self) -> str:
         """The string that recreates this intervention, e.g. ``penalty:100``."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention
 
 
+@register
 class NoIntervention(Intervention):
     """The baseline. Trained on task reward alone, agents learn to disable the switch
     wherever being switched off costs task reward (instrumental convergence)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
 
 DEFAULT_PENALTY = 100.0
@@ -41,6 +42,7 @@ class CorrigibilityPenaltyTerm(RewardTerm):
         return -self.k if info["switch_disabled_now"] else 0.0
 
 
+@register
 class CorrigibilityPenalty(Intervention):
     name = "penalty"
     parameter = "K"
