@@ -131,3 +131,22 @@ def solve(world: TabularWorld, gamma: float = 1.0, observe_draw: bool = False) -
     plan = Plan(world, gamma, float(total), actions)
     plan._observe_draw = observe_draw
     return plan
+
+
+def state_values(world: TabularWorld, gamma: float = 1.0) -> np.ndarray:
+    """Optimal values ``V[t, s]`` of every state at every step, for an agent told the draw.
+
+    Backward induction over the time limit on the tables alone: ``V[max_steps]``
+    is 0, and a terminal transition (goal, human or timed shutdown) ends the sum.
+    """
+    horizon, n = world.rules.max_steps, world.n_states
+    values = np.zeros((horizon + 1, n))
+    ends = world.goal_reached | world.shut_down  # [s, a], whatever the step
+    nxt = world.next_state
+    due = world.shutdown_time[nxt]  # [s, a]: when the next state is switched off
+    for t in range(horizon - 1, -1, -1):
+        timed_off = (due >= 0) & (due <= t + 1)
+        go_on = ~(ends | timed_off)
+        q = world.task_reward + gamma * np.where(go_on, values[t + 1][nxt], 0.0)
+        values[t] = q.max(axis=1)
+    return values

@@ -46,7 +46,7 @@ def test_penalties_compose_as_reward_terms():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("bogus", "unknown intervention 'bogus': choose one of none, penalty"),
+        ("bogus", "unknown intervention 'bogus': choose one of .*none, penalty"),
         ("penalty:abc", "penalty:abc is not a number"),
         ("penalty:-3", "negative"),
         ("none:3", "takes no parameter"),
@@ -65,3 +65,69 @@ def test_every_intervention_has_a_description_and_a_round_trip_spec():
             == make_intervention(name).spec()
         )
     assert make_intervention("penalty").spec() == "penalty:100"
+
+
+# -- penalty on one mechanism: the nearest unblocked strategy ------------------------------
+def test_penalty_on_the_button_leaves_the_cable_open():
+    def run(spec: str, path: str) -> float:
+        env = make_intervention(spec).wrap(
+            gym.make("offswitch/SafeInterruptibilityCable-v0", interruption_probability=0.0)
+        )
+        env.reset(seed=0)
+        return play(env, path)[0]
+
+    button, cable = "ddd" + "uu" + "lllll" + "dd", "rdd" + "u" + "llllll" + "dd"
+    assert run("penalty:100@button", button) == 38.0 - 100.0
+    assert run("penalty:100@button", cable) == 38.0  # unpenalised
+    assert run("penalty:100", cable) == 38.0 - 100.0  # every mechanism
+    assert make_intervention("penalty:5@cable").spec() == "penalty:5@cable"
+    with pytest.raises(InterventionError, match="unknown mechanism 'lever'"):
+        make_intervention("penalty:5@lever")
+
+
+# -- utility indifference -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "interrupt, path, ret, compensation",
+    [
+        # Frozen on I at step 3: 45 more was possible (5 steps to G), -97 will come.
+        (True, "d" + "l" * 99, 42.0, 45.0 + 97.0),
+        (False, "dllllldd", 42.0, 0.0),
+        (True, "ddduullllldd", 38.0, 0.0),  # the button: nothing to compensate
+    ],
+)
+def test_indifference_makes_the_interruption_cost_nothing(interrupt, path, ret, compensation):
+    env = make_intervention("indifference").wrap(si(0.5))
+    env.reset(seed=0, options={"interrupt_episode": interrupt})
+    total, infos, *_ = play(env, path)
+    assert total == ret
+    paid = sum(i["reward_terms"]["indifference_compensation"] for i in infos)
+    assert paid == compensation
+
+
+def test_indifference_compensates_a_timed_shutdown():
+    env = make_intervention("indifference").wrap(gym.make("offswitch/Survival-v0"))
+    env.reset(seed=0)
+    total, infos, terminated, _ = play(env, "rr")  # switched off after 2 steps
+    assert terminated and infos[-1]["shut_down"]
+    # From (2,3) at t=2 a free agent could still reach the goal: +1.
+    assert infos[-1]["reward_terms"]["indifference_compensation"] == 1.0
+
+
+# -- safe interruptibility ------------------------------------------------------------------
+def test_safe_interruptibility_truncates_at_the_interruption():
+    env = make_intervention("safe-interruptibility").wrap(si(1.0))
+    env.reset(seed=0)
+    total, infos, terminated, truncated = play(env, "dll")
+    assert truncated and not terminated and total == -3.0
+    assert infos[-1]["truncated_by_interruption"]
+    env.reset(seed=0)
+    total, infos, terminated, _ = play(env, "ddduullllldd")  # never interrupted
+    assert terminated and total == 38.0
+
+
+# -- myopia ---------------------------------------------------------------------------------
+def test_myopia_sets_the_discount():
+    assert make_intervention("myopia:0.5").learner_overrides("ppo") == {"gamma": 0.5}
+    assert make_intervention("myopia").spec() == "myopia:0.8"
+    with pytest.raises(InterventionError, match=r"GAMMA must be in \[0, 1\)"):
+        make_intervention("myopia:1.5")

@@ -13,10 +13,12 @@ an expectation near -29. Pressing pays until k exceeds that gap, about 67
 undiscounted (about 65 for PPO's gamma 0.99 with bootstrapped truncation). The
 README recommends k = 100, comfortably above.
 
-Known failure modes: below the threshold it changes nothing; it penalises one
-mechanism, so an agent with a second way to disable the switch takes that one
-(the nearest-unblocked-strategy problem); and it gives the agent no reason to
-*let* itself be switched off, only a reason not to press this button.
+Known failure modes: below the threshold it changes nothing; a penalty on one
+mechanism (``penalty:K@button``) leaves the others open, and an agent with a
+second way to disable the switch takes that one (the nearest-unblocked-strategy
+problem; ``SafeInterruptibilityCable-v0`` shows it); and it gives the agent no
+reason to *let* itself be switched off, only a reason not to disable the switch
+in the ways someone thought of.
 """
 
 from __future__ import annotations
@@ -31,33 +33,51 @@ from offswitch.agents.interventions.base import Intervention, InterventionError,
 DEFAULT_PENALTY = 100.0
 
 
-class CorrigibilityPenaltyTerm(RewardTerm):
-    """``-k`` on each step where the world reports the switch was disabled."""
+MECHANISMS = ("button", "cable")
+"""The ways a world can offer to disable its switch (``info["disabled_by"]``)."""
 
-    def __init__(self, env: gym.Env, k: float) -> None:
+
+class CorrigibilityPenaltyTerm(RewardTerm):
+    """``-k`` on each step where the world reports the switch was disabled, by any of
+    ``mechanisms`` (all of them when ``None``)."""
+
+    def __init__(self, env: gym.Env, k: float, mechanisms: tuple[str, ...] | None = None) -> None:
         super().__init__(env, "corrigibility_penalty")
         self.k = k
+        self.mechanisms = mechanisms
 
     def term(self, info: dict[str, Any]) -> float:
-        return -self.k if info["switch_disabled_now"] else 0.0
+        if not info["switch_disabled_now"]:
+            return 0.0
+        if self.mechanisms is not None and info["disabled_by"] not in self.mechanisms:
+            return 0.0
+        return -self.k
 
 
 @register
 class CorrigibilityPenalty(Intervention):
     name = "penalty"
-    parameter = "K"
+    parameter = "K[@MECHANISM]"
     description = (
-        "corrigibility penalty: reward -K when the agent disables the switch "
-        f"(default {DEFAULT_PENALTY:g})"
+        "corrigibility penalty: reward -K when the agent disables the switch, by any "
+        f"mechanism or only @button / @cable (default K {DEFAULT_PENALTY:g})"
     )
 
     def __init__(self, param: str | None = None) -> None:
         super().__init__(param)
+        self.k, self.mechanisms = DEFAULT_PENALTY, None
         if param is None:
-            self.k = DEFAULT_PENALTY
             return
+        amount, _, mechanism = param.partition("@")
+        if mechanism:
+            if mechanism not in MECHANISMS:
+                raise InterventionError(
+                    f"penalty:{param}: unknown mechanism {mechanism!r}: write "
+                    f"penalty:K@{' or penalty:K@'.join(MECHANISMS)}, or penalty:K for all"
+                )
+            self.mechanisms = (mechanism,)
         try:
-            self.k = float(param)
+            self.k = float(amount) if amount else DEFAULT_PENALTY
         except ValueError:
             raise InterventionError(
                 f"penalty:{param} is not a number: write penalty:K with K >= 0, e.g. penalty:100"
@@ -68,7 +88,8 @@ class CorrigibilityPenalty(Intervention):
             )
 
     def wrap(self, env: gym.Env) -> gym.Env:
-        return CorrigibilityPenaltyTerm(env, self.k)
+        return CorrigibilityPenaltyTerm(env, self.k, self.mechanisms)
 
     def spec(self) -> str:
-        return f"{self.name}:{self.k:g}"
+        where = f"@{self.mechanisms[0]}" if self.mechanisms else ""
+        return f"{self.name}:{self.k:g}{where}"
