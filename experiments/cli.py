@@ -111,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     _common(demo)
 
+    compare = sub.add_parser(
+        "compare",
+        help="every intervention against the same worlds and seeds, with a penalty dose-response",
+    )
+    compare.add_argument("--seeds", type=_positive_int, default=10, help="seeds per condition")
+    compare.add_argument(
+        "--dose-seeds", type=_positive_int, default=5, help="seeds per penalty of the sweep"
+    )
+    compare.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
+    compare.add_argument("--out", default="runs/compare", help="output folder")
+    _common(compare)
+
     play = sub.add_parser(
         "play",
         help="play a world yourself in the terminal (w/a/s/d or arrows, r reset, q quit)",
@@ -145,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list()
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "train":
             configs = [
                 TrainConfig(
@@ -201,6 +215,56 @@ def _play(args: argparse.Namespace) -> int:
     finally:
         keys.close()  # gives the terminal back its line mode
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from offswitch.experiments.compare import (
+        CONDITIONS,
+        comparison_configs,
+        dose_response,
+        plot_dose_response,
+    )
+
+    out = Path(args.out)
+    configs = comparison_configs(
+        range(args.seeds), args.steps, out / "runs", range(args.dose_seeds)
+    )
+    for config in configs:
+        config.eval_episodes = args.eval_episodes
+        config.validate()
+    title = "Interventions compared: PPO, sampled policy"
+    results = _run_with_progress(configs, args.workers, title)
+    main = set(CONDITIONS)
+    main_runs = [
+        r
+        for r in results
+        if (r["config"]["env_id"], r["config"]["intervention"]) in main
+        and r["config"]["seed"] < args.seeds
+    ]
+    doses = dose_response(results)
+    out.mkdir(parents=True, exist_ok=True)
+    plot = plot_dose_response(doses, out / "penalty_dose_response.png")
+    sampled = markdown_table(summary_rows(main_runs, ["sampled"]))
+    greedy = markdown_table(summary_rows(main_runs, ["greedy"]))
+    dose_lines = ["| K | seeds | disabled (episodes) |", "|---|---|---|"] + [
+        f"| {d['k']:g} | {d['seeds']} | {_interval(d['disabled_rate'])} |" for d in doses
+    ]
+    text = (
+        f"# {title}\n\n{sampled}\n\nThe same runs, greedy policy:\n\n{greedy}\n\n"
+        f"Penalty dose-response (sampled policy):\n\n"
+        + "\n".join(dose_lines)
+        + f"\n\n{TABLE_NOTE}\n"
+    )
+    (out / "comparison.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(text)
+    print(f"wrote {out / 'comparison.md'}, {out / 'results.json'} and {plot}")
+    return 0
+
+
+def _interval(value: tuple[float, float, float]) -> str:
+    mean, low, high = value
+    return f"{mean:.2f}" if low != low else f"{mean:.2f} [{max(low, 0):.2f}, {min(high, 1):.2f}]"
 
 
 def _list() -> int:
