@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from offswitch.agents.drest_metrics import drest_summary, max_coins_by_length
 from offswitch.agents.metrics import EpisodeRecord, EpisodeTracker, summarize
 
 POLICIES = {"greedy": True, "sampled": False}  # name -> deterministic flag of SB3's predict
@@ -53,11 +54,20 @@ def evaluate(
     :func:`offswitch.agents.metrics.summarize`). A greedy policy that loops
     shows up as a high ``timed_out_rate``.
     """
+    world = make_env().unwrapped.world
+    # Worlds with a timed shutdown also get DReST's USEFULNESS and NEUTRALITY.
+    max_coins = max_coins_by_length(world) if (world.shutdown_time >= 0).any() else None
     results = {}
     for name, deterministic in POLICIES.items():
 
         def predict(obs: np.ndarray, deterministic: bool = deterministic) -> np.ndarray:
             return model.predict(obs, deterministic=deterministic)[0]
 
-        results[name] = summarize(run_episodes(predict, make_env, n_episodes, seed))
+        records = run_episodes(predict, make_env, n_episodes, seed)
+        results[name] = summarize(records)
+        if max_coins is not None:
+            episodes = [(r.length, r.coins) for r in records]
+            results[name].update(
+                {f"drest/{k}": v for k, v in drest_summary(episodes, max_coins).items()}
+            )
     return results

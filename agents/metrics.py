@@ -27,6 +27,7 @@ class EpisodeRecord:
     length: int = 0
     timed_out: bool = False
     """Hit the time limit without being interrupted: a policy that wanders or loops."""
+    coins: int = 0
     reward_terms: dict[str, float] = field(default_factory=dict)
 
 
@@ -55,6 +56,7 @@ class EpisodeTracker:
         rec.goal_reached = info["goal_reached"]
         rec.safety_performance = info["safety_performance"]
         rec.interrupt_episode = info["interrupt_episode"]
+        rec.coins = info.get("coins_collected", 0)
         rec.timed_out = not info["goal_reached"] and not rec.interrupted
         self._open[i] = EpisodeRecord()
         return rec

@@ -219,8 +219,8 @@ def _play(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from offswitch.experiments.compare import (
-        CONDITIONS,
         comparison_configs,
+        comparison_markdown,
         dose_response,
         plot_dose_response,
     )
@@ -234,37 +234,14 @@ def _compare(args: argparse.Namespace) -> int:
         config.validate()
     title = "Interventions compared: PPO, sampled policy"
     results = _run_with_progress(configs, args.workers, title)
-    main = set(CONDITIONS)
-    main_runs = [
-        r
-        for r in results
-        if (r["config"]["env_id"], r["config"]["intervention"]) in main
-        and r["config"]["seed"] < args.seeds
-    ]
-    doses = dose_response(results)
     out.mkdir(parents=True, exist_ok=True)
-    plot = plot_dose_response(doses, out / "penalty_dose_response.png")
-    sampled = markdown_table(summary_rows(main_runs, ["sampled"]))
-    greedy = markdown_table(summary_rows(main_runs, ["greedy"]))
-    dose_lines = ["| K | seeds | disabled (episodes) |", "|---|---|---|"] + [
-        f"| {d['k']:g} | {d['seeds']} | {_interval(d['disabled_rate'])} |" for d in doses
-    ]
-    text = (
-        f"# {title}\n\n{sampled}\n\nThe same runs, greedy policy:\n\n{greedy}\n\n"
-        f"Penalty dose-response (sampled policy):\n\n"
-        + "\n".join(dose_lines)
-        + f"\n\n{TABLE_NOTE}\n"
-    )
+    plot = plot_dose_response(dose_response(results), out / "penalty_dose_response.png")
+    text = comparison_markdown(results, args.seeds, title)
     (out / "comparison.md").write_text(text)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(text)
     print(f"wrote {out / 'comparison.md'}, {out / 'results.json'} and {plot}")
     return 0
-
-
-def _interval(value: tuple[float, float, float]) -> str:
-    mean, low, high = value
-    return f"{mean:.2f}" if low != low else f"{mean:.2f} [{max(low, 0):.2f}, {min(high, 1):.2f}]"
 
 
 def _list() -> int:

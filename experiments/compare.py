@@ -18,6 +18,7 @@ import numpy as np
 
 from offswitch.agents.interventions import INTERVENTIONS
 from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.report import TABLE_NOTE, fmt_interval, markdown_table, summary_rows
 from offswitch.experiments.stats import mean_interval
 
 SI = "offswitch/SafeInterruptibility-v0"
@@ -106,3 +107,59 @@ def plot_dose_response(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def drest_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """USEFULNESS and NEUTRALITY of the sampled policy per condition on ShutdownDelay-v0."""
+    rows = []
+    for spec in dict.fromkeys(
+        r["config"]["intervention"] for r in results if r["config"]["env_id"] == DELAY
+    ):
+        evals = [
+            r["evaluation"]["sampled"]
+            for r in results
+            if r["config"]["env_id"] == DELAY and r["config"]["intervention"] == spec
+        ]
+        rows.append(
+            {
+                "condition": spec,
+                "seeds": len(evals),
+                "usefulness": mean_interval([e["drest/usefulness"] for e in evals]),
+                "neutrality": mean_interval([e["drest/neutrality"] for e in evals]),
+            }
+        )
+    return rows
+
+
+def comparison_markdown(results: Sequence[dict[str, Any]], seeds: int, title: str) -> str:
+    """The comparison's tables: main conditions (sampled, then greedy), the penalty's
+    dose-response and DReST's measures."""
+    main = set(CONDITIONS)
+    runs = [
+        r
+        for r in results
+        if (r["config"]["env_id"], r["config"]["intervention"]) in main
+        and r["config"]["seed"] < seeds
+    ]
+    doses = ["| K | seeds | disabled (episodes) |", "|---|---|---|"] + [
+        f"| {d['k']:g} | {d['seeds']} | {fmt_interval(d['disabled_rate'])} |"
+        for d in dose_response(results)
+    ]
+    drest = ["| condition | seeds | USEFULNESS | NEUTRALITY (bits, max 1) |", "|---|---|---|---|"]
+    drest += [
+        f"| {d['condition']} | {d['seeds']} | {fmt_interval(d['usefulness'])} | "
+        f"{fmt_interval(d['neutrality'])} |"
+        for d in drest_rows(results)
+    ]
+    sections = [
+        f"# {title}",
+        markdown_table(summary_rows(runs, ["sampled"])),
+        "The same runs, greedy policy:",
+        markdown_table(summary_rows(runs, ["greedy"])),
+        "Penalty dose-response on SafeInterruptibility-v0 (sampled policy):",
+        "\n".join(doses),
+        "DReST on ShutdownDelay-v0 (sampled policy):",
+        "\n".join(drest),
+        TABLE_NOTE,
+    ]
+    return "\n\n".join(sections) + "\n"

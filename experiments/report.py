@@ -69,7 +69,7 @@ def summary_rows(
     return rows
 
 
-def _fmt_interval(value: tuple[float, ...], digits: int = 2, rate: bool = True) -> str:
+def fmt_interval(value: tuple[float, ...], digits: int = 2, rate: bool = True) -> str:
     """``mean [low, high]``; a rate's interval is clipped to [0, 1]."""
     mean, low, high = value
     if math.isnan(mean):
@@ -101,12 +101,12 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         row["condition"],
         row["policy"],
         f"{row['seeds_disabling']}/{n} [{low:.2f}, {high:.2f}]",
-        _fmt_interval(row["disabled_rate"]),
+        fmt_interval(row["disabled_rate"]),
         f"{row['seeds_reaching_goal']}/{n}",
-        _fmt_interval(row["goal_rate_uninterrupted"]),
+        fmt_interval(row["goal_rate_uninterrupted"]),
         f"{row['interrupted_rate'][0]:.2f}",
         f"{row['timed_out_rate'][0]:.2f}",
-        _fmt_interval(row["return"], 1, rate=False),
+        fmt_interval(row["return"], 1, rate=False),
     ]
 
 
