@@ -20,6 +20,18 @@ def play(env: gym.Env, path: str) -> tuple[float, list[dict], bool, bool]:
     return total, infos, terminated, truncated
 
 
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``offswitch ARGS`` in this process: (exit status, stdout, stderr)."""
+    from offswitch.experiments.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.fixture
 def make_si():
     def make(**kwargs):

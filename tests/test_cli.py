@@ -6,18 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from offswitch.experiments.cli import main
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Run ``offswitch ARGS`` in this process: (exit status, stdout, stderr)."""
-    try:
-        code = main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from conftest import run_cli
 
 
 def offswitch(*args: str) -> subprocess.CompletedProcess:

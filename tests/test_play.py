@@ -7,23 +7,14 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_cli
 from gymnasium import spaces
 
 from offswitch.envs.human import HumanWindow
-from offswitch.experiments.cli import main
 from offswitch.experiments.play import DOWN, LEFT, key_bindings, play, read_keys, split_keys
 
 SI = "offswitch/SafeInterruptibility-v0"
 SHORT_PATH = ["s", "a", "a", "a", "a", "a", "s", "s"]  # down, left x5, down, down: 8 steps
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_short_path_reports_return_42_and_the_goal():
