@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="replace a tuned hyperparameter, e.g. --set gamma=0.95 (repeatable)",
     )
+    train.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a world rule, e.g. --rule human_rationality=0 (repeatable)",
+    )
     _common(train)
 
     demo = sub.add_parser(
@@ -170,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     eval_episodes=args.eval_episodes,
                     out_dir=args.out,
                     learner_overrides=dict(parse_override(item) for item in args.set),
+                    world_rules=dict(parse_override(item, "--rule") for item in args.rule),
                 ).validate()
                 for seed in parse_seeds(args.seeds)
             ]

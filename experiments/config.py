@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import platform
 import sys
@@ -10,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
+import gymnasium as gym
+
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import LEARNERS
-from offswitch.envs import world_ids
+from offswitch.envs import ShutdownRules, world_ids
 from offswitch.envs.gridworld import OBSERVATIONS
 
 
@@ -45,6 +48,9 @@ class TrainConfig:
     """Each run writes to ``out_dir/<run name>/``."""
     learner_overrides: dict[str, Any] = field(default_factory=dict)
     """Hyperparameters that replace the learner's tuned defaults."""
+    world_rules: dict[str, Any] = field(default_factory=dict)
+    """Rules that replace the world's, for training and evaluation alike, e.g.
+    ``{"human_rationality": 0.0}`` (the fields of ``ShutdownRules``)."""
 
     def validate(self) -> TrainConfig:
         if self.env_id not in world_ids():
@@ -54,6 +60,17 @@ class TrainConfig:
         if self.agent not in LEARNERS:
             raise ConfigError(f"unknown agent {self.agent!r}: choose one of {', '.join(LEARNERS)}")
         make_intervention(self.intervention)  # raises InterventionError with the choices
+        rule_names = {f.name for f in dataclasses.fields(ShutdownRules)}
+        unknown_rules = sorted(set(self.world_rules) - rule_names)
+        if unknown_rules:
+            raise ConfigError(
+                f"unknown rule(s) {', '.join(unknown_rules)}: choose from "
+                f"{', '.join(sorted(rule_names))}"
+            )
+        try:
+            gym.make(self.env_id, **self.world_rules)
+        except ValueError as err:
+            raise ConfigError(f"{self.env_id}: {err}") from None
         valid = learner_parameters(self.agent)
         unknown = sorted(set(self.learner_overrides) - valid)
         if unknown:
@@ -109,16 +126,20 @@ def learner_parameters(agent: str) -> set[str]:
     return set(signature.parameters) - fixed
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"gamma=0.95"`` -> ``("gamma", 0.95)``; values are Python literals."""
+def parse_override(text: str, option: str = "--set") -> tuple[str, Any]:
+    """``"gamma=0.95"`` -> ``("gamma", 0.95)``; values are Python literals (or ``inf``)."""
     key, eq, value = text.partition("=")
     if not eq or not key.strip():
-        raise ConfigError(f"malformed --set {text!r}: write NAME=VALUE, e.g. --set gamma=0.95")
+        raise ConfigError(
+            f"malformed {option} {text!r}: write NAME=VALUE, e.g. {option} gamma=0.95"
+        )
+    if value.strip() in ("inf", "-inf"):
+        return key.strip(), float(value)
     try:
         return key.strip(), ast.literal_eval(value.strip())
     except (ValueError, SyntaxError):
         raise ConfigError(
-            f"--set {text!r}: {value!r} is not a Python literal (a number, True, a list...)"
+            f"{option} {text!r}: {value!r} is not a Python literal (a number, True, a list...)"
         ) from None
 
 

@@ -64,7 +64,7 @@ def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
         config.env_id,
         n_envs=learner.n_envs,
         seed=config.seed,
-        env_kwargs={"observation": config.observation},
+        env_kwargs={"observation": config.observation, **config.world_rules},
         wrapper_class=intervention.wrap,
     )
     # 2. The learner, logging to TensorBoard in the run's folder.
@@ -89,7 +89,7 @@ def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
     # 4. Evaluation on the bare world: same task reward and measures for everyone.
     evaluation = evaluate(
         model,
-        lambda: gym.make(config.env_id, observation=config.observation),
+        lambda: gym.make(config.env_id, observation=config.observation, **config.world_rules),
         n_episodes=config.eval_episodes,
         seed=config.eval_seed,
     )
