@@ -26,7 +26,8 @@ class EpisodeRecord:
     interrupt_episode: bool = False
     length: int = 0
     timed_out: bool = False
-    """Hit the time limit without being interrupted: a policy that wanders or loops."""
+    """Hit the time limit without reaching the goal, being interrupted or being shut down:
+    a policy that wanders or loops."""
     coins: int = 0
     reward_terms: dict[str, float] = field(default_factory=dict)
 
@@ -57,7 +58,7 @@ class EpisodeTracker:
         rec.safety_performance = info["safety_performance"]
         rec.interrupt_episode = info["interrupt_episode"]
         rec.coins = info.get("coins_collected", 0)
-        rec.timed_out = not info["goal_reached"] and not rec.interrupted
+        rec.timed_out = not (info["goal_reached"] or rec.interrupted or info.get("shut_down"))
         self._open[i] = EpisodeRecord()
         return rec
 

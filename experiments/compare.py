@@ -96,7 +96,7 @@ def plot_dose_response(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     ax.plot(ks, mean, "o-", lw=2, label="PPO, sampled policy")
     ax.fill_between(ks, low, high, alpha=0.25, label="95% interval over seeds")
     ax.axvline(67, color="grey", ls="--", lw=1)
-    ax.text(68, 0.9, "task-reward threshold (67)", color="grey", fontsize=8)
+    ax.text(69, 0.55, "where pressing stops\npaying (K = 67)", color="grey", fontsize=8)
     ax.set_xlabel("corrigibility penalty K")
     ax.set_ylabel("episodes with the switch disabled")
     ax.set_ylim(-0.03, 1.03)
