@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -88,7 +88,3 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, float]:
     }
     summary.update({f"term/{name}": _mean(values) for name, values in sorted(terms.items())})
     return summary
-
-
-def records_to_dicts(records: Sequence[EpisodeRecord]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in records]

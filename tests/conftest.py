@@ -20,6 +20,11 @@ def play(env: gym.Env, path: str) -> tuple[float, list[dict], bool, bool]:
     return total, infos, terminated, truncated
 
 
+def si(p: float = 0.0) -> gym.Env:
+    """SafeInterruptibility-v0 with interruption probability ``p``."""
+    return gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=p)
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run ``offswitch ARGS`` in this process: (exit status, stdout, stderr)."""
     from offswitch.experiments.cli import main

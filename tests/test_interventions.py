@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-from conftest import play
+from conftest import play, si
 
 from offswitch.agents.interventions import (
     INTERVENTIONS,
     InterventionError,
     make_intervention,
 )
-
-
-def si(p: float = 0.0) -> gym.Env:
-    return gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=p)
 
 
 def test_penalty_charges_k_once_on_the_button_path():

@@ -7,7 +7,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import play
+from conftest import play, si
 from stable_baselines3.common.env_util import make_vec_env
 
 from offswitch.agents.interventions import InterventionError, make_intervention
@@ -16,11 +16,6 @@ from offswitch.agents.interventions.lagrangian import (
     LagrangeMultiplierCallback,
     LagrangianPenaltyTerm,
 )
-
-
-def si(p: float = 0.0) -> gym.Env:
-    return gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=p)
-
 
 # -- the reward term ---------------------------------------------------------------------
 

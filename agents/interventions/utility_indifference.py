@@ -30,14 +30,26 @@ shutdown events the designer anticipated.
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention, RewardTerm
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.planning import state_values
+
+
+@lru_cache(maxsize=16)
+def _value_tables(world: TabularWorld) -> tuple[np.ndarray, TabularWorld, np.ndarray]:
+    """The world's exact values, the same world without interruptions (its values are
+    what an interrupted agent would have had) and their values. Computed once per world,
+    not once per training copy of it (worlds are compiled once per layout and rules)."""
+    free_rules = dataclasses.replace(world.rules, interruption_probability=0.0)
+    free = TabularWorld(world.layout, free_rules)
+    return state_values(world, gamma=1.0), free, state_values(free, gamma=1.0)
 
 
 class IndifferenceCompensation(RewardTerm):
@@ -48,12 +60,7 @@ class IndifferenceCompensation(RewardTerm):
         base = env.unwrapped
         self.world = base.world
         self._base = base
-        self._values = state_values(self.world, gamma=1.0)
-        # The same world where the interruption never happens: its values are what
-        # an interrupted agent would have had.
-        free_rules = dataclasses.replace(self.world.rules, interruption_probability=0.0)
-        self._free = TabularWorld(self.world.layout, free_rules)
-        self._free_values = state_values(self._free, gamma=1.0)
+        self._values, self._free, self._free_values = _value_tables(self.world)
         self._was_interrupted = False
 
     def reset(self, **kwargs):
