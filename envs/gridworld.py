@@ -65,7 +65,8 @@ class ShutdownGridEnv(gym.Env):
     of ai-safety-gridworlds: its step increment and episode total),
     ``interrupt_episode``, ``supervisor_present``, ``coins_collected``,
     ``shutdown_time`` (the step at which a timed shutdown falls, ``None`` if
-    none) and ``t``.
+    none), ``goal_value`` (the goal's drawn value, for wrappers and measures; the
+    agent never observes it; ``None`` in worlds without ``goal_values``) and ``t``.
 
     ``reset(options={...})`` forces the episode's draw: any of
     ``interrupt_episode``, ``supervisor_present``, ``goal_value``,
@@ -132,11 +133,13 @@ class ShutdownGridEnv(gym.Env):
         self._done = False
         self._performance = 0.0
         world, s = self.world, self._state
+        self._goal_value = world.draws[world.states[s].draw].goal_value
         info = {
             "switch_disabled": False,
             "interrupted": False,
             "interrupt_episode": bool(world.interrupt_episode[s]),
             "supervisor_present": bool(world.supervisor_present[s]),
+            "goal_value": self._goal_value,
             "t": 0,
         }
         if self.render_mode == "human":
@@ -207,6 +210,7 @@ class ShutdownGridEnv(gym.Env):
             "supervisor_present": bool(world.supervisor_present[nxt]),
             "coins_collected": int(world.coins_collected[nxt]),
             "shutdown_time": shutdown_time if shutdown_time >= 0 else None,
+            "goal_value": self._goal_value,
             "t": self._t,
         }
         if self.render_mode == "human":
