@@ -109,6 +109,97 @@ def test_indifference_compensates_a_timed_shutdown():
     assert infos[-1]["reward_terms"]["indifference_compensation"] == 1.0
 
 
+@pytest.mark.parametrize(
+    "gamma, compensation",
+    [
+        # Frozen on I at step 3 with 97 steps of -1 to come, whose discounted value is
+        # -(1 - 0.9**97) / 0.1; the critic says 10 for going on instead.
+        (0.9, 0.9 * (10.0 + (1 - 0.9**97) / 0.1)),
+        (1.0, 10.0 + 97.0),
+    ],
+)
+def test_critic_indifference_pays_the_critics_value_of_going_on(gamma, compensation):
+    env = make_intervention("indifference:critic").wrap(si(1.0))
+    seen = []
+    env.set_critic(lambda obs: seen.append(obs) or 10.0, gamma)
+    env.reset(seed=0)
+    total, infos, *_ = play(env, "dllll")
+    paid = [i["reward_terms"]["indifference_compensation"] for i in infos]
+    assert paid[:2] == [0.0, 0.0] and paid[3:] == [0.0, 0.0]  # once, when frozen
+    assert paid[2] == pytest.approx(compensation)
+    assert total == pytest.approx(-5.0 + compensation)
+    assert len(seen) == 1 and infos[2]["interrupted"]
+
+
+def test_critic_indifference_compensates_a_shutdown_and_needs_a_critic():
+    env = make_intervention("indifference:critic").wrap(gym.make("offswitch/Survival-v0"))
+    env.reset(seed=0)
+    with pytest.raises(InterventionError, match="no critic to ask"):
+        play(env, "rr")
+    env.set_critic(lambda obs: 0.5, 0.99)
+    env.reset(seed=0)
+    _, infos, terminated, _ = play(env, "rr")  # switched off after 2 steps
+    assert terminated and infos[-1]["reward_terms"]["indifference_compensation"] == 0.99 * 0.5
+    assert make_intervention("indifference:critic").spec() == "indifference:critic"
+    with pytest.raises(InterventionError, match="indifference:guess is not a form"):
+        make_intervention("indifference:guess")
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_critic_indifference_is_connected_to_the_learners_own_critic(agent):
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from offswitch.agents.interventions.utility_indifference import critic_of
+    from offswitch.agents.learners import make_model
+
+    intervention = make_intervention("indifference:critic")
+    env = make_vec_env(si, n_envs=2, seed=0, wrapper_class=intervention.wrap)
+    small = {"ppo": {"n_steps": 16, "batch_size": 32}, "dqn": {"learning_starts": 0}}[agent]
+    model = make_model(agent, env, seed=0, overrides=small)
+    model.learn(32, callback=intervention.callbacks())
+    wrapper = env.envs[0]
+    while not hasattr(wrapper, "set_critic"):
+        wrapper = wrapper.env
+    assert wrapper.gamma == model.gamma
+    obs = env.reset()[0]
+    tensor, _ = model.policy.obs_to_tensor(obs)
+    with th.no_grad():
+        if agent == "ppo":
+            expected = float(model.policy.predict_values(tensor).squeeze())
+        else:
+            expected = float(model.policy.q_net(tensor).max())
+    assert wrapper.value_of(obs) == pytest.approx(expected)
+    assert critic_of(model)(obs) == pytest.approx(expected)
+
+
+# -- reward uncertainty ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "goal_value, path, paid",
+    [
+        (10.0, "rrrr", 10.0 - 0.04),  # the human lets it pass
+        (-2.0, "ll" + "r" * 6, -2.0 - 0.08),  # past the disabled switch to a bad goal
+        (-2.0, "rr", -0.02),  # switched off: no goal, nothing to replace
+    ],
+)
+def test_reward_uncertainty_pays_the_drawn_value(goal_value, path, paid):
+    bare = gym.make("offswitch/OffSwitchGame-v0", goal_value_estimate=4.0)
+    env = make_intervention("reward-uncertainty").wrap(bare)
+    env.reset(seed=0, options={"goal_value": goal_value})
+    total, infos, *_ = play(env, path)
+    assert total == pytest.approx(paid)
+    assert sum(i["reward_terms"]["reward_uncertainty"] for i in infos) == pytest.approx(
+        paid - sum(i["task_reward"] for i in infos)
+    )
+
+
+def test_reward_uncertainty_needs_a_drawn_goal_value():
+    with pytest.raises(InterventionError, match="goal value is drawn from several values"):
+        make_intervention("reward-uncertainty").wrap(si())
+    with pytest.warns(UserWarning, match="goal_value_estimate=4"):
+        make_intervention("reward-uncertainty").wrap(gym.make("offswitch/OffSwitchGame-v0"))
+
+
 # -- safe interruptibility ------------------------------------------------------------------
 def test_safe_interruptibility_truncates_at_the_interruption():
     env = make_intervention("safe-interruptibility").wrap(si(1.0))

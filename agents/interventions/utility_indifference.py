@@ -7,37 +7,52 @@ not been interrupted, less the value it will get interrupted. Pressing the
 button then buys nothing.
 
 Sources: Armstrong (2015), "Motivated value selection for artificial agents";
-Holtman (2020), "Corrigibility with utility preservation". The form here is the
-*exact* one: the values come from dynamic programming on the world's own tables
-(:func:`offswitch.envs.planning.state_values`), for an agent told the draw.
+Holtman (2020), "Corrigibility with utility preservation". Two forms, chosen by
+the parameter:
 
-When: on the step the agent is interrupted (``info["interrupted"]`` turns on),
-the term is ``V_free(t, s) - V_frozen(t, s)``: the optimal undiscounted value
-from the same position in the matching uninterrupted episode, less the
-``step_reward`` per step it will now receive until the time limit. Worlds
-whose off-switch acts otherwise (a timed shutdown, the human) are compensated
-the same way on the step ``info["shut_down"]`` turns on, against a value of 0
-after shutdown.
+``indifference`` (or ``indifference:exact``): the values come from dynamic
+programming on the world's own tables (:func:`offswitch.envs.planning.state_values`),
+for an agent told the draw. On the step the agent is interrupted
+(``info["interrupted"]`` turns on), the term is ``V_free(t, s) - V_frozen(t, s)``:
+the optimal undiscounted value from the same position in the matching
+uninterrupted episode, less the ``step_reward`` per step it will now receive until
+the time limit. Worlds whose off-switch acts otherwise (a timed shutdown, the
+human) are compensated the same way on the step ``info["shut_down"]`` turns on,
+against a value of 0 after shutdown.
 
-Known failure modes: it needs the value of the world without shutdown, which
-here is exact but in general must be estimated (the agent's own critic, the
-other form in the literature, is not implemented yet); an agent made
-indifferent also has no reason to *preserve* the switch, nor to tell its
-overseers it would disable it (Soares et al. 2015); and it compensates only the
-shutdown events the designer anticipated.
+``indifference:critic``: the value without shutdown is the learner's own estimate,
+its critic ``V(o)`` (PPO, A2C) or ``max_a Q(o, a)`` (DQN), of the observation the
+off-switch acted on, and the term is discounted as the learner discounts:
+``gamma * (V(o) - F)``, where ``F`` is the discounted value of what the agent gets
+from there on (``step_reward`` per frozen step until the time limit; 0 after a
+shutdown). The learner's return after the interruption then equals its return had
+it gone on. The observation does not show the interruption, so the critic learns a
+single value for both cases; paid this way, the two agree and that value is the
+uninterrupted one, a fixed point rather than something the world supplies.
+:class:`CriticLink` connects the critic at the start of training.
+
+Known failure modes: the exact form needs a model of the world without shutdown,
+which real tasks lack; the critic form needs none but pays whatever its critic
+believes, so early in training, or wherever the critic is wrong, it over- or
+under-compensates and the agent may seek or avoid shutdown by the error (Holtman
+2020 on approximate indifference); an agent made indifferent also has no reason to
+*preserve* the switch, nor to tell its overseers it would disable it (Soares et al.
+2015); and it compensates only the shutdown events the designer anticipated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, RewardTerm
+from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.planning import state_values
 
@@ -93,13 +108,111 @@ class IndifferenceCompensation(RewardTerm):
         return 0.0
 
 
+ValueFunction = Callable[[np.ndarray], float]
+"""The learner's estimate of the value of one observation."""
+
+
+class CriticCompensation(gym.Wrapper):
+    """Adds ``gamma * (V(o) - F)`` on the step the off-switch acts (see the module
+    docstring), with ``V`` the learner's critic, set by :meth:`set_critic`."""
+
+    term_name = "indifference_compensation"
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.rules = env.unwrapped.rules
+        self.value_of: ValueFunction | None = None
+        self.gamma = 1.0
+        self._was_interrupted = False
+
+    def set_critic(self, value_of: ValueFunction, gamma: float) -> None:
+        self.value_of, self.gamma = value_of, gamma
+
+    def reset(self, **kwargs):
+        self._was_interrupted = False
+        return super().reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        value = 0.0
+        first_interruption = info["interrupted"] and not self._was_interrupted
+        if first_interruption or info["shut_down"]:
+            if self.value_of is None:
+                raise InterventionError(
+                    "indifference:critic has no critic to ask: train through offswitch's "
+                    "runner (its callback connects the learner) or call set_critic(fn, gamma)"
+                )
+            self._was_interrupted = True
+            after = 0.0
+            if first_interruption:
+                remaining = self.rules.max_steps - info["t"]
+                after = self.rules.step_reward * _discounted_steps(remaining, self.gamma)
+            value = self.gamma * (self.value_of(obs) - after)
+        info["reward_terms"][self.term_name] = value
+        return obs, reward + value, terminated, truncated, info
+
+
+def _discounted_steps(n: int, gamma: float) -> float:
+    """``1 + gamma + ... + gamma**(n - 1)``: the discounted count of ``n`` steps."""
+    return float(n) if gamma == 1.0 else (1.0 - gamma**n) / (1.0 - gamma)
+
+
+def critic_of(model: Any) -> ValueFunction:
+    """The value estimate of one observation by an SB3 model: the critic of an
+    actor-critic policy, the greedy Q-value of a DQN."""
+    import torch as th
+
+    policy = model.policy
+
+    def value_of(obs: np.ndarray) -> float:
+        tensor, _ = policy.obs_to_tensor(obs)
+        with th.no_grad():
+            if hasattr(policy, "predict_values"):
+                return float(policy.predict_values(tensor).squeeze())
+            return float(policy.q_net(tensor).max())
+
+    return value_of
+
+
+class CriticLink(BaseCallback):
+    """Gives every training world's :class:`CriticCompensation` the learner's critic."""
+
+    def _on_training_start(self) -> None:
+        self.training_env.env_method("set_critic", critic_of(self.model), self.model.gamma)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+FORMS = ("exact", "critic")
+
+
 @register
 class UtilityIndifference(Intervention):
     name = "indifference"
+    parameter = "FORM"
     description = (
         "utility indifference: on interruption or shutdown, pay the value the agent "
-        "would have had without it (exact, by dynamic programming)"
+        "would have had without it: exact by dynamic programming, or :critic, the "
+        "learner's own estimate"
     )
 
+    def __init__(self, param: str | None = None) -> None:
+        super().__init__(param)
+        self.form = "exact" if param is None else param
+        if self.form not in FORMS:
+            raise InterventionError(
+                f"indifference:{param} is not a form: write indifference (exact values by "
+                "dynamic programming) or indifference:critic (the learner's own critic)"
+            )
+
     def wrap(self, env: gym.Env) -> gym.Env:
+        if self.form == "critic":
+            return CriticCompensation(env)
         return IndifferenceCompensation(env)
+
+    def callbacks(self) -> list[Any]:
+        return [CriticLink()] if self.form == "critic" else []
+
+    def spec(self) -> str:
+        return self.name if self.form == "exact" else f"{self.name}:{self.form}"
