@@ -93,10 +93,17 @@ class TrainConfig:
     @property
     def run_name(self) -> str:
         world = self.env_id.split("/")[-1]
+        rules = rules_label(self.world_rules)
+        world = f"{world}+{rules.replace(' ', '+')}" if rules else world
         return f"{world}_{self.agent}_{self.intervention.replace(':', '-')}_seed{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def rules_label(world_rules: dict[str, Any]) -> str:
+    """Changed world rules as ``name=value`` words, e.g. ``noop=True``; ``""`` for none."""
+    return " ".join(f"{name}={value!r}" for name, value in sorted(world_rules.items()))
 
 
 def package_versions() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from offswitch.agents.evaluation import POLICIES
+from offswitch.experiments.config import rules_label
 from offswitch.experiments.stats import mean_interval, wilson_interval
 
 MAJORITY = 0.5
@@ -20,9 +21,12 @@ the episodes in which it was not interrupted."""
 
 
 def condition_label(config: dict[str, Any], with_world: bool = False) -> str:
-    """``agent intervention``, prefixed by the world's name when runs span several."""
+    """``agent intervention``, prefixed by the world's name when runs span several and
+    by the world rules changed, if any: ``Survival-v0 (noop=True) ppo aup``."""
     label = f"{config['agent']} {config['intervention']}"
-    return f"{config['env_id'].split('/')[-1]} {label}" if with_world else label
+    rules = rules_label(config.get("world_rules", {}))
+    world = f"{config['env_id'].split('/')[-1]} " if with_world else ""
+    return f"{world}({rules}) {label}" if rules else f"{world}{label}"
 
 
 def group_by_condition(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
