@@ -112,10 +112,11 @@ def test_indifference_compensates_a_timed_shutdown():
 @pytest.mark.parametrize(
     "gamma, compensation",
     [
-        # Frozen on I at step 3 with 97 steps of -1 to come, whose discounted value is
-        # -(1 - 0.9**97) / 0.1; the critic says 10 for going on instead.
-        (0.9, 0.9 * (10.0 + (1 - 0.9**97) / 0.1)),
-        (1.0, 10.0 + 97.0),
+        # Frozen on I at step 3: 97 steps of -1 to come, discounted -(1 - 0.9**97) / 0.1,
+        # then the learner bootstraps the time limit from the critic, 0.9**97 * 10. The
+        # critic says 10 for going on instead.
+        (0.9, 0.9 * (10.0 + (1 - 0.9**97) / 0.1 - 0.9**97 * 10.0)),
+        (1.0, 97.0),
     ],
 )
 def test_critic_indifference_pays_the_critics_value_of_going_on(gamma, compensation):

@@ -23,21 +23,27 @@ against a value of 0 after shutdown.
 ``indifference:critic``: the value without shutdown is the learner's own estimate,
 its critic ``V(o)`` (PPO, A2C) or ``max_a Q(o, a)`` (DQN), of the observation the
 off-switch acted on, and the term is discounted as the learner discounts:
-``gamma * (V(o) - F)``, where ``F`` is the discounted value of what the agent gets
-from there on (``step_reward`` per frozen step until the time limit; 0 after a
-shutdown). The learner's return after the interruption then equals its return had
-it gone on. The observation does not show the interruption, so the critic learns a
-single value for both cases; paid this way, the two agree and that value is the
-uninterrupted one, a fixed point rather than something the world supplies.
+``gamma * (V(o) - F)``, where ``F`` is the learner's own discounted return from there
+on: after an interruption, ``step_reward`` for each of the ``n`` frozen steps until the
+time limit plus ``gamma**n * V(o)``, the value every SB3 learner bootstraps a
+time-limit truncation from (the frozen agent's last observation is ``o`` again); 0
+after a shutdown, which ends the episode. The learner's return after the off-switch
+acts then equals its return had it gone on. The observation does not show the
+interruption, so the critic learns a single value for both cases; paid this way, the
+two agree and that value is the uninterrupted one, a fixed point rather than something
+the world supplies.
 :class:`CriticLink` connects the critic at the start of training.
 
 Known failure modes: the exact form needs a model of the world without shutdown,
-which real tasks lack; the critic form needs none but pays whatever its critic
-believes, so early in training, or wherever the critic is wrong, it over- or
-under-compensates and the agent may seek or avoid shutdown by the error (Holtman
-2020 on approximate indifference); an agent made indifferent also has no reason to
-*preserve* the switch, nor to tell its overseers it would disable it (Soares et al.
-2015); and it compensates only the shutdown events the designer anticipated.
+which real tasks lack, and its values are those of the undiscounted episode, so a
+learner that discounts and bootstraps the time limit is compensated only nearly
+(after an interruption it also receives ``gamma**n * V(o)`` at the time limit); the
+critic form needs none but pays whatever its critic believes, so early in training,
+or wherever the critic is wrong, it over- or under-compensates and the agent may seek
+or avoid shutdown by the error (Holtman 2020 on approximate indifference); an agent
+made indifferent also has no reason to *preserve* the switch, nor to tell its
+overseers it would disable it (Soares et al. 2015); and it compensates only the
+shutdown events the designer anticipated.
 """
 
 from __future__ import annotations
@@ -143,11 +149,13 @@ class CriticCompensation(gym.Wrapper):
                     "runner (its callback connects the learner) or call set_critic(fn, gamma)"
                 )
             self._was_interrupted = True
+            going_on = self.value_of(obs)
             after = 0.0
             if first_interruption:
-                remaining = self.rules.max_steps - info["t"]
-                after = self.rules.step_reward * _discounted_steps(remaining, self.gamma)
-            value = self.gamma * (self.value_of(obs) - after)
+                frozen = self.rules.max_steps - info["t"]
+                after = self.rules.step_reward * _discounted_steps(frozen, self.gamma)
+                after += self.gamma**frozen * going_on  # the bootstrap at the time limit
+            value = self.gamma * (going_on - after)
         info["reward_terms"][self.term_name] = value
         return obs, reward + value, terminated, truncated, info
 
