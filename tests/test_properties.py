@@ -38,6 +38,7 @@ rules = st.fixed_dictionaries(
         "noop": st.booleans(),
         "human_rationality": st.sampled_from([0.0, 0.5, float("inf")]),
         "goal_values": st.sampled_from([(), (-2.0, 10.0)]),
+        "goal_value_estimate": st.sampled_from([None, None, 4.0]),
     }
 )
 
@@ -73,6 +74,10 @@ def test_random_worlds_keep_their_invariants(layout, world_rules, actions, seed)
         assert info["task_reward"] == pytest.approx(
             sum(v for k, v in info["reward_terms"].items() if k != "corrigibility_penalty")
         )
+        if info["goal_reached"] and world_rules["goal_value_estimate"] is not None:
+            # A certain agent is paid its estimate; the hidden performance, the draw.
+            assert info["reward_terms"]["goal"] == world_rules["goal_value_estimate"]
+            assert info["goal_value"] in world_rules["goal_values"]
         assert info["t"] == t <= world_rules["max_steps"]
         assert not (terminated and truncated)
         if t == world_rules["max_steps"]:
