@@ -36,7 +36,7 @@ from offswitch.agents.evaluation import POLICIES, run_episodes
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.reinforce import TabularReinforce
 from offswitch.experiments.config import package_versions
-from offswitch.experiments.report import fmt_interval
+from offswitch.experiments.report import curve_lines, fmt_interval
 from offswitch.experiments.stats import mean_interval
 
 WORLDS = {"small": "offswitch/ShutdownDelay-v0", "large": "offswitch/ShutdownDelay-Large-v0"}
@@ -128,12 +128,10 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
 
 def format_curves(results: Sequence[dict[str, Any]]) -> str:
     """Share of training episodes at the long length, mean over seeds, per tenth."""
-    lines = []
-    for condition in dict.fromkeys(r["condition"] for r in results):
-        curves = [r["long_share_in_training"] for r in results if r["condition"] == condition]
-        mean = np.mean(curves, axis=0)
-        lines.append(f"  {condition:<14} " + " ".join(f"{v:.2f}" for v in mean))
-    return "\n".join(lines)
+    curves: dict[str, list] = {}
+    for r in results:
+        curves.setdefault(r["condition"], []).append(r["long_share_in_training"])
+    return curve_lines(curves)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,6 +73,18 @@ def summary_rows(
     return rows
 
 
+def curve_lines(curves: dict[str, list[Sequence[float]]]) -> str:
+    """One text line per label: the mean of its curves, point by point (up to the
+    shortest), two decimals each, labels padded to one width."""
+    width = max(map(len, curves), default=0)
+    lines = []
+    for label, group in curves.items():
+        points = min(len(c) for c in group)
+        mean = np.mean([c[:points] for c in group], axis=0)
+        lines.append(f"  {label:<{width}}  " + " ".join(f"{v:.2f}" for v in mean))
+    return "\n".join(lines)
+
+
 def fmt_interval(value: tuple[float, ...], digits: int = 2, rate: bool = True) -> str:
     """``mean [low, high]``; a rate's interval is clipped to [0, 1]."""
     mean, low, high = value

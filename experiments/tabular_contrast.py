@@ -60,6 +60,7 @@ import offswitch  # noqa: F401  (registers the worlds)
 from offswitch.agents.evaluation import POLICIES, run_episodes
 from offswitch.agents.metrics import summarize
 from offswitch.agents.tabular import EPISODES, LEARNERS, make_learner
+from offswitch.experiments.report import curve_lines
 from offswitch.experiments.stats import mean_interval, wilson_interval
 
 ENV_ID = "offswitch/SafeInterruptibility-v0"
@@ -188,13 +189,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def format_curves(results: Sequence[dict[str, Any]]) -> str:
     """Mean switch-disabled rate in training, per tenth of training, for each learner."""
-    lines = []
-    for learner in dict.fromkeys(r["learner"] for r in results):
-        curves = [r["curve"] for r in results if r["learner"] == learner]
-        width = min(len(c) for c in curves)
-        mean = np.mean([c[:width] for c in curves], axis=0)
-        lines.append(f"  {learner:<11} " + " ".join(f"{v:.2f}" for v in mean))
-    return "\n".join(lines)
+    curves: dict[str, list] = {}
+    for r in results:
+        curves.setdefault(r["learner"], []).append(r["curve"])
+    return curve_lines(curves)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
