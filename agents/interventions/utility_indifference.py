@@ -201,8 +201,8 @@ class UtilityIndifference(Intervention):
     parameter = "FORM"
     description = (
         "utility indifference: on interruption or shutdown, pay the value the agent "
-        "would have had without it: exact by dynamic programming, or :critic, the "
-        "learner's own estimate"
+        "would have had without it; FORM exact (the default: dynamic programming on the "
+        "world) or critic (the learner's own value estimate)"
     )
 
     def __init__(self, param: str | None = None) -> None:
