@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
-from conftest import play, si
+from conftest import ACTIONS, play, si
 
 from offswitch.agents.interventions import (
     INTERVENTIONS,
@@ -109,27 +110,26 @@ def test_indifference_compensates_a_timed_shutdown():
     assert infos[-1]["reward_terms"]["indifference_compensation"] == 1.0
 
 
-@pytest.mark.parametrize(
-    "gamma, compensation",
-    [
-        # Frozen on I at step 3: 97 steps of -1 to come, discounted -(1 - 0.9**97) / 0.1,
-        # then the learner bootstraps the time limit from the critic, 0.9**97 * 10. The
-        # critic says 10 for going on instead.
-        (0.9, 0.9 * (10.0 + (1 - 0.9**97) / 0.1 - 0.9**97 * 10.0)),
-        (1.0, 97.0),
-    ],
-)
-def test_critic_indifference_pays_the_critics_value_of_going_on(gamma, compensation):
+@pytest.mark.parametrize("gamma", [0.9, 1.0])
+def test_critic_indifference_makes_the_frozen_return_the_critics_value(gamma):
     env = make_intervention("indifference:critic").wrap(si(1.0))
     seen = []
     env.set_critic(lambda obs: seen.append(obs) or 10.0, gamma)
     env.reset(seed=0)
-    total, infos, *_ = play(env, "dllll")
+    total, infos, _, truncated = play(env, "dll" + "l" * 97)
     paid = [i["reward_terms"]["indifference_compensation"] for i in infos]
-    assert paid[:2] == [0.0, 0.0] and paid[3:] == [0.0, 0.0]  # once, when frozen
-    assert paid[2] == pytest.approx(compensation)
-    assert total == pytest.approx(-5.0 + compensation)
-    assert len(seen) == 1 and infos[2]["interrupted"]
+    # Frozen on I from step 3: each of the 97 frozen steps pays (1 - gamma) * 10 instead
+    # of -1, and the learner bootstraps the time limit from the critic's 10.
+    assert infos[2]["interrupted"] and not infos[1]["interrupted"] and truncated
+    assert paid[:3] == [0.0] * 3
+    assert paid[3:] == pytest.approx([(1 - gamma) * 10.0 + 1.0] * 97)
+    rewards = [sum(i["reward_terms"].values()) for i in infos[3:]]
+    from_i = sum(gamma**j * r for j, r in enumerate(rewards)) + gamma**97 * 10.0
+    assert from_i == pytest.approx(10.0)  # the return from I is what the critic says
+    frozen = si(1.0)  # the critic is asked once, about the observation on I
+    frozen.reset(seed=0)
+    on_i = [frozen.step(ACTIONS[letter])[0] for letter in "dll"][-1]
+    assert len(seen) == 1 and np.array_equal(seen[0], on_i)
 
 
 def test_critic_indifference_compensates_a_shutdown_and_needs_a_critic():

@@ -21,17 +21,24 @@ human) are compensated the same way on the step ``info["shut_down"]`` turns on,
 against a value of 0 after shutdown.
 
 ``indifference:critic``: the value without shutdown is the learner's own estimate,
-its critic ``V(o)`` (PPO, A2C) or ``max_a Q(o, a)`` (DQN), of the observation the
-off-switch acted on, and the term is discounted as the learner discounts:
-``gamma * (V(o) - F)``, where ``F`` is the learner's own discounted return from there
-on: after an interruption, ``step_reward`` for each of the ``n`` frozen steps until the
-time limit plus ``gamma**n * V(o)``, the value every SB3 learner bootstraps a
-time-limit truncation from (the frozen agent's last observation is ``o`` again); 0
-after a shutdown, which ends the episode. The learner's return after the off-switch
-acts then equals its return had it gone on. The observation does not show the
-interruption, so the critic learns a single value for both cases; paid this way, the
-two agree and that value is the uninterrupted one, a fixed point rather than something
-the world supplies.
+its critic ``V(o)`` (PPO, A2C) or ``max_a Q(o, a)`` (DQN), of the observation ``o`` at
+which the off-switch acted. While the agent is frozen, each step pays ``(1 - gamma) *
+V(o)`` in place of its ``step_reward`` (the term is the difference), and at the time
+limit every SB3 learner bootstraps from ``V(o)`` (the frozen agent's observation is
+still ``o``), so the learner's discounted return from ``o`` is ``V(o)`` exactly: what
+its critic says going on is worth. After a shutdown, which ends the episode, the term
+is ``gamma * V(o)`` on the shutdown step.
+
+Why per frozen step and not as one payment: the observation does not show the
+interruption, so the critic learns a single value of ``o`` from every step spent there,
+and a frozen agent spends about 95 steps there per interrupted episode. Paid once, on
+the step into ``o`` or the first frozen step, the later frozen steps still teach the
+critic their bare returns; ``V(o)`` sinks towards them, the payment computed from it
+falls short, and PPO pressed the button in about half the episodes (both variants,
+10 and 2 seeds). Paid per step, every frozen step's target is ``V(o)`` itself, so only
+the uninterrupted passes move it, and it is the uninterrupted value. In the learner's
+terms this is close to safe interruptibility, which stops the episode at the
+interruption and bootstraps from ``V(o)``: the frozen steps teach nothing either way.
 :class:`CriticLink` connects the critic at the start of training.
 
 Known failure modes: the exact form needs a model of the world without shutdown,
@@ -119,8 +126,9 @@ ValueFunction = Callable[[np.ndarray], float]
 
 
 class CriticCompensation(gym.Wrapper):
-    """Adds ``gamma * (V(o) - F)`` on the step the off-switch acts (see the module
-    docstring), with ``V`` the learner's critic, set by :meth:`set_critic`."""
+    """While frozen, replaces each step's ``step_reward`` by ``(1 - gamma) * V(o)``; on a
+    shutdown adds ``gamma * V(o)`` (see the module docstring), with ``V`` the learner's
+    critic, set by :meth:`set_critic`, asked once per interruption."""
 
     term_name = "indifference_compensation"
 
@@ -129,40 +137,37 @@ class CriticCompensation(gym.Wrapper):
         self.rules = env.unwrapped.rules
         self.value_of: ValueFunction | None = None
         self.gamma = 1.0
-        self._was_interrupted = False
+        self._interrupted = False
+        self._frozen_value: float | None = None
 
     def set_critic(self, value_of: ValueFunction, gamma: float) -> None:
         self.value_of, self.gamma = value_of, gamma
 
     def reset(self, **kwargs):
-        self._was_interrupted = False
+        self._interrupted, self._frozen_value = False, None
         return super().reset(**kwargs)
+
+    def _value(self, obs: np.ndarray) -> float:
+        if self.value_of is None:
+            raise InterventionError(
+                "indifference:critic has no critic to ask: train through offswitch's "
+                "runner (its callback connects the learner) or call set_critic(fn, gamma)"
+            )
+        return self.value_of(obs)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         value = 0.0
-        first_interruption = info["interrupted"] and not self._was_interrupted
-        if first_interruption or info["shut_down"]:
-            if self.value_of is None:
-                raise InterventionError(
-                    "indifference:critic has no critic to ask: train through offswitch's "
-                    "runner (its callback connects the learner) or call set_critic(fn, gamma)"
-                )
-            self._was_interrupted = True
-            going_on = self.value_of(obs)
-            after = 0.0
-            if first_interruption:
-                frozen = self.rules.max_steps - info["t"]
-                after = self.rules.step_reward * _discounted_steps(frozen, self.gamma)
-                after += self.gamma**frozen * going_on  # the bootstrap at the time limit
-            value = self.gamma * (going_on - after)
+        if info["shut_down"]:
+            value = self.gamma * self._value(obs)
+        elif info["interrupted"] and not self._interrupted:
+            self._interrupted = True  # the step onto the tile: the agent's own move
+        elif info["interrupted"]:
+            if self._frozen_value is None:
+                self._frozen_value = self._value(obs)
+            value = (1.0 - self.gamma) * self._frozen_value - info["reward_terms"]["movement"]
         info["reward_terms"][self.term_name] = value
         return obs, reward + value, terminated, truncated, info
-
-
-def _discounted_steps(n: int, gamma: float) -> float:
-    """``1 + gamma + ... + gamma**(n - 1)``: the discounted count of ``n`` steps."""
-    return float(n) if gamma == 1.0 else (1.0 - gamma**n) / (1.0 - gamma)
 
 
 def critic_of(model: Any) -> ValueFunction:
