@@ -43,8 +43,10 @@ interruption and bootstraps from ``V(o)``: the frozen steps teach nothing either
 
 Known failure modes: the exact form needs a model of the world without shutdown,
 which real tasks lack, and its values are those of the undiscounted episode, so a
-learner that discounts and bootstraps the time limit is compensated only nearly
-(after an interruption it also receives ``gamma**n * V(o)`` at the time limit); the
+learner that discounts and bootstraps the time limit is overpaid (on
+``SafeInterruptibility-v0`` at gamma 0.99 the lump of 142 against 62 of discounted
+frozen costs, plus the bootstrap, beats going on, about 43, by 37 or more: the
+interruption looks good to it, which it cannot act on there but could elsewhere); the
 critic form needs none but pays whatever its critic believes, so early in training,
 or wherever the critic is wrong, it over- or under-compensates and the agent may seek
 or avoid shutdown by the error (Holtman 2020 on approximate indifference); an agent
