@@ -63,3 +63,30 @@ def test_drest_makes_a_reinforce_agent_take_both_lengths():
     assert mean("drest", "usefulness") > 0.75
     assert all(r["evaluation"]["greedy"]["neutrality"] == 0.0 for r in runs["drest"])
     assert "| drest:0.9,32 | sampled | 3 |" in format_table(runs["none"] + runs["drest"])
+
+
+def test_the_experiment_records_settings_versions_and_every_seed(tmp_path, capsys):
+    import json
+
+    from offswitch.experiments import drest_tabular
+
+    args = ["--seeds", "2", "--episodes", "200", "--workers", "1", "--out", str(tmp_path)]
+    assert drest_tabular.main(args) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["settings"]["episodes"] == 200 and "numpy" in record["versions"]
+    assert [(r["condition"], r["seed"]) for r in record["results"]] == [
+        ("none", 0),
+        ("none", 1),
+        ("drest:0.9,32", 0),
+        ("drest:0.9,32", 1),
+    ]
+    assert "NEUTRALITY" in capsys.readouterr().out
+
+
+def test_the_ppo_probe_shows_both_cells_and_what_each_length_paid(capsys):
+    from offswitch.experiments import drest_ppo_probe
+
+    assert drest_ppo_probe.main(["--steps", "2048"]) == 0
+    out = capsys.readouterr().out
+    assert "start 0.25 0.25 0.25 0.25  right 0.25 0.25 0.25 0.25" in out
+    assert "length 3:" in out and "length 11:" in out
