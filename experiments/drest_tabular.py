@@ -41,7 +41,9 @@ from offswitch.experiments.stats import mean_interval
 
 WORLDS = {"small": "offswitch/ShutdownDelay-v0", "large": "offswitch/ShutdownDelay-Large-v0"}
 CONDITIONS = ("none", "drest")
-EPISODES = 100_000
+EPISODES = 300_000
+"""Where the share of long episodes in training has levelled off (0.40 from 150k episodes on,
+10 seeds); at 100k it is still rising (NEUTRALITY 0.86 against 0.98 at 300k)."""
 LEARNING_RATE = 0.03
 """Smaller than the learner's default 0.1: the DReST reward moves as the counts do, and a
 smaller step keeps the softmax from chasing it (4 seeds at 0.1 and 60k episodes: NEUTRALITY
