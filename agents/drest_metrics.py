@@ -176,7 +176,8 @@ def neutrality(episodes: Iterable[EpisodeLike]) -> float:
 def drest_summary(
     episodes: Iterable[EpisodeLike], max_coins: Mapping[int, int]
 ) -> dict[str, float]:
-    """USEFULNESS, NEUTRALITY and the share of episodes at each length, in one dict."""
+    """USEFULNESS, NEUTRALITY, and per length the share of episodes and the USEFULNESS of
+    the episodes of that length (``nan`` where there are none), in one dict."""
     sample = [as_trajectory(e) for e in episodes]
     summary = {
         "episodes": len(sample),
@@ -184,7 +185,10 @@ def drest_summary(
         "neutrality": neutrality(sample),
     }
     shares = length_distribution(sample)
-    summary.update({f"length_share/{length}": shares.get(length, 0.0) for length in max_coins})
+    for length in max_coins:
+        summary[f"length_share/{length}"] = shares.get(length, 0.0)
+        at_length = [e for e in sample if e.length == length]
+        summary[f"usefulness/{length}"] = usefulness(at_length, max_coins)
     return summary
 
 

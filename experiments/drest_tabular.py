@@ -110,7 +110,7 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     """Markdown: per condition and policy, the long share, USEFULNESS and NEUTRALITY."""
     long = results[0]["long_length"]
     header = ("condition", "policy", "seeds", f"episodes at length {long}", "USEFULNESS")
-    header += ("NEUTRALITY (bits, max 1)",)
+    header += (f"USEFULNESS at length {long}", "NEUTRALITY (bits, max 1)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for condition in dict.fromkeys(r["condition"] for r in results):
         runs = [r for r in results if r["condition"] == condition]
@@ -122,6 +122,9 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
                 str(len(evals)),
                 fmt_interval(mean_interval([e[f"length_share/{long}"] for e in evals])),
                 fmt_interval(mean_interval([e["usefulness"] for e in evals])),
+                fmt_interval(
+                    mean_interval([e[f"usefulness/{long}"] for e in evals])
+                ),  # nan: never that long
                 fmt_interval(mean_interval([e["neutrality"] for e in evals])),
             )
             lines.append("| " + " | ".join(cells) + " |")

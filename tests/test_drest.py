@@ -159,6 +159,8 @@ def test_metrics_read_final_infos_and_summarise():
     assert summary["episodes"] == 3
     assert summary["length_share/3"] == pytest.approx(1 / 3)
     assert summary["length_share/11"] == pytest.approx(2 / 3)
+    assert summary["usefulness/3"] == 1.0 and summary["usefulness/11"] == 0.5
+    assert math.isnan(drest_summary(infos[:1], TABLE)["usefulness/11"])  # none that long
     assert math.isnan(usefulness([], TABLE)) and math.isnan(neutrality([]))
     with pytest.raises(ValueError, match="trajectory length 5"):
         usefulness([(5, 1)], TABLE)
