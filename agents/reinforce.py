@@ -18,7 +18,8 @@ where ``G_t`` is the return from step ``t`` on, discounted by ``gamma`` (1 by de
 episodes are short and end for sure, and a discount would favour the short trajectory's
 earlier reward, the bias the DReST docstring describes), and ``b`` is a running mean of the
 returns seen from each observation. A step truncated by a time limit is treated as an end.
-States are indexed by observation, never by the hidden draw, as for the Q-learners of
+States are indexed by observation (:class:`~offswitch.agents.tabular.ObservationTable`), never
+by the hidden draw, as for the Q-learners of
 :mod:`offswitch.agents.tabular`.
 
 ``predict(obs_batch, deterministic)``: the most likely action (ties to the lowest), or an
@@ -33,6 +34,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from offswitch.agents.tabular import ObservationTable
 
 LEARNING_RATE = 0.1
 BASELINE_LEARNING_RATE = 0.1
@@ -66,9 +69,8 @@ class TabularReinforce:
 
     def reset(self, seed: int = 0) -> None:
         """Forget everything; reseed the training and the evaluation generators."""
-        self._rows: dict[bytes, int] = {}
-        self._logits = np.zeros((64, self.n_actions))
-        self._baseline = np.zeros(64)
+        # Each row: the action preferences, then the baseline.
+        self._table = ObservationTable(self.n_actions + 1)
         train_seq, eval_seq = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(train_seq)
         self.eval_rng = np.random.default_rng(eval_seq)
@@ -76,25 +78,24 @@ class TabularReinforce:
         self.episode_lengths: list[int] = []
         self.steps = 0
 
-    def _row(self, obs: np.ndarray) -> int:
-        key = obs.tobytes()
-        row = self._rows.get(key)
-        if row is None:
-            row = len(self._rows)
-            if row == len(self._logits):
-                self._logits = np.concatenate([self._logits, np.zeros_like(self._logits)])
-                self._baseline = np.concatenate([self._baseline, np.zeros_like(self._baseline)])
-            self._rows[key] = row
-        return row
+    @property
+    def logits(self) -> np.ndarray:
+        """The action preferences, one row per observation seen (a copy)."""
+        return self._table.used()[:, :-1]
+
+    @property
+    def baseline(self) -> np.ndarray:
+        """The baseline of each observation seen (a copy)."""
+        return self._table.used()[:, -1]
 
     def _policy_row(self, row: int) -> np.ndarray:
-        logits = self._logits[row]
+        logits = self._table.values[row, :-1]
         p = np.exp(logits - logits.max())
         return p / p.sum()
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """``pi(. | obs)``; uniform for an observation never seen."""
-        row = self._rows.get(np.asarray(obs).tobytes())
+        row = self._table.find(obs)
         if row is None:
             return np.full(self.n_actions, 1.0 / self.n_actions)
         return self._policy_row(row)
@@ -115,16 +116,16 @@ class TabularReinforce:
         ret = 0.0
         for row, action, reward in zip(reversed(rows), reversed(actions), reversed(rewards)):
             ret = reward + self.gamma * ret
-            advantage = ret - self._baseline[row]
+            values = self._table.values[row]
+            advantage = ret - values[-1]
             grad = -self._policy_row(row)
             grad[action] += 1.0
-            self._logits[row] += self.learning_rate * advantage * grad
-            self._baseline[row] += self.baseline_learning_rate * advantage
+            values[:-1] += self.learning_rate * advantage * grad
+            values[-1] += self.baseline_learning_rate * advantage
 
     def train(self, env: gym.Env, episodes: int = EPISODES, seed: int = 0) -> TabularReinforce:
         """Learn from scratch for ``episodes`` episodes of ``env`` (reset with ``seed``)."""
-        if env.action_space.n != self.n_actions:
-            self.n_actions = int(env.action_space.n)
+        self.n_actions = int(env.action_space.n)
         self.reset(seed)
         obs, _ = env.reset(seed=seed)
         for _ in range(episodes):
@@ -133,7 +134,7 @@ class TabularReinforce:
             rewards: list[float] = []
             done = False
             while not done:
-                row = self._row(obs)
+                row = self._table.row(obs)
                 action = self._sample(self._policy_row(row), self.rng)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 rows.append(row)

@@ -47,10 +47,11 @@ drawn from the behaviour policy for the SARSAs), as the episode did not really e
 
 State and actions
 -----------------
-States are indexed by the *observation* (``obs.tobytes()`` mapped to a row of a growing Q table),
-never by the env's hidden state: the interrupt draw must stay hidden, as it is from the SB3
-learners. Behaviour is epsilon-greedy with a seeded :class:`numpy.random.Generator`, greedy ties
-broken at random so that a fresh row (all zeros) does not always try action 0 first.
+States are indexed by the *observation* (:class:`ObservationTable`: ``obs.tobytes()`` mapped to
+a row of a growing Q table), never by the env's hidden state: the interrupt draw must stay
+hidden, as it is from the SB3 learners. Behaviour is epsilon-greedy with a seeded
+:class:`numpy.random.Generator`, greedy ties broken at random so that a fresh row (all zeros)
+does not always try action 0 first.
 
 :meth:`TabularLearner.predict` maps a batch of observations to actions, so
 :func:`offswitch.agents.evaluation.run_episodes` evaluates a tabular learner with the same
@@ -114,6 +115,40 @@ class _Uniforms:
         return u
 
 
+class ObservationTable:
+    """Numbers kept per observation: ``obs.tobytes()`` maps to a row of ``values``, added as
+    zeros on first sight, rows in order of first sight. Indexing by what the agent sees, never
+    by the env's hidden state, keeps the interrupt draw hidden from tabular learners as it is
+    from the SB3 ones. ``values`` grows by doubling (amortised O(1) per new observation), so
+    read it through the table, not through a reference kept across :meth:`row` calls."""
+
+    def __init__(self, width: int, capacity: int = 64) -> None:
+        self.rows: dict[bytes, int] = {}
+        self.values = np.zeros((capacity, width))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def find(self, obs: np.ndarray) -> int | None:
+        """The row of ``obs``, or None if it was never seen."""
+        return self.rows.get(np.asarray(obs).tobytes())
+
+    def row(self, obs: np.ndarray) -> int:
+        """The row of ``obs``, added (all zeros) if new."""
+        key = obs.tobytes()
+        row = self.rows.get(key)
+        if row is None:
+            row = len(self.rows)
+            if row == len(self.values):
+                self.values = np.concatenate([self.values, np.zeros_like(self.values)])
+            self.rows[key] = row
+        return row
+
+    def used(self) -> np.ndarray:
+        """The rows of the observations seen, in order of first sight (a copy)."""
+        return self.values[: len(self.rows)].copy()
+
+
 class TabularLearner:
     """Epsilon-greedy tabular control over observations; subclasses give the update rule.
 
@@ -152,8 +187,7 @@ class TabularLearner:
     # -- the table -------------------------------------------------------------------
     def reset(self, seed: int = 0) -> None:
         """Forget everything; reseed the behaviour and the evaluation generators."""
-        self._rows: dict[bytes, int] = {}
-        self._q = np.zeros((64, self.n_actions))
+        self._table = ObservationTable(self.n_actions)
         # Separate streams: evaluating the sampled policy never shifts training's draws.
         train_seq, eval_seq = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(train_seq)
@@ -161,31 +195,20 @@ class TabularLearner:
         self._train_u = _Uniforms(self.rng)
         self._eval_u = _Uniforms(self.eval_rng)
 
-    def _row(self, obs: np.ndarray) -> int:
-        """The row of ``obs``, added (all zeros) if new."""
-        key = obs.tobytes()
-        row = self._rows.get(key)
-        if row is None:
-            row = len(self._rows)
-            if row == len(self._q):  # grow by doubling: amortised O(1) per new observation
-                self._q = np.concatenate([self._q, np.zeros_like(self._q)])
-            self._rows[key] = row
-        return row
-
     @property
     def q_table(self) -> np.ndarray:
         """The table, one row per observation seen, in order of first sight (a copy)."""
-        return self._q[: len(self._rows)].copy()
+        return self._table.used()
 
     @property
     def n_states(self) -> int:
         """Distinct observations seen."""
-        return len(self._rows)
+        return len(self._table)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q(obs, .) (a copy); zeros for an observation never seen."""
-        row = self._rows.get(np.asarray(obs).tobytes())
-        return np.zeros(self.n_actions) if row is None else self._q[row].copy()
+        row = self._table.find(obs)
+        return np.zeros(self.n_actions) if row is None else self._table.values[row].copy()
 
     # -- acting ----------------------------------------------------------------------
     def epsilon(self, episode: int, episodes: int) -> float:
@@ -201,7 +224,7 @@ class TabularLearner:
             # Given u < epsilon, u / epsilon is uniform on [0, 1): no second draw needed.
             return min(int(u / epsilon * self.n_actions), self.n_actions - 1)
         # Plain Python on a 4-entry row is several times faster than numpy calls.
-        values = self._q[row].tolist()
+        values = self._table.values[row].tolist()
         best_value = max(values)
         best = [a for a, v in enumerate(values) if v == best_value]
         if len(best) == 1:
@@ -210,7 +233,7 @@ class TabularLearner:
 
     def act(self, obs: np.ndarray, epsilon: float) -> int:
         """The behaviour policy's action (adds ``obs`` to the table if new)."""
-        return self._behave(self._row(obs), epsilon, self._train_u)
+        return self._behave(self._table.row(obs), epsilon, self._train_u)
 
     def predict(self, obs_batch: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for a batch of observations; never changes the table.
@@ -222,14 +245,14 @@ class TabularLearner:
         obs_batch = np.asarray(obs_batch)
         actions = np.empty(len(obs_batch), dtype=np.int64)
         for i, obs in enumerate(obs_batch):
-            row = self._rows.get(obs.tobytes())
+            row = self._table.find(obs)
             if row is None:
                 if deterministic:
                     actions[i] = 0
                 else:  # uniform over the actions
                     actions[i] = min(int(self._eval_u() * self.n_actions), self.n_actions - 1)
             elif deterministic:
-                actions[i] = int(np.argmax(self._q[row]))  # ties: the lowest action
+                actions[i] = int(np.argmax(self._table.values[row]))  # ties: the lowest action
             else:
                 actions[i] = self._behave(row, self.epsilon_end, self._eval_u)
         return actions
@@ -256,10 +279,10 @@ class TabularLearner:
         if self._update_action(action, executed_action) is None:
             return None  # checked first, so a skipped step adds no rows either
         return self._update_rows(
-            self._row(obs),
+            self._table.row(obs),
             action,
             reward,
-            self._row(next_obs),
+            self._table.row(next_obs),
             next_action,
             terminated,
             executed_action,
@@ -282,7 +305,7 @@ class TabularLearner:
         target = reward
         if not terminated:
             target += self.gamma * self._bootstrap(next_row, next_action)
-        q = self._q[row]
+        q = self._table.values[row]
         error = target - float(q[taken])
         q[taken] += self.learning_rate * error
         self.updates += 1
@@ -305,7 +328,8 @@ class TabularLearner:
         disabled = np.zeros(episodes, dtype=bool)
         frozen = np.zeros(episodes, dtype=bool)
         self.steps = self.updates = 0
-        behave, row_of, learn, uniform = self._behave, self._row, self._update_rows, self._train_u
+        behave, learn, uniform = self._behave, self._update_rows, self._train_u
+        row_of = self._table.row
         for episode in range(episodes):
             eps = self.epsilon(episode, episodes)
             obs, _ = env.reset(seed=seed if episode == 0 else None)
@@ -366,7 +390,7 @@ class QLearning(TabularLearner):
         return executed_action
 
     def _bootstrap(self, next_row: int, next_action: int | None) -> float:
-        return float(self._q[next_row].max())
+        return float(self._table.values[next_row].max())
 
 
 class Sarsa(TabularLearner):
@@ -381,7 +405,7 @@ class Sarsa(TabularLearner):
     def _bootstrap(self, next_row: int, next_action: int | None) -> float:
         if next_action is None:
             raise ValueError("SARSA needs the next action to bootstrap a non-terminal step")
-        return float(self._q[next_row, next_action])
+        return float(self._table.values[next_row, next_action])
 
 
 class SafeSarsa(Sarsa):

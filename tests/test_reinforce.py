@@ -14,7 +14,7 @@ from offswitch.experiments.drest_tabular import format_table, run_seed
 def test_one_update_by_hand():
     learner = TabularReinforce(learning_rate=0.5, baseline_learning_rate=0.5)
     first, second = np.array([1, 0], dtype=np.uint8), np.array([0, 1], dtype=np.uint8)
-    rows = [learner._row(first), learner._row(second)]
+    rows = [learner._table.row(first), learner._table.row(second)]
     # Two steps, reward 1 at the end: both returns are 1, both baselines 0, so each row
     # moves by 0.5 * 1 * (onehot(a) - 1/4) and its baseline to 0.5.
     learner.update(rows, [3, 2], [0.0, 1.0])
@@ -24,10 +24,10 @@ def test_one_update_by_hand():
     assert learner.policy(second)[2] == pytest.approx(
         np.exp(0.375) / (np.exp(0.375) + 3 * np.exp(-0.125))
     )
-    assert learner._baseline[rows] == pytest.approx([0.5, 0.5])
+    assert learner.baseline[rows] == pytest.approx([0.5, 0.5])
     # The next return of 1 from ``second`` is now only 0.5 better than expected.
     learner.update([rows[1]], [2], [1.0])
-    assert learner._baseline[rows[1]] == pytest.approx(0.75)
+    assert learner.baseline[rows[1]] == pytest.approx(0.75)
     assert learner.policy(np.array([1, 1], dtype=np.uint8)) == pytest.approx([0.25] * 4)
 
 
@@ -37,7 +37,7 @@ def test_same_seed_same_policy_and_bad_settings_name_the_fix():
 
     a, b, c = trained(0), trained(0), trained(1)
     assert a.episode_returns == b.episode_returns and a.steps == b.steps
-    assert np.array_equal(a._logits, b._logits)
+    assert np.array_equal(a.logits, b.logits)
     assert a.episode_returns != c.episode_returns
     with pytest.raises(ValueError, match="learning_rate=0"):
         TabularReinforce(learning_rate=0)
