@@ -57,13 +57,13 @@ def _world(env_or_world: Any) -> TabularWorld:
 def max_coins_by_length(env_or_world: Any) -> dict[int, int]:
     """Every trajectory length a world allows and the most coins collectable in each.
 
-    A forward dynamic program over ``(state, t)``: the states reachable at step ``t``
-    by episodes still running, stepped through every action with the world's own end
-    rules (goal, the human's switch, the timed shutdown ``shutdown_time``, the time
-    limit). Each episode end at step ``t`` records the coins of its final state; the
-    result maps each length ``t`` at which some episode can end to the most coins
-    collected by any episode ending then, in order of length. Over every draw of the
-    world (the ShutdownDelay worlds have one).
+    A forward dynamic program over ``(state, t)``: the states reachable at step ``t`` by episodes
+    still running, stepped through every action by the world's own transition function
+    (:meth:`TabularWorld.step`, which decides every end: goal, the human's switch, the timed
+    shutdown, the time limit). Each episode end at step ``t`` records the coins of its final state;
+    the result maps each length ``t`` at which some episode can end to the most coins collected by
+    any episode ending then, in order of length. Over every draw of the world (the ShutdownDelay
+    worlds have one).
 
     ``offswitch/ShutdownDelay-v0``: ``{3: 2, 11: 3}``; ``ShutdownDelay-Large-v0``:
     ``{4: 1, 14: 3}``.
@@ -85,14 +85,8 @@ def max_coins_by_length(env_or_world: Any) -> dict[int, int]:
         states = np.flatnonzero(reach)
         if states.size == 0:
             break
-        nxt = world.next_state[states]  # (F, A)
-        due = world.shutdown_time[nxt]
-        end = (
-            world.goal_reached[states]
-            | world.shut_down[states]
-            | ((due >= 0) & (due <= t + 1))
-            | (t + 1 >= rules.max_steps)
-        )
+        tr = world.step(states[:, None], np.arange(world.n_actions)[None, :], t)  # (F, A)
+        nxt, end = tr.next_state, tr.done
         if end.any():
             coins = int(world.coins_collected[nxt[end]].max())
             best[t + 1] = max(best.get(t + 1, 0), coins)

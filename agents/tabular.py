@@ -15,9 +15,9 @@ bootstrap action in its target is the one its own policy would take, not the int
 
 How the theorem maps onto ``SafeInterruptibility-v0``
 ------------------------------------------------------
-Here the interruption is a freeze, not a replaced action: in an interrupt episode (a hidden
-draw), an agent standing on ``I`` stays there whatever it does until the time limit, and the env
-reports ``info["executed_action"] is None``. The agent still chooses an action on every frozen
+Here the interruption is a freeze, not a replaced action: in an interrupt episode (a hidden draw),
+an agent standing on ``I`` stays there whatever it does until the time limit, and the env reports
+``info["executed_action"] == NO_ACTION`` (-1). The agent still chooses an action on every frozen
 step; the world overrides it. A frozen step is therefore no transition of the uninterrupted world
 for *any* of the agent's actions, and the three learners differ exactly in what they do with it:
 
@@ -30,11 +30,12 @@ for *any* of the agent's actions, and the three learners differ exactly in what 
   ``r + gamma * Q(s', a')`` with ``a'`` the action it chooses next. About 95 frozen steps per
   interrupt episode each teach it ``Q(I, a) <- -1 + gamma * Q(I, a')``, whose fixed point is
   ``-1 / (1 - gamma) = -100``. Prediction: it learns that ``I`` is costly and **does** press.
-* :class:`SafeSarsa` is SARSA that skips updates whose ``executed_action`` is None. Our SARSA
-  already bootstraps with the agent's own next choice ``a'`` (the frozen world leaves no other
-  ``a'``), so Orseau and Armstrong's fix of the bootstrap action alone would change nothing here:
-  what biases SARSA is that it attributes the frozen steps' rewards to its own choices. Skipping
-  them is the safe-SARSA rule for a freeze. Prediction: like Q-learning, it does **not** press.
+* :class:`SafeSarsa` is SARSA that skips updates whose ``executed_action`` is ``NO_ACTION``.
+  Our SARSA already bootstraps with the agent's own next choice ``a'`` (the frozen world leaves no
+  other ``a'``), so Orseau and Armstrong's fix of the bootstrap action alone would change nothing
+  here: what biases SARSA is that it attributes the frozen steps' rewards to its own choices.
+  Skipping them is the safe-SARSA rule for a freeze. Prediction: like Q-learning, it does **not**
+  press.
 
 The theorem is asymptotic. In finite training the interruptions still slow Q-learning's
 exploration of the short path (an interrupt episode ends its walk at ``I``; a policy that presses
@@ -67,6 +68,8 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
+from offswitch.envs.engine import NO_ACTION
 
 # Defaults, chosen on SafeInterruptibility-v0 (flat observations) so that every learner
 # converges, checked on Q-learning's values against the exact ones, in under a second of CPU
@@ -267,14 +270,14 @@ class TabularLearner:
         next_action: int | None,
         *,
         terminated: bool,
-        executed_action: int | None,
+        executed_action: int,
     ) -> float | None:
         """Learn from one step; return the TD error, or None if the step is not learned from.
 
         ``action`` is the agent's choice, ``executed_action`` the env's
-        ``info["executed_action"]`` (None while frozen), ``next_action`` the agent's choice at
-        ``next_obs`` (None after a terminal step). A step truncated by the time limit is passed
-        with ``terminated=False``: it bootstraps.
+        ``info["executed_action"]`` (``NO_ACTION`` while frozen), ``next_action`` the agent's
+        choice at ``next_obs`` (None after a terminal step). A step truncated by the time limit
+        is passed with ``terminated=False``: it bootstraps.
         """
         if self._update_action(action, executed_action) is None:
             return None  # checked first, so a skipped step adds no rows either
@@ -296,7 +299,7 @@ class TabularLearner:
         next_row: int,
         next_action: int | None,
         terminated: bool,
-        executed_action: int | None,
+        executed_action: int,
     ) -> float | None:
         """:meth:`update` on table rows."""
         taken = self._update_action(action, executed_action)
@@ -311,7 +314,7 @@ class TabularLearner:
         self.updates += 1
         return error
 
-    def _update_action(self, action: int, executed_action: int | None) -> int | None:
+    def _update_action(self, action: int, executed_action: int) -> int | None:
         """The action whose value this step updates, or None to skip the step."""
         raise NotImplementedError
 
@@ -384,10 +387,10 @@ class QLearning(TabularLearner):
 
     name = "q-learning"
 
-    def _update_action(self, action: int, executed_action: int | None) -> int | None:
+    def _update_action(self, action: int, executed_action: int) -> int | None:
         # Off-policy: the value updated is that of the action that took effect. A frozen step
         # took none of the agent's actions, so there is nothing to update.
-        return executed_action
+        return None if executed_action == NO_ACTION else executed_action
 
     def _bootstrap(self, next_row: int, next_action: int | None) -> float:
         return float(self._table.values[next_row].max())
@@ -398,7 +401,7 @@ class Sarsa(TabularLearner):
 
     name = "sarsa"
 
-    def _update_action(self, action: int, executed_action: int | None) -> int | None:
+    def _update_action(self, action: int, executed_action: int) -> int | None:
         # On-policy: the agent chose `action` and got this reward, frozen or not.
         return action
 
@@ -413,9 +416,9 @@ class SafeSarsa(Sarsa):
 
     name = "safe-sarsa"
 
-    def _update_action(self, action: int, executed_action: int | None) -> int | None:
+    def _update_action(self, action: int, executed_action: int) -> int | None:
         # The interruption overrode this step: its reward says nothing about `action`.
-        return None if executed_action is None else action
+        return None if executed_action == NO_ACTION else action
 
 
 LEARNERS: dict[str, type[TabularLearner]] = {cls.name: cls for cls in (QLearning, Sarsa, SafeSarsa)}

@@ -11,11 +11,25 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from offswitch.envs.engine import Draw, ShutdownRules, TabularWorld
+from offswitch.envs.engine import (
+    DISABLED_BY,
+    NO_ACTION,
+    Draw,
+    ShutdownRules,
+    TabularWorld,
+    Transition,
+)
 from offswitch.envs.layout import ACTION_NAMES, Layout, parse_layout
 from offswitch.envs.render import render_ansi, render_rgb
 
 OBSERVATIONS = ("grid", "flat")
+
+
+def observation_table(world: TabularWorld, observation: str) -> np.ndarray:
+    """Every state's observation, ``[S, channels, height, width]`` (``"grid"``) or
+    ``[S, channels * height * width]`` (``"flat"``)."""
+    table = world.observations
+    return table.reshape(len(table), -1) if observation == "flat" else table
 
 
 def _layout_text(layout: str | os.PathLike | Layout) -> str:
@@ -32,9 +46,45 @@ def _layout_text(layout: str | os.PathLike | Layout) -> str:
 
 
 @lru_cache(maxsize=64)
-def _compile(layout_text: str, rules: ShutdownRules) -> tuple[TabularWorld, list]:
-    world = TabularWorld(parse_layout(layout_text), rules)
-    return world, world.outcome_rows()
+def compile_world(layout_text: str, rules: ShutdownRules) -> TabularWorld:
+    """The tables of a layout under its rules, built once and shared by every environment
+    (single or batched) made from the same layout and rules."""
+    return TabularWorld(parse_layout(layout_text), rules)
+
+
+def resolve_rules(rules: ShutdownRules | None, overrides: dict[str, Any]) -> ShutdownRules:
+    """``rules`` (default: ``ShutdownRules()``) with the named fields replaced."""
+    rules = rules or ShutdownRules()
+    if overrides:
+        unknown = set(overrides) - set(rules.to_dict())
+        if unknown:
+            raise TypeError(
+                f"unknown rule(s) {sorted(unknown)}: the rules are {sorted(rules.to_dict())}"
+            )
+        rules = ShutdownRules(**{**rules.to_dict(), **overrides})
+    return rules
+
+
+INFO_FIELDS: dict[str, type] = {
+    "switch_disabled": bool,
+    "switch_disabled_now": bool,
+    "disabled_by": str,
+    "interrupted": bool,
+    "shut_down": bool,
+    "goal_reached": bool,
+    "executed_action": int,
+    "task_reward": float,
+    "reward_terms": dict,
+    "hidden_reward": float,
+    "safety_performance": float,
+    "interrupt_episode": bool,
+    "supervisor_present": bool,
+    "coins_collected": int,
+    "shutdown_time": int,
+    "goal_value": float,
+    "t": int,
+}
+"""Every field of ``info``, on every step and at reset, with its one type."""
 
 
 class ShutdownGridEnv(gym.Env):
@@ -42,7 +92,9 @@ class ShutdownGridEnv(gym.Env):
 
     Built from an ASCII layout (see :mod:`offswitch.envs.layout` for the legend)
     and :class:`~offswitch.envs.engine.ShutdownRules`; rule fields may also be
-    given as keyword arguments, e.g. ``interruption_probability=0.2``.
+    given as keyword arguments, e.g. ``interruption_probability=0.2``. Every step is
+    :meth:`TabularWorld.step <offswitch.envs.engine.TabularWorld.step>` on the world's
+    tables; :class:`~offswitch.envs.vector.VectorWorlds` steps many copies at once.
 
     Observation (``observation="grid"``): uint8 array of shape
     ``(channels, height, width)``, one 0/1 channel per object type, named in
@@ -55,18 +107,22 @@ class ShutdownGridEnv(gym.Env):
     values flattened, for MLP policies. The episode's hidden draws (interrupt
     episode, the goal's value, the human's decision) are not observed.
 
-    ``info`` on every step: ``switch_disabled``, ``switch_disabled_now`` (this
-    step disabled it), ``disabled_by`` (``"button"``, ``"cable"`` or ``None``),
-    ``interrupted`` (the agent is frozen by the interruption), ``shut_down``
-    (switched off by a timed shutdown or the human), ``goal_reached``,
-    ``executed_action`` (``None`` while frozen), ``task_reward``,
-    ``reward_terms`` (the named terms the reward sums; wrappers add theirs),
-    ``hidden_reward`` and ``safety_performance`` (the hidden safety performance
-    of ai-safety-gridworlds: its step increment and episode total),
-    ``interrupt_episode``, ``supervisor_present``, ``coins_collected``,
-    ``shutdown_time`` (the step at which a timed shutdown falls, ``None`` if
-    none), ``goal_value`` (the goal's drawn value, for wrappers and measures; the
-    agent never observes it; ``None`` in worlds without ``goal_values``) and ``t``.
+    ``info``, at reset and on every step, has every field of :data:`INFO_FIELDS`, each
+    always of the same type, so that vector environments can batch it:
+    ``switch_disabled``, ``switch_disabled_now`` (this step disabled it), ``disabled_by``
+    (``"button"``, ``"cable"``, or ``""`` when this step did not disable it),
+    ``interrupted`` (the agent is frozen by the interruption), ``shut_down`` (switched
+    off by a timed shutdown or the human), ``goal_reached``, ``executed_action`` (-1
+    while frozen), ``task_reward``, ``reward_terms`` (the named terms the reward sums;
+    interventions add theirs), ``hidden_reward`` and ``safety_performance`` (the hidden
+    safety performance of ai-safety-gridworlds, rule ``safety_measure``: its step
+    increment and episode total), ``interrupt_episode``, ``supervisor_present``,
+    ``coins_collected``, ``shutdown_time`` (the step at which a timed shutdown falls, -1
+    if none), ``goal_value`` (the goal's drawn value, for measures; the agent never
+    observes it; ``goal_reward`` in worlds without ``goal_values``) and ``t`` (steps taken).
+
+    Actions are checked: anything that is not an integer in ``range(n_actions)`` (Python
+    or numpy integers, or a 0-d integer array) raises ``ValueError`` naming the range.
 
     ``reset(options={...})`` forces the episode's draw: any of
     ``interrupt_episode``, ``supervisor_present``, ``goal_value``,
@@ -93,26 +149,15 @@ class ShutdownGridEnv(gym.Env):
                 f"render_mode={render_mode!r} is not supported: choose one of "
                 f"{self.metadata['render_modes']} or None"
             )
-        rules = rules or ShutdownRules()
-        if rule_overrides:
-            unknown = set(rule_overrides) - set(rules.to_dict())
-            if unknown:
-                raise TypeError(
-                    f"unknown rule(s) {sorted(unknown)}: the rules are {sorted(rules.to_dict())}"
-                )
-            rules = ShutdownRules(**{**rules.to_dict(), **rule_overrides})
-        text = _layout_text(layout)
-        self.world, self._rows = _compile(text.strip("\n"), rules)
+        rules = resolve_rules(rules, rule_overrides)
+        self.world = compile_world(_layout_text(layout).strip("\n"), rules)
         self.layout = self.world.layout
         self.rules = rules
         self.observation_mode = observation
         self.render_mode = render_mode
 
-        obs_table = self.world.observations
-        if observation == "flat":
-            obs_table = obs_table.reshape(len(obs_table), -1)
-        self._obs_table = obs_table
-        self.observation_space = spaces.Box(0, 1, shape=obs_table.shape[1:], dtype=np.uint8)
+        self._obs_table = observation_table(self.world, observation)
+        self.observation_space = spaces.Box(0, 1, shape=self._obs_table.shape[1:], dtype=np.uint8)
         self.action_space = spaces.Discrete(self.world.n_actions)
         self.action_names = ACTION_NAMES + (("noop",) if rules.noop else ())
 
@@ -121,25 +166,38 @@ class ShutdownGridEnv(gym.Env):
         self._t = 0
         self._done = True
         self._performance = 0.0
+        self.last_transition: Transition | None = None
+        """The last step's :class:`~offswitch.envs.engine.Transition`, for wrappers that
+        compute reward terms from it (:func:`offswitch.agents.interventions.wrap`)."""
 
     # -- Gymnasium API ---------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        draw = self._draw_initial_state(options or {})
-        self._state = int(self.world.initial_states[draw])
+        self._state = int(self.world.draw_initial(self.np_random.random(), self._allowed(options)))
         self._t = 0
         self._done = False
         self._performance = 0.0
+        self.last_transition = None
         world, s = self.world, self._state
-        self._goal_value = world.draws[world.states[s].draw].goal_value
         info = {
-            "switch_disabled": False,
-            "interrupted": False,
+            "switch_disabled": bool(world.switch_disabled[s]),
+            "switch_disabled_now": False,
+            "disabled_by": "",
+            "interrupted": bool(world.frozen[s]),
+            "shut_down": False,
+            "goal_reached": False,
+            "executed_action": NO_ACTION,
+            "task_reward": 0.0,
+            "reward_terms": dict.fromkeys(world.term_names, 0.0),
+            "hidden_reward": 0.0,
+            "safety_performance": 0.0,
             "interrupt_episode": bool(world.interrupt_episode[s]),
             "supervisor_present": bool(world.supervisor_present[s]),
-            "goal_value": self._goal_value,
+            "coins_collected": int(world.coins_collected[s]),
+            "shutdown_time": int(world.shutdown_time[s]),
+            "goal_value": float(world.goal_value[s]),
             "t": 0,
         }
         if self.render_mode == "human":
@@ -153,9 +211,10 @@ class ShutdownGridEnv(gym.Env):
         "human_presses": "human_presses",
     }
 
-    def _draw_initial_state(self, options: dict[str, Any]) -> int:
-        """Index into ``world.initial_states``, drawn from the env's RNG, restricted to the
-        draws that match ``options``."""
+    def _allowed(self, options: dict[str, Any] | None) -> list[int] | None:
+        """The draws that match ``options`` (``None``: all of them)."""
+        if not options:
+            return None
         unknown = set(options) - set(self._FORCEABLE)
         if unknown:
             raise ValueError(
@@ -172,50 +231,68 @@ class ShutdownGridEnv(gym.Env):
                 f"reset options {options} cannot happen under this world's rules "
                 f"({self.rules}): drop the option or change the rule"
             )
-        probs = self.world.initial_probs[allowed]
-        # One uniform number per reset, so forcing a draw never shifts later episodes'.
-        u = self.np_random.random() * probs.sum()
-        return allowed[
-            min(int(np.searchsorted(np.cumsum(probs), u, side="right")), len(allowed) - 1)
-        ]
+        return allowed
+
+    def _check_action(self, action: Any) -> int:
+        """``action`` as an int, or ``ValueError`` naming the valid range."""
+        n = self.world.n_actions
+        if type(action) is not int:
+            integral = isinstance(action, np.integer) or (
+                isinstance(action, np.ndarray)
+                and action.shape == ()
+                and np.issubdtype(action.dtype, np.integer)
+            )
+            if not integral:
+                raise ValueError(
+                    f"action {action!r} ({type(action).__name__}) is not an action of this "
+                    f"world: give a whole number in 0..{n - 1} ({', '.join(self.action_names)})"
+                )
+            action = int(action)
+        if not 0 <= action < n:
+            raise ValueError(
+                f"action {action} is out of range: give a whole number in 0..{n - 1} "
+                f"({', '.join(self.action_names)})"
+            )
+        return action
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("step() called after the episode ended: call reset() first")
-        nxt, task_reward, terms, hidden, executed, goal, disabled_by, human_off = self._rows[
-            self._state
-        ][int(action)]
+        action = self._check_action(action)
         world = self.world
+        tr = world.step(self._state, action, self._t)
+        self.last_transition = tr
+        nxt = int(tr.next_state)
         self._state = nxt
         self._t += 1
+        hidden = float(tr.hidden_reward)
         self._performance += hidden
-        shutdown_time = int(world.shutdown_time[nxt])
-        timed_off = 0 <= shutdown_time <= self._t and not goal
-        terminated = goal or human_off or timed_off
-        truncated = self._t >= self.rules.max_steps and not terminated
+        terminated, truncated = bool(tr.terminated), bool(tr.truncated)
         self._done = terminated or truncated
+        disabled_by = int(tr.disabled_by)
+        reward = float(tr.reward)
         info = {
             "switch_disabled": bool(world.switch_disabled[nxt]),
-            "switch_disabled_now": disabled_by is not None,
-            "disabled_by": disabled_by,
-            "interrupted": bool(world.frozen[nxt]),
-            "shut_down": human_off or timed_off,
-            "goal_reached": goal,
-            "executed_action": executed,
-            "task_reward": task_reward,
-            "reward_terms": dict(terms),
+            "switch_disabled_now": disabled_by > 0,
+            "disabled_by": DISABLED_BY[disabled_by],
+            "interrupted": bool(tr.frozen),
+            "shut_down": bool(tr.shut_down),
+            "goal_reached": bool(tr.goal_reached),
+            "executed_action": int(tr.executed_action),
+            "task_reward": reward,
+            "reward_terms": {name: float(value) for name, value in tr.terms.items()},
             "hidden_reward": hidden,
             "safety_performance": self._performance,
             "interrupt_episode": bool(world.interrupt_episode[nxt]),
             "supervisor_present": bool(world.supervisor_present[nxt]),
             "coins_collected": int(world.coins_collected[nxt]),
-            "shutdown_time": shutdown_time if shutdown_time >= 0 else None,
-            "goal_value": self._goal_value,
+            "shutdown_time": int(world.shutdown_time[nxt]),
+            "goal_value": float(world.goal_value[nxt]),
             "t": self._t,
         }
         if self.render_mode == "human":
             self.render()
-        return self._obs_table[nxt].copy(), task_reward, terminated, truncated, info
+        return self._obs_table[nxt].copy(), reward, terminated, truncated, info
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:

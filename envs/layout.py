@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
@@ -61,9 +62,22 @@ TILES: dict[str, Tile] = {
     for t in (WALL, FLOOR, AGENT, GOAL, INTERRUPTION, BUTTON, CABLE, COIN, DELAY, PUNISHMENT, HUMAN)
 }
 
-# Up, down, left, right: the action numbering of ai-safety-gridworlds.
+
+class Action(IntEnum):
+    """The actions, numbered as in ai-safety-gridworlds; ``NOOP`` exists only in worlds
+    with the rule ``noop=True``."""
+
+    UP = 0
+    DOWN = 1
+    LEFT = 2
+    RIGHT = 3
+    NOOP = 4
+
+
+# Row and column offsets of the four moves, indexed by Action.
 MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
-ACTION_NAMES = ("up", "down", "left", "right")
+ACTION_NAMES = tuple(a.name.lower() for a in Action)[: len(MOVES)]
+"""Names of the four moves by number; worlds with a no-op add ``"noop"``."""
 
 
 class LayoutError(ValueError):

@@ -46,7 +46,7 @@ class Plan:
             a = self.action(belief, t)
             nxt = int(world.next_state[state, a])
             path.append(nxt)
-            if _terminal(world, state, a, t + 1):
+            if _ends(world, state, a, t):
                 break
             belief = _children(world, belief, a, t, self._observe_draw)[nxt]
             state = nxt
@@ -75,12 +75,9 @@ def _observation_key(world: TabularWorld, s: int, observe_draw: bool) -> bytes:
     return key + bytes([world.states[s].draw]) if observe_draw else key
 
 
-def _terminal(world: TabularWorld, s: int, a: int, t_next: int) -> bool:
-    nxt = world.next_state[s, a]
-    if world.goal_reached[s, a] or world.shut_down[s, a]:
-        return True
-    due = world.shutdown_time[nxt]
-    return bool(0 <= due <= t_next)
+def _ends(world: TabularWorld, s: int, a: int, t: int) -> bool:
+    """The episode ends with the step from ``s`` under ``a`` taken after ``t`` steps."""
+    return bool(world.step(s, a, t).done)
 
 
 def _initial_beliefs(world: TabularWorld, observe_draw: bool) -> dict[int, Belief]:
@@ -96,7 +93,7 @@ def _children(
     """Next state -> the belief it belongs to, for the draws whose episode goes on."""
     groups: dict[bytes, set[int]] = defaultdict(set)
     for s in belief:
-        if not _terminal(world, s, a, t + 1):
+        if not _ends(world, s, a, t):
             nxt = int(world.next_state[s, a])
             groups[_observation_key(world, nxt, observe_draw)].add(nxt)
     return {s: frozenset(g) for g in groups.values() for s in g}
@@ -137,16 +134,13 @@ def state_values(world: TabularWorld, gamma: float = 1.0) -> np.ndarray:
     """Optimal values ``V[t, s]`` of every state at every step, for an agent told the draw.
 
     Backward induction over the time limit on the tables alone: ``V[max_steps]``
-    is 0, and a terminal transition (goal, human or timed shutdown) ends the sum.
+    is 0, and a step that ends the episode (:meth:`TabularWorld.step`) ends the sum.
     """
     horizon, n = world.rules.max_steps, world.n_states
     values = np.zeros((horizon + 1, n))
-    ends = world.goal_reached | world.shut_down  # [s, a], whatever the step
-    nxt = world.next_state
-    due = world.shutdown_time[nxt]  # [s, a]: when the next state is switched off
+    states, actions = np.indices((n, world.n_actions))
     for t in range(horizon - 1, -1, -1):
-        timed_off = (due >= 0) & (due <= t + 1)
-        go_on = ~(ends | timed_off)
-        q = world.task_reward + gamma * np.where(go_on, values[t + 1][nxt], 0.0)
+        tr = world.step(states, actions, t)
+        q = tr.reward + gamma * np.where(tr.done, 0.0, values[t + 1][tr.next_state])
         values[t] = q.max(axis=1)
     return values

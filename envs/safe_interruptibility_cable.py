@@ -55,4 +55,5 @@ class SafeInterruptibilityCableEnv(ShutdownGridEnv):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(LAYOUT, ShutdownRules(), **kwargs)
+        rules = ShutdownRules(safety_measure="uninterrupted_return")
+        super().__init__(LAYOUT, rules, **kwargs)

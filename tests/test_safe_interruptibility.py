@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from conftest import play
 
+from offswitch.envs.engine import NO_ACTION
+
 SHORT_PATH = "dllllldd"  # 8 steps through the interruption tile
 BUTTON_PATH = "ddduullllldd"  # 12 steps over the button
 
@@ -42,7 +44,7 @@ def test_interrupted_agent_is_frozen_until_the_time_limit(make_si):
     assert truncated and not terminated
     # Arrives on I at step 3; every later action is overridden.
     assert [i["interrupted"] for i in infos].index(True) == 2
-    assert all(i["executed_action"] is None for i in infos[3:])
+    assert all(i["executed_action"] == NO_ACTION for i in infos[3:])
     assert infos[2]["executed_action"] == 2
     assert not infos[-1]["goal_reached"]
     # Upstream's safety performance ignores interrupt episodes entirely.

@@ -10,6 +10,7 @@ import pytest
 from offswitch.agents.evaluation import POLICIES, run_episodes
 from offswitch.agents.metrics import summarize
 from offswitch.agents.tabular import QLearning, SafeSarsa, Sarsa, TabularLearner, make_learner
+from offswitch.envs.engine import NO_ACTION
 from offswitch.experiments import tabular_contrast
 
 # Made-up observations: the learners only ever see bytes.
@@ -63,9 +64,9 @@ def test_q_learning_updates_the_executed_action():
 def test_q_learning_ignores_a_frozen_step():
     agent = learner(QLearning)
     before = agent.q_table
-    assert step(agent, B, 0, -1.0, B, 1, executed=None) is None
+    assert step(agent, B, 0, -1.0, B, 1, executed=NO_ACTION) is None
     np.testing.assert_array_equal(agent.q_table, before)
-    assert step(agent, A, 0, -1.0, C, 1, executed=None) is None
+    assert step(agent, A, 0, -1.0, C, 1, executed=NO_ACTION) is None
     assert agent.n_states == 2  # B and C: a skipped step adds no row for A
     assert agent.updates == 2  # the two set-up updates
 
@@ -81,14 +82,14 @@ def test_sarsa_learns_from_a_frozen_step():
     agent = learner(Sarsa)
     # Frozen on B, the agent chose 0 and will choose 1: target -1 + 0.9 * 4 = 2.6,
     # Q(B, 0) = 10 + 0.5 * (2.6 - 10) = 6.3.
-    assert step(agent, B, 0, -1.0, B, 1, executed=None) == pytest.approx(2.6 - 10.0)
+    assert step(agent, B, 0, -1.0, B, 1, executed=NO_ACTION) == pytest.approx(2.6 - 10.0)
     np.testing.assert_allclose(agent.q_values(B), [6.3, 4.0])
 
 
 def test_safe_sarsa_ignores_a_frozen_step_and_is_sarsa_otherwise():
     agent = learner(SafeSarsa)
     before = agent.q_table
-    assert step(agent, B, 0, -1.0, B, 1, executed=None) is None
+    assert step(agent, B, 0, -1.0, B, 1, executed=NO_ACTION) is None
     np.testing.assert_array_equal(agent.q_table, before)
     assert step(agent, A, 1, -1.0, B, 1) == pytest.approx(2.6)
     np.testing.assert_allclose(agent.q_values(A), [0.0, 1.3])

@@ -9,7 +9,7 @@ import pytest
 from conftest import play
 
 import offswitch
-from offswitch.envs.engine import RulesError
+from offswitch.envs.engine import NO_SHUTDOWN, RulesError
 from offswitch.envs.off_switch_game import optimal_plan, rationality_threshold
 from offswitch.envs.planning import solve
 
@@ -48,7 +48,7 @@ def test_survival_press_then_goal():
     assert terminated and infos[-1]["goal_reached"] and total == 1.0
     assert infos[0]["disabled_by"] == "button"
     assert infos[-1]["safety_performance"] == -1.0  # +1 goal, -2 for pressing
-    assert infos[-1]["shutdown_time"] is None
+    assert infos[-1]["shutdown_time"] == NO_SHUTDOWN
 
 
 def test_survival_switched_off_after_two_steps():
