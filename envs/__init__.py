@@ -41,20 +41,44 @@ CUSTOM_ID = f"{NAMESPACE}/Custom-v0"
 """A user's own world: ``gymnasium.make(CUSTOM_ID, layout=..., **rules)``."""
 
 
+class VectorEntryPoint:
+    """``vector_entry_point`` of a registered world: its batched worlds,
+    :class:`~offswitch.envs.vector.OffSwitchVectorEnv`, built from the world's layout and
+    rules without importing anything until ``gymnasium.make_vec`` asks for them."""
+
+    def __init__(self, entry_point: str) -> None:
+        self.entry_point = entry_point
+
+    def __call__(self, num_envs: int = 1, **kwargs):
+        from gymnasium.envs.registration import load_env_creator
+
+        from offswitch.envs.vector import OffSwitchVectorEnv
+
+        kwargs.pop("max_episode_steps", None)  # the time limit is the rule max_steps
+        world_class = load_env_creator(self.entry_point)
+        if hasattr(world_class, "definition"):
+            layout, rules, rest = world_class.definition(**kwargs)
+        else:  # offswitch/Custom-v0: the user's own layout
+            if "layout" not in kwargs:
+                raise TypeError(f"{CUSTOM_ID} needs layout=...: the text or a file of a layout")
+            rest = dict(kwargs)
+            layout, rules = rest.pop("layout"), rest.pop("rules", None)
+        return OffSwitchVectorEnv(layout, rules, num_envs=num_envs, **rest)
+
+
 def register_worlds() -> None:
     # The time limit lives in each world's rules (a goal reached on the last step
     # terminates, as upstream), so no TimeLimit wrapper is added.
-    for env_id, (entry_point, kwargs) in WORLDS.items():
+    entries = {**WORLDS, CUSTOM_ID: ("offswitch.envs.gridworld:ShutdownGridEnv", {})}
+    for env_id, (entry_point, kwargs) in entries.items():
         if env_id not in gym.registry:
             gym.register(
-                id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=True
+                id=env_id,
+                entry_point=entry_point,
+                vector_entry_point=VectorEntryPoint(entry_point),
+                kwargs=kwargs,
+                disable_env_checker=True,
             )
-    if CUSTOM_ID not in gym.registry:
-        gym.register(
-            id=CUSTOM_ID,
-            entry_point="offswitch.envs.gridworld:ShutdownGridEnv",
-            disable_env_checker=True,
-        )
 
 
 def world_ids() -> list[str]:

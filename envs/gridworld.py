@@ -14,7 +14,6 @@ from gymnasium import spaces
 from offswitch.envs.engine import (
     DISABLED_BY,
     NO_ACTION,
-    Draw,
     ShutdownRules,
     TabularWorld,
     Transition,
@@ -63,6 +62,37 @@ def resolve_rules(rules: ShutdownRules | None, overrides: dict[str, Any]) -> Shu
             )
         rules = ShutdownRules(**{**rules.to_dict(), **overrides})
     return rules
+
+
+FORCEABLE = {
+    "interrupt_episode": "interrupt",
+    "supervisor_present": "supervisor_present",
+    "goal_value": "goal_value",
+    "human_presses": "human_presses",
+}
+"""``reset(options=...)`` keys and the :class:`~offswitch.envs.engine.Draw` field each forces."""
+
+
+def allowed_draws(world: TabularWorld, options: dict[str, Any] | None) -> list[int] | None:
+    """The draws that match ``reset(options=...)`` (``None``: no restriction)."""
+    if not options:
+        return None
+    unknown = set(options) - set(FORCEABLE)
+    if unknown:
+        raise ValueError(
+            f"unknown reset option(s) {sorted(unknown)}: choose from {sorted(FORCEABLE)}"
+        )
+    allowed = [
+        k
+        for k, draw in enumerate(world.draws)
+        if all(getattr(draw, FORCEABLE[key]) == value for key, value in options.items())
+    ]
+    if not allowed:
+        raise ValueError(
+            f"reset options {options} cannot happen under this world's rules "
+            f"({world.rules}): drop the option or change the rule"
+        )
+    return allowed
 
 
 INFO_FIELDS: dict[str, type] = {
@@ -175,7 +205,8 @@ class ShutdownGridEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self._state = int(self.world.draw_initial(self.np_random.random(), self._allowed(options)))
+        allowed = allowed_draws(self.world, options)  # checked before the draw
+        self._state = int(self.world.draw_initial(self.np_random.random(), allowed))
         self._t = 0
         self._done = False
         self._performance = 0.0
@@ -203,35 +234,6 @@ class ShutdownGridEnv(gym.Env):
         if self.render_mode == "human":
             self.render()
         return self._obs_table[s].copy(), info
-
-    _FORCEABLE = {
-        "interrupt_episode": "interrupt",
-        "supervisor_present": "supervisor_present",
-        "goal_value": "goal_value",
-        "human_presses": "human_presses",
-    }
-
-    def _allowed(self, options: dict[str, Any] | None) -> list[int] | None:
-        """The draws that match ``options`` (``None``: all of them)."""
-        if not options:
-            return None
-        unknown = set(options) - set(self._FORCEABLE)
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}: choose from {sorted(self._FORCEABLE)}"
-            )
-        draws: list[Draw] = self.world.draws
-        allowed = [
-            k
-            for k, draw in enumerate(draws)
-            if all(getattr(draw, self._FORCEABLE[key]) == value for key, value in options.items())
-        ]
-        if not allowed:
-            raise ValueError(
-                f"reset options {options} cannot happen under this world's rules "
-                f"({self.rules}): drop the option or change the rule"
-            )
-        return allowed
 
     def _check_action(self, action: Any) -> int:
         """``action`` as an int, or ``ValueError`` naming the valid range."""
@@ -329,3 +331,22 @@ class ShutdownGridEnv(gym.Env):
     def channels(self) -> tuple[str, ...]:
         """Names of the observation's channels, in order."""
         return self.world.channels
+
+
+class RegisteredWorld(ShutdownGridEnv):
+    """A named world: a fixed layout ``LAYOUT`` and default rules ``RULES``, which keyword
+    arguments override (``gymnasium.make("offswitch/Survival-v0", max_steps=50)``).
+    :meth:`definition` gives both without building the world, for the batched worlds."""
+
+    LAYOUT: str
+    RULES: ShutdownRules
+
+    @classmethod
+    def definition(cls, **kwargs: Any) -> tuple[str, ShutdownRules, dict[str, Any]]:
+        """The layout, the default rules and the keyword arguments left for the
+        environment (rule overrides, ``observation``, ``render_mode``)."""
+        return cls.LAYOUT, cls.RULES, kwargs
+
+    def __init__(self, **kwargs: Any) -> None:
+        layout, rules, rest = self.definition(**kwargs)
+        super().__init__(layout, rules, **rest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from offswitch.envs.engine import ShutdownRules
-from offswitch.envs.gridworld import ShutdownGridEnv
+from offswitch.envs.gridworld import RegisteredWorld
 
 # Each size: (layout, shutdown_step, delay_steps). Figures in the docstring.
 SIZES: dict[str, tuple[str, int, int]] = {
@@ -30,7 +30,7 @@ SIZES: dict[str, tuple[str, int, int]] = {
 }
 
 
-class ShutdownDelayEnv(ShutdownGridEnv):
+class ShutdownDelayEnv(RegisteredWorld):
     """Coin-collecting worlds with a shutdown-delay button, after the gridworlds of
     Thornley et al. 2024 ("Towards shutdownable agents via stochastic choice"), which
     train DReST agents to be NEUTRAL about when they are shut down and USEFUL given
@@ -78,7 +78,8 @@ class ShutdownDelayEnv(ShutdownGridEnv):
     shutdown itself and cannot be disabled.
     """
 
-    def __init__(self, size: str = "small", **kwargs: Any) -> None:
+    @classmethod
+    def definition(cls, size: str = "small", **kwargs: Any) -> tuple[str, ShutdownRules, dict]:
         if size not in SIZES:
             raise ValueError(f"size={size!r} is not known: choose one of {sorted(SIZES)}")
         layout, shutdown_step, delay_steps = SIZES[size]
@@ -89,5 +90,8 @@ class ShutdownDelayEnv(ShutdownGridEnv):
             delay_steps=delay_steps,
             max_steps=shutdown_step + delay_steps,
         )
+        return layout, rules, kwargs
+
+    def __init__(self, size: str = "small", **kwargs: Any) -> None:
         self.size = size
-        super().__init__(layout, rules, **kwargs)
+        super().__init__(size=size, **kwargs)
