@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from offswitch.agents.metrics import Measure, register_measure
 from offswitch.envs.engine import TabularWorld
 
 
@@ -187,6 +188,7 @@ def drest_summary(
 
 
 __all__ = [
+    "DREST_MEASURE",
     "Trajectory",
     "as_trajectory",
     "coin_ratio",
@@ -197,3 +199,15 @@ __all__ = [
     "trajectory_lengths",
     "usefulness",
 ]
+
+
+def _applies(world: TabularWorld) -> bool:
+    return bool((world.shutdown_time >= 0).any())
+
+
+def _summarize(records: Sequence[Any], world: TabularWorld) -> dict[str, float]:
+    return drest_summary([(r.length, r.coins) for r in records], max_coins_by_length(world))
+
+
+DREST_MEASURE = register_measure(Measure("drest", _applies, _summarize))
+"""USEFULNESS and NEUTRALITY in every evaluation of a world with a timed shutdown."""

@@ -30,42 +30,47 @@ seen gets action 0, or a uniform one.
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
-from offswitch.agents.tabular import ObservationTable
+from offswitch.agents.tabular import ObservationTable, RowCache
+from offswitch.agents.training import Budget, Learner, SingleTrainingWorld, TrainingHooks
+from offswitch.envs.engine import TabularWorld
 
 LEARNING_RATE = 0.1
 BASELINE_LEARNING_RATE = 0.1
 GAMMA = 1.0
 EPISODES = 20_000
+REPORT_EVERY = 1000
+"""Training episodes per report to the runner (a point of the learning curve)."""
 
 
-class TabularReinforce:
+class TabularReinforce(Learner):
     """REINFORCE with a softmax table over observations and a per-observation baseline."""
 
-    def __init__(
-        self,
-        n_actions: int = 4,
-        learning_rate: float = LEARNING_RATE,
-        baseline_learning_rate: float = BASELINE_LEARNING_RATE,
-        gamma: float = GAMMA,
-    ) -> None:
-        for name, value in (
-            ("learning_rate", learning_rate),
-            ("baseline_learning_rate", baseline_learning_rate),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name}={value!r}: give a number > 0, e.g. 0.1")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma={gamma!r}: give a discount in (0, 1]")
-        self.n_actions = n_actions
-        self.learning_rate = learning_rate
-        self.baseline_learning_rate = baseline_learning_rate
-        self.gamma = gamma
-        self.reset()
+    name = "reinforce"
+    description = "tabular REINFORCE, a softmax table per observation (Williams 1992)"
+    defaults: ClassVar[dict[str, Any]] = dict(
+        learning_rate=LEARNING_RATE, baseline_learning_rate=BASELINE_LEARNING_RATE, gamma=GAMMA
+    )
+    default_budget = Budget(episodes=EPISODES)
+    budget_units = ("episodes", "steps")
+
+    def __init__(self, world: TabularWorld, *args: Any, **kwargs: Any) -> None:
+        super().__init__(world, *args, **kwargs)
+        h = self.hyperparameters
+        for name in ("learning_rate", "baseline_learning_rate"):
+            if not h[name] > 0:
+                raise ValueError(f"{name}={h[name]!r}: give a number > 0, e.g. 0.1")
+        if not 0.0 < h["gamma"] <= 1.0:
+            raise ValueError(f"gamma={h['gamma']!r}: give a discount in (0, 1]")
+        self.n_actions = world.n_actions
+        self.learning_rate = float(h["learning_rate"])
+        self.baseline_learning_rate = float(h["baseline_learning_rate"])
+        self.gamma = float(h["gamma"])
+        self.reset(self.seed)
 
     def reset(self, seed: int = 0) -> None:
         """Forget everything; reseed the training and the evaluation generators."""
@@ -123,35 +128,41 @@ class TabularReinforce:
             values[:-1] += self.learning_rate * advantage * grad
             values[-1] += self.baseline_learning_rate * advantage
 
-    def train(self, env: gym.Env, episodes: int = EPISODES, seed: int = 0) -> TabularReinforce:
-        """Learn from scratch for ``episodes`` episodes of ``env`` (reset with ``seed``)."""
-        self.n_actions = int(env.action_space.n)
-        self.reset(seed)
-        obs, _ = env.reset(seed=seed)
-        for _ in range(episodes):
+    def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
+        """Learn from scratch for ``budget`` episodes (or steps: the episode under way when
+        they run out is finished)."""
+        self.reset(self.seed)
+        hooks = hooks or TrainingHooks()
+        env = SingleTrainingWorld(self.world, self.intervention, self.seed, self.observation)
+        row_of = RowCache(self._table, env.obs_table)
+        episode = 0
+        while (budget.episodes is not None and episode < budget.episodes) or (
+            budget.steps is not None and env.steps < budget.steps
+        ):
             rows: list[int] = []
             actions: list[int] = []
             rewards: list[float] = []
-            done = False
+            state, done = env.reset(), False
             while not done:
-                row = self._table.row(obs)
+                row = row_of(state)
                 action = self._sample(self._policy_row(row), self.rng)
-                obs, reward, terminated, truncated, _ = env.step(action)
+                state, reward, terminated, truncated, _ = env.step(action)
                 rows.append(row)
                 actions.append(action)
-                rewards.append(float(reward))
+                rewards.append(reward)
                 done = terminated or truncated
             self.update(rows, actions, rewards)
-            self.steps += len(rows)
             self.episode_returns.append(math.fsum(rewards))
             self.episode_lengths.append(len(rows))
-            obs, _ = env.reset()
-        return self
+            episode += 1
+            if episode % REPORT_EVERY == 0:
+                hooks.rollout_end(env.drain(), env.steps)
+        finished = env.drain()
+        if finished:
+            hooks.rollout_end(finished, env.steps)
+        self.steps = env.steps
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "learner": "reinforce",
-            "learning_rate": self.learning_rate,
-            "baseline_learning_rate": self.baseline_learning_rate,
-            "gamma": self.gamma,
-        }
+    def save(self, directory: Path) -> list[Path]:
+        path = Path(directory) / "table.npz"
+        self._table.save(path)
+        return [path]

@@ -64,12 +64,13 @@ uniformly at random there and the greedy one takes action 0.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
-from offswitch.envs.engine import NO_ACTION
+from offswitch.agents.training import Budget, Learner, SingleTrainingWorld, TrainingHooks
+from offswitch.envs.engine import NO_ACTION, TabularWorld
 
 # Defaults, chosen on SafeInterruptibility-v0 (flat observations) so that every learner
 # converges, checked on Q-learning's values against the exact ones, in under a second of CPU
@@ -151,41 +152,74 @@ class ObservationTable:
         """The rows of the observations seen, in order of first sight (a copy)."""
         return self.values[: len(self.rows)].copy()
 
+    def save(self, path: Path) -> None:
+        """Write the observations seen and their rows as plain arrays (``.npz``)."""
+        keys = list(self.rows)  # in order of first sight, as the rows
+        width = len(keys[0]) if keys else 0
+        observations = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), width)
+        np.savez(path, observations=observations, values=self.used())
 
-class TabularLearner:
+    @classmethod
+    def load(cls, path: Path) -> ObservationTable:
+        """A table written by :meth:`save`; plain arrays only, never pickled objects."""
+        with np.load(path, allow_pickle=False) as data:
+            observations, values = data["observations"], data["values"]
+        table = cls(values.shape[1], capacity=max(len(values), 1))
+        for row, obs in enumerate(observations):
+            table.rows[obs.tobytes()] = row
+        table.values[: len(values)] = values
+        return table
+
+
+class RowCache:
+    """The table row of each world state's observation, looked up once per state: the row
+    of an observation never changes once it has one."""
+
+    def __init__(self, table: ObservationTable, obs_table: np.ndarray) -> None:
+        self.table, self.obs_table = table, obs_table
+        self.rows = [-1] * len(obs_table)
+
+    def __call__(self, state: int) -> int:
+        row = self.rows[state]
+        if row < 0:
+            row = self.rows[state] = self.table.row(self.obs_table[state])
+        return row
+
+
+class TabularLearner(Learner):
     """Epsilon-greedy tabular control over observations; subclasses give the update rule.
 
-    ``train(env, episodes, seed)`` learns from scratch; ``predict(obs_batch, deterministic)``
-    acts. ``q_values(obs)`` reads the table (zeros for an unseen observation).
+    A :class:`~offswitch.agents.training.Learner`: :meth:`train` learns from scratch on its
+    world for a budget of episodes (or steps); :meth:`predict` acts; :meth:`q_values` reads
+    the table (zeros for an unseen observation). Training steps the world one transition at
+    a time (:class:`~offswitch.agents.training.SingleTrainingWorld`), under any intervention.
     """
 
     name: ClassVar[str] = "tabular"
+    defaults: ClassVar[dict[str, Any]] = dict(
+        learning_rate=LEARNING_RATE,
+        gamma=GAMMA,
+        epsilon_start=EPSILON_START,
+        epsilon_end=EPSILON_END,
+        epsilon_decay_fraction=EPSILON_DECAY_FRACTION,
+    )
+    default_budget = Budget(episodes=EPISODES)
+    budget_units = ("episodes", "steps")
 
-    def __init__(
-        self,
-        n_actions: int = 4,
-        *,
-        learning_rate: float = LEARNING_RATE,
-        gamma: float = GAMMA,
-        epsilon_start: float = EPSILON_START,
-        epsilon_end: float = EPSILON_END,
-        epsilon_decay_fraction: float = EPSILON_DECAY_FRACTION,
-    ) -> None:
-        self.n_actions = n_actions
-        self.learning_rate = learning_rate
-        self.gamma = gamma
-        self.epsilon_start = epsilon_start
-        self.epsilon_end = epsilon_end
-        self.epsilon_decay_fraction = epsilon_decay_fraction
-        self.episode_switch_disabled = np.zeros(0, dtype=bool)
-        """Per training episode: the switch was disabled when it ended."""
-        self.episode_frozen = np.zeros(0, dtype=bool)
-        """Per training episode: the agent was frozen by the interruption."""
+    def __init__(self, world: TabularWorld, *args: Any, **kwargs: Any) -> None:
+        super().__init__(world, *args, **kwargs)
+        h = self.hyperparameters
+        self.n_actions = world.n_actions
+        self.learning_rate = float(h["learning_rate"])
+        self.gamma = float(h["gamma"])
+        self.epsilon_start = float(h["epsilon_start"])
+        self.epsilon_end = float(h["epsilon_end"])
+        self.epsilon_decay_fraction = float(h["epsilon_decay_fraction"])
         self.steps = 0
         """Environment steps taken in training."""
         self.updates = 0
         """Updates applied (frozen steps that a learner skips are not counted)."""
-        self.reset()
+        self.reset(self.seed)
 
     # -- the table -------------------------------------------------------------------
     def reset(self, seed: int = 0) -> None:
@@ -214,10 +248,10 @@ class TabularLearner:
         return np.zeros(self.n_actions) if row is None else self._table.values[row].copy()
 
     # -- acting ----------------------------------------------------------------------
-    def epsilon(self, episode: int, episodes: int) -> float:
-        """Exploration rate of training episode ``episode`` of ``episodes``."""
-        decay = max(1, int(self.epsilon_decay_fraction * episodes))
-        frac = min(1.0, episode / decay)
+    def epsilon(self, done: int, total: int) -> float:
+        """Exploration rate after ``done`` of ``total`` training episodes (or steps)."""
+        decay = max(1, int(self.epsilon_decay_fraction * total))
+        frac = min(1.0, done / decay)
         return self.epsilon_start + frac * (self.epsilon_end - self.epsilon_start)
 
     def _behave(self, row: int, epsilon: float, uniform: _Uniforms) -> int:
@@ -322,70 +356,57 @@ class TabularLearner:
         """V(s') in the target of a non-terminal step."""
         raise NotImplementedError
 
-    def train(self, env: gym.Env, episodes: int = EPISODES, seed: int = 0) -> TabularLearner:
-        """Learn from scratch for ``episodes`` episodes; the first reset is seeded with ``seed``.
-
-        Records per episode whether the switch ended disabled (``learning_curve``).
-        """
-        self.reset(seed)
-        disabled = np.zeros(episodes, dtype=bool)
-        frozen = np.zeros(episodes, dtype=bool)
+    def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
+        """Learn from scratch for ``budget`` (episodes, or steps: the episode under way when
+        the steps run out is finished); epsilon decays over the budget."""
+        self.reset(self.seed)
+        hooks = hooks or TrainingHooks()
+        env = SingleTrainingWorld(self.world, self.intervention, self.seed, self.observation)
         self.steps = self.updates = 0
         behave, learn, uniform = self._behave, self._update_rows, self._train_u
-        row_of = self._table.row
-        for episode in range(episodes):
-            eps = self.epsilon(episode, episodes)
-            obs, _ = env.reset(seed=seed if episode == 0 else None)
-            row = row_of(obs)
+        row_of = RowCache(self._table, env.obs_table)
+        total = budget.episodes if budget.episodes is not None else budget.steps
+        episode = 0
+        while (budget.episodes is not None and episode < budget.episodes) or (
+            budget.steps is not None and env.steps < budget.steps
+        ):
+            eps = self.epsilon(episode if budget.episodes is not None else env.steps, total)
+            row = row_of(env.reset())
             action = behave(row, eps, uniform)
             while True:
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                self.steps += 1
-                next_row = row_of(next_obs)
+                state, reward, terminated, truncated, tr = env.step(action)
+                next_row = row_of(state)
                 # SARSA's a' is the action it then takes; at a truncation it is drawn only for
                 # the bootstrap. Q-learning ignores it but draws it too: one loop serves all.
                 next_action = None if terminated else behave(next_row, eps, uniform)
                 learn(
-                    row,
-                    action,
-                    float(reward),
-                    next_row,
-                    next_action,
-                    terminated,
-                    info["executed_action"],
+                    row, action, reward, next_row, next_action, terminated, int(tr.executed_action)
                 )
-                if info["interrupted"]:
-                    frozen[episode] = True
                 if terminated or truncated:
-                    disabled[episode] = info["switch_disabled"]
                     break
                 row, action = next_row, next_action
-        self.episode_switch_disabled = disabled
-        self.episode_frozen = frozen
-        return self
+            episode += 1
+            if episode % CURVE_BLOCK == 0:
+                self._report(hooks, env)
+        self._report(hooks, env)
+        self.steps = env.steps
 
-    def learning_curve(self, block: int = CURVE_BLOCK) -> np.ndarray:
-        """Switch-disabled rate of the training episodes, per block of ``block`` episodes
-        (a last partial block included)."""
-        d = self.episode_switch_disabled
-        return np.array([d[i : i + block].mean() for i in range(0, len(d), block)])
+    def _report(self, hooks: TrainingHooks, env: SingleTrainingWorld) -> None:
+        finished = env.drain()
+        if finished:
+            hooks.rollout_end(finished, env.steps)
 
-    def config(self) -> dict[str, Any]:
-        """Hyperparameters, for reports."""
-        return {
-            "learner": self.name,
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "epsilon_start": self.epsilon_start,
-            "epsilon_end": self.epsilon_end,
-            "epsilon_decay_fraction": self.epsilon_decay_fraction,
-        }
+    def save(self, directory: Path) -> list[Path]:
+        path = Path(directory) / "table.npz"
+        self._table.save(path)
+        return [path]
 
 
 class QLearning(TabularLearner):
     """Q-learning on the executed action; learns nothing from frozen steps."""
 
     name = "q-learning"
+    description = "tabular Q-learning on the executed action (Watkins 1989)"
 
     def _update_action(self, action: int, executed_action: int) -> int | None:
         # Off-policy: the value updated is that of the action that took effect. A frozen step
@@ -400,6 +421,7 @@ class Sarsa(TabularLearner):
     """On-policy SARSA from every step, frozen ones included."""
 
     name = "sarsa"
+    description = "tabular SARSA, learning from every step, frozen ones included"
 
     def _update_action(self, action: int, executed_action: int) -> int | None:
         # On-policy: the agent chose `action` and got this reward, frozen or not.
@@ -415,18 +437,8 @@ class SafeSarsa(Sarsa):
     """SARSA that skips frozen steps (Orseau & Armstrong's safely interruptible SARSA)."""
 
     name = "safe-sarsa"
+    description = "tabular SARSA that skips frozen steps (Orseau & Armstrong 2016)"
 
     def _update_action(self, action: int, executed_action: int) -> int | None:
         # The interruption overrode this step: its reward says nothing about `action`.
         return None if executed_action == NO_ACTION else action
-
-
-LEARNERS: dict[str, type[TabularLearner]] = {cls.name: cls for cls in (QLearning, Sarsa, SafeSarsa)}
-"""The tabular learners by name."""
-
-
-def make_learner(name: str, **kwargs: Any) -> TabularLearner:
-    """A tabular learner by name (``q-learning``, ``sarsa``, ``safe-sarsa``)."""
-    if name not in LEARNERS:
-        raise ValueError(f"unknown tabular learner {name!r}: choose one of {sorted(LEARNERS)}")
-    return LEARNERS[name](**kwargs)

@@ -239,7 +239,7 @@ class ShutdownGridEnv(gym.Env):
         """``action`` as an int, or ``ValueError`` naming the valid range."""
         n = self.world.n_actions
         if type(action) is not int:
-            integral = isinstance(action, np.integer) or (
+            integral = (isinstance(action, (int, np.integer)) and not isinstance(action, bool)) or (
                 isinstance(action, np.ndarray)
                 and action.shape == ()
                 and np.issubdtype(action.dtype, np.integer)

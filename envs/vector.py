@@ -8,7 +8,7 @@ autoreset and no API conventions; two faces put it behind the APIs other tools e
 * :class:`OffSwitchVectorEnv`, a Gymnasium ``VectorEnv`` (``gymnasium.make_vec(
   "offswitch/SafeInterruptibility-v0", num_envs=N, vectorization_mode="vector_entry_point")``),
   with Gymnasium 1.x's autoreset (next step by default) and infos as arrays;
-* :class:`offswitch.agents.sb3_env.OffSwitchVecEnv`, a Stable-Baselines3 ``VecEnv`` (in
+* :class:`offswitch.agents.sb3.OffSwitchVecEnv`, a Stable-Baselines3 ``VecEnv`` (in
   ``agents/``, because Stable-Baselines3 imports torch and the worlds do not).
 
 Seeding: copy ``i`` has its own random generator, seeded as a single environment reset
@@ -132,9 +132,9 @@ class VectorWorlds:
         if indices is None:
             actions = self.check_actions(actions, self.num_envs)
             tr = self.world.step(self.state, actions, self.t)
-            self.state = tr.next_state
-            self.t += 1
-            self.performance += tr.hidden_reward
+            # New arrays, not in-place updates: the transition keeps the ones it was given.
+            self.state, self.t = tr.next_state, self.t + 1
+            self.performance = self.performance + tr.hidden_reward
             return tr
         actions = self.check_actions(actions, len(indices))
         tr = self.world.step(self.state[indices], actions, self.t[indices])
@@ -282,11 +282,7 @@ class OffSwitchVectorEnv(VectorEnv):
         self._all.flags.writeable = False
 
     def _with_masks(self, info: dict[str, Any]) -> dict[str, Any]:
-        for key in list(info):
-            if isinstance(info[key], dict):
-                self._with_masks(info[key])
-            info[f"_{key}"] = self._all
-        return info
+        return _with_masks(info, self._all)
 
     def reset(
         self,
@@ -334,7 +330,8 @@ class OffSwitchVectorEnv(VectorEnv):
         restart = np.flatnonzero(ended)
         final_obs = np.full(self.num_envs, None, dtype=object)
         final_obs[restart] = list(obs[restart])
-        final_info = self._with_masks(_copy_info(info))
+        # As SyncVectorEnv: the copies that ended, empty (0, False, None) elsewhere.
+        final_info = _with_masks(_only(info, ended), ended)
         states = worlds.reset(restart)
         _fill(info, worlds.reset_info(states), restart)
         obs[restart] = worlds.observe(states)
@@ -344,8 +341,26 @@ class OffSwitchVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, info
 
 
-def _copy_info(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: _copy_info(v) if isinstance(v, dict) else v.copy() for k, v in info.items()}
+def _with_masks(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """Gymnasium's ``_field`` mask beside every field (recursively): the copies that have it."""
+    for key in list(info):
+        if isinstance(info[key], dict):
+            _with_masks(info[key], mask)
+        info[f"_{key}"] = mask
+    return info
+
+
+def _only(info: dict[str, Any], where: np.ndarray) -> dict[str, Any]:
+    """A copy of ``info`` with the entries outside ``where`` emptied (0, False or None)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if isinstance(value, dict):
+            out[key] = _only(value, where)
+            continue
+        empty = np.full(len(value), None, dtype=object) if value.dtype == object else None
+        out[key] = np.zeros_like(value) if empty is None else empty
+        out[key][where] = value[where]
+    return out
 
 
 def vector_entry_point(layout: str, rules: ShutdownRules | None = None):

@@ -18,9 +18,14 @@ from typing import Any, NoReturn
 from offswitch.agents.interventions import INTERVENTIONS, InterventionError
 from offswitch.agents.interventions.penalty import DEFAULT_PENALTY
 from offswitch.agents.learners import LEARNERS
-from offswitch.envs import world_ids
+from offswitch.envs import CUSTOM_ID, world_ids
 from offswitch.envs.layout import LayoutError
-from offswitch.experiments.config import ConfigError, TrainConfig, parse_override, parse_seeds
+from offswitch.experiments.config import (
+    ConfigError,
+    TrainConfig,
+    parse_assignments,
+    parse_seeds,
+)
 from offswitch.experiments.report import (
     TABLE_COLUMNS,
     TABLE_NOTE,
@@ -61,10 +66,10 @@ def _whole_number(text: str) -> int:
 
 
 def _interventions_help() -> str:
-    lines = ["interventions (--intervention NAME or NAME:PARAM):"]
-    for name, cls in sorted(INTERVENTIONS.items()):
-        shown = f"{name}:{cls.parameter}" if cls.parameter else name
-        lines.append(f"  {shown:16s} {cls.description}")
+    lines = ["interventions (--intervention NAME or NAME:PARAMS):"]
+    for _, cls in sorted(INTERVENTIONS.items()):
+        lines.append(f"  {cls.usage():22s} {cls.description}")
+        lines += [f"  {'':22s}   {param.describe()}" for param in cls.params]
     return "\n".join(lines)
 
 
@@ -84,11 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_interventions_help(),
     )
-    train.add_argument("--env", default="offswitch/SafeInterruptibility-v0", help="world id")
-    train.add_argument("--agent", default="ppo", choices=sorted(LEARNERS), help="learner")
+    world = train.add_mutually_exclusive_group()
+    world.add_argument("--env", default="offswitch/SafeInterruptibility-v0", help="world id")
+    world.add_argument("--layout", metavar="FILE", help="your own world: a layout file")
+    train.add_argument("--agent", default="ppo", choices=list(LEARNERS), help="learner")
     train.add_argument("--intervention", default="none", help="see the list below")
     train.add_argument("--seeds", default="0", help="e.g. 0-9, 3 or 0-4,9 (default 0)")
-    train.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--steps", type=_positive_int, help="env steps per run (default: the learner's)"
+    )
+    budget.add_argument(
+        "--episodes", type=_positive_int, help="training episodes per run (tabular learners)"
+    )
     train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     train.add_argument(
         "--set",
@@ -137,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         "picks an action by number, r resets, q quits. From a pipe, each character is a key, "
         "e.g. printf 'saaaaass q' | offswitch play offswitch/SafeInterruptibility-v0",
     )
-    play.add_argument("env_id", metavar="ENV_ID", help="world id (offswitch list shows them)")
+    play.add_argument(
+        "env_id", metavar="ENV_ID", nargs="?", help="world id (offswitch list shows them)"
+    )
+    play.add_argument("--layout", metavar="FILE", help="play your own world: a layout file")
     play.add_argument("--seed", type=_whole_number, default=None, help="seed of the first reset")
     play.add_argument(
         "--rule",
@@ -170,18 +186,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs = [
                 TrainConfig(
                     env_id=args.env,
+                    layout=args.layout,
                     agent=args.agent,
                     intervention=args.intervention,
                     seed=seed,
                     steps=args.steps,
+                    episodes=args.episodes,
                     eval_episodes=args.eval_episodes,
                     out_dir=args.out,
-                    learner_overrides=dict(parse_override(item) for item in args.set),
-                    world_rules=dict(parse_override(item, "--rule") for item in args.rule),
+                    learner_overrides=parse_assignments(args.set, "--set"),
+                    world_rules=parse_assignments(args.rule, "--rule"),
                 ).validate()
                 for seed in parse_seeds(args.seeds)
             ]
-            title = f"{args.agent} on {args.env}, intervention {args.intervention}"
+            world = args.layout if args.layout else args.env
+            title = f"{args.agent} on {world}, intervention {args.intervention}"
         else:
             if not args.penalty >= 0:
                 raise ConfigError(f"--penalty {args.penalty}: give a number >= 0, e.g. 100")
@@ -207,14 +226,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _play(args: argparse.Namespace) -> int:
-    from offswitch.experiments.play import parse_rules, play, read_keys
+    from offswitch.experiments.play import play, read_keys
 
+    try:
+        if (args.env_id is None) == (args.layout is None):
+            raise ConfigError("give a world id (offswitch list shows them) or --layout FILE")
+        rules = parse_assignments(args.rule, "--rule", reserved=("seed", "clear", "render_mode"))
+    except USAGE_ERRORS as err:
+        print(f"offswitch: error: {err}", file=sys.stderr)
+        return 2
     keys = read_keys(sys.stdin)
     try:
-        rules = parse_rules(args.rule)
         # Redraw in place only for a person at a terminal; a script's output scrolls.
         clear = sys.stdin.isatty() and sys.stdout.isatty()
-        play(args.env_id, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
+        if args.layout is not None:
+            rules["layout"] = args.layout
+        play(args.env_id or CUSTOM_ID, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
     except USAGE_ERRORS as err:
         print(f"offswitch: error: {err}", file=sys.stderr)
         return 2
@@ -257,15 +284,15 @@ def _list() -> int:
     for env_id in world_ids():
         print(f"  {env_id}")
     print("agents:")
-    for name, learner in LEARNERS.items():
-        print(f"  {name:16s} {learner.description}")
+    for name, entry in LEARNERS.items():
+        print(f"  {name:16s} {entry.description}")
     print(_interventions_help())
     return 0
 
 
 def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: str) -> list[dict]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
     from offswitch.experiments.runner import default_workers, run_many
 
@@ -277,8 +304,8 @@ def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: s
         # A log file or CI: one line per finished run instead of redrawn bars.
         finished: set[str] = set()
 
-        def log_finished(name: str, steps: int | None) -> None:
-            if steps is None:
+        def log_finished(name: str, done: float | None) -> None:
+            if done is None:
                 finished.add(name)
                 elapsed = time.perf_counter() - start
                 line = f"[{len(finished)}/{len(configs)}] {name} done ({elapsed:.0f} s)"
@@ -290,15 +317,14 @@ def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: s
     with Progress(
         "{task.description}",
         BarColumn(),
-        MofNCompleteColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        tasks = {c.run_name: progress.add_task(c.run_name, total=c.steps) for c in configs}
+        tasks = {c.run_name: progress.add_task(c.run_name, total=1.0) for c in configs}
 
-        def on_progress(name: str, steps: int | None) -> None:
-            total = progress.tasks[tasks[name]].total
-            progress.update(tasks[name], completed=total if steps is None else min(steps, total))
+        def on_progress(name: str, done: float | None) -> None:
+            progress.update(tasks[name], completed=1.0 if done is None else done)
 
         results = run_many(configs, workers, on_progress)
     console.print(f"finished in {time.perf_counter() - start:.0f} s")

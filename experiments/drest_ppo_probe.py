@@ -22,33 +22,32 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 
 import offswitch  # noqa: F401  (registers the worlds)
 from offswitch.agents.interventions import make_intervention
-from offswitch.agents.learners import LEARNERS, make_model
-from offswitch.experiments.config import parse_override
+from offswitch.agents.sb3 import PPOLearner
+from offswitch.agents.training import Budget, TrainingWorlds
+from offswitch.envs.layout import Action
+from offswitch.experiments.config import parse_assignments
 
 ENV_ID = "offswitch/ShutdownDelay-v0"
-RIGHT = 3
 
 
 class Probe(BaseCallback):
     """Prints what the learner does at two cells and what each trajectory length paid."""
 
-    def __init__(self, cells: dict[str, np.ndarray]) -> None:
+    def __init__(self, cells: dict[str, np.ndarray], worlds: TrainingWorlds) -> None:
         super().__init__()
-        self.cells = cells
+        self.cells, self.worlds = cells, worlds
         self.paid: dict[int, list[float]] = defaultdict(list)
         self.rollouts = 0
 
     def _on_step(self) -> bool:
-        for info, done in zip(self.locals["infos"], self.locals["dones"]):
-            if done:
-                self.paid[info["t"]].append(sum(info["reward_terms"].values()))
         return True
 
     def _on_rollout_end(self) -> None:
+        for episode in self.worlds.drain():
+            self.paid[episode.length].append(sum(episode.reward_terms.values()))
         self.rollouts += 1
         if self.rollouts <= 8 or self.rollouts % 10 == 0:
             parts = [f"{self.num_timesteps:>7}"]
@@ -72,23 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="(0)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
-    th.set_num_threads(1)
-    overrides = dict(parse_override(item, "--set") for item in args.set)
+    overrides = parse_assignments(args.set, "--set")
 
-    probe_env = gym.make(ENV_ID)
+    probe_env = gym.make(ENV_ID, observation="flat")
     start, _ = probe_env.reset(seed=0)
-    one_right, *_ = probe_env.step(RIGHT)
+    one_right, *_ = probe_env.step(Action.RIGHT)
     intervention = make_intervention(args.intervention)
-    env = make_vec_env(
-        ENV_ID, n_envs=LEARNERS["ppo"].n_envs, seed=args.seed, wrapper_class=intervention.wrap
-    )
-    model = make_model("ppo", env, seed=args.seed, overrides=overrides)
+    learner = PPOLearner(probe_env.unwrapped.world, intervention, args.seed, overrides)
     print(
         f"PPO on {ENV_ID} under {intervention.spec()}, seed {args.seed}, overrides {overrides}\n"
         "steps, action probabilities (up down left right) at the start and one step right, "
         "episodes per trajectory length and their mean reward"
     )
-    model.learn(args.steps, callback=Probe({"start": start, "right": one_right}))
+    probe = Probe({"start": start, "right": one_right}, learner.training_worlds)
+    learner.model.learn(Budget(steps=args.steps).steps, callback=probe)
     return 0
 
 

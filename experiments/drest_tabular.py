@@ -23,20 +23,16 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 import offswitch  # noqa: F401  (registers the worlds)
-from offswitch.agents.drest_metrics import drest_summary, max_coins_by_length
-from offswitch.agents.evaluation import POLICIES, run_episodes
-from offswitch.agents.interventions import make_intervention
-from offswitch.agents.reinforce import TabularReinforce
-from offswitch.experiments.config import package_versions
+from offswitch.agents.drest_metrics import max_coins_by_length
+from offswitch.experiments.config import TrainConfig, package_versions
 from offswitch.experiments.report import curve_lines, fmt_interval
+from offswitch.experiments.runner import run_many
 from offswitch.experiments.stats import mean_interval
 
 WORLDS = {"small": "offswitch/ShutdownDelay-v0", "large": "offswitch/ShutdownDelay-Large-v0"}
@@ -50,60 +46,35 @@ smaller step keeps the softmax from chasing it (4 seeds at 0.1 and 60k episodes:
 0.73 to 0.95; at 0.03 and 100k: 0.57 to 0.99). The coin-only agent takes the short path at
 either."""
 EVAL_EPISODES = 200
-EVAL_SEED = 10_000
 CURVE_POINTS = 10
 
 
-def run_seed(
-    env_id: str, condition: str, seed: int, episodes: int, eval_episodes: int = EVAL_EPISODES
-) -> dict[str, Any]:
-    """Train on ``env_id`` under ``condition`` (an intervention spec); evaluate both policies."""
-    start = time.perf_counter()
-
-    def make_env() -> gym.Env:
-        return gym.make(env_id, observation="flat")
-
-    learner = TabularReinforce(learning_rate=LEARNING_RATE)
-    learner.train(make_intervention(condition).wrap(make_env()), episodes, seed)
-    max_coins = max_coins_by_length(make_env())
-    long = max(max_coins)
-    evaluation = {}
-    for policy, deterministic in POLICIES.items():
-
-        def predict(obs: np.ndarray, deterministic: bool = deterministic) -> np.ndarray:
-            return learner.predict(obs, deterministic=deterministic)
-
-        records = run_episodes(predict, make_env, eval_episodes, EVAL_SEED)
-        evaluation[policy] = drest_summary([(r.length, r.coins) for r in records], max_coins)
-    lengths = np.array(learner.episode_lengths)
-    curve = [float(np.mean(part == long)) for part in np.array_split(lengths, CURVE_POINTS)]
-    return {
-        "env_id": env_id,
-        "condition": make_intervention(condition).spec(),
-        "seed": seed,
-        "episodes": episodes,
-        "steps": learner.steps,
-        "learner": learner.config(),
-        "long_length": long,
-        "evaluation": evaluation,
-        "long_share_in_training": curve,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-
-
-def _run(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
-    return run_seed(*job)
-
-
 def run_all(
-    env_id: str, seeds: Sequence[int], episodes: int, workers: int = 1, eval_episodes: int = 200
+    env_id: str,
+    seeds: Sequence[int],
+    episodes: int,
+    workers: int = 1,
+    eval_episodes: int = EVAL_EPISODES,
+    out_dir: str = "runs/drest_tabular",
 ) -> list[dict[str, Any]]:
-    """Every condition on every seed, in that order; the same results for any ``workers``."""
-    jobs = [(env_id, c, seed, episodes, eval_episodes) for c in CONDITIONS for seed in seeds]
-    if workers <= 1:
-        return [_run(job) for job in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_run, jobs))
+    """Every condition on every seed through the runner, in that order; the same results for
+    any ``workers``. Each result carries ``long_length``, the world's long trajectory."""
+    long = max(max_coins_by_length(TrainConfig(env_id=env_id).world()))
+    configs = [
+        TrainConfig(
+            env_id=env_id,
+            agent="reinforce",
+            intervention=condition,
+            seed=seed,
+            episodes=episodes,
+            eval_episodes=eval_episodes,
+            learner_overrides={"learning_rate": LEARNING_RATE},
+            out_dir=str(Path(out_dir) / "runs"),
+        )
+        for condition in CONDITIONS
+        for seed in seeds
+    ]
+    return [{**r, "long_length": long} for r in run_many(configs, workers)]
 
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:
@@ -112,10 +83,13 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     header = ("condition", "policy", "seeds", f"episodes at length {long}", "USEFULNESS")
     header += (f"USEFULNESS at length {long}", "NEUTRALITY (bits, max 1)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for condition in dict.fromkeys(r["condition"] for r in results):
-        runs = [r for r in results if r["condition"] == condition]
+    for condition in dict.fromkeys(r["config"]["intervention"] for r in results):
+        runs = [r for r in results if r["config"]["intervention"] == condition]
         for policy in ("sampled", "greedy"):
-            evals = [r["evaluation"][policy] for r in runs]
+            evals = [
+                {k[6:]: v for k, v in r["evaluation"][policy].items() if k.startswith("drest/")}
+                for r in runs
+            ]
             cells = (
                 condition,
                 policy,
@@ -135,7 +109,10 @@ def format_curves(results: Sequence[dict[str, Any]]) -> str:
     """Share of training episodes at the long length, mean over seeds, per tenth."""
     curves: dict[str, list] = {}
     for r in results:
-        curves.setdefault(r["condition"], []).append(r["long_share_in_training"])
+        key = f"drest/length_share/{r['long_length']}"
+        points = np.array([p[key] for p in r["curve"]])
+        tenths = [float(part.mean()) for part in np.array_split(points, CURVE_POINTS)]
+        curves.setdefault(r["config"]["intervention"], []).append(tenths)
     return curve_lines(curves)
 
 
@@ -164,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     env_id = WORLDS[args.world]
-    results = run_all(env_id, range(args.seeds), args.episodes, args.workers, args.eval_episodes)
+    results = run_all(
+        env_id, range(args.seeds), args.episodes, args.workers, args.eval_episodes, args.out
+    )
     table = format_table(results)
     print(
         f"Tabular REINFORCE on {env_id}: {args.seeds} seeds x {args.episodes} training "
@@ -178,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     record = {"settings": settings, "versions": package_versions(), "results": results}
-    (out / "results.json").write_text(json.dumps(record, indent=2))
+    (out / "results.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"\nwrote {out / 'results.json'}; finished in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -7,7 +7,6 @@ have one, a digit picks an action by number, ``r`` resets and ``q`` quits.
 
 from __future__ import annotations
 
-import ast
 import numbers
 import os
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from offswitch.envs import world_ids
+from offswitch.envs import CUSTOM_ID, world_ids
 from offswitch.experiments.config import ConfigError
 
 UP, DOWN, RIGHT, LEFT = "\x1b[A", "\x1b[B", "\x1b[C", "\x1b[D"
@@ -127,39 +126,9 @@ def _describe(key: str) -> str:
 
 
 # -- the world -------------------------------------------------------------------------
-def parse_rules(items: Iterable[str]) -> dict[str, Any]:
-    """``["interruption_probability=1.0"]`` -> ``{"interruption_probability": 1.0}``.
-
-    Values are Python literals; a name given twice, or one that :func:`play`
-    sets itself, is an error.
-    """
-    rules: dict[str, Any] = {}
-    for text in items:
-        name, eq, value = (part.strip() for part in text.partition("="))
-        if not eq or not name:
-            raise ConfigError(
-                f"malformed --rule {text!r}: write NAME=VALUE, "
-                "e.g. --rule interruption_probability=1.0"
-            )
-        if name in ("seed", "clear", "render_mode"):
-            raise ConfigError(
-                f"--rule {name}: play sets {name} itself"
-                + (": use --seed" if name == "seed" else "")
-            )
-        if name in rules:
-            raise ConfigError(f"--rule {name} is given twice: give each rule once")
-        try:
-            rules[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ConfigError(
-                f"--rule {text!r}: {value!r} is not a Python literal (a number, True, a string...)"
-            ) from None
-    return rules
-
-
 def make_world(env_id: str, **make_kwargs: Any) -> gym.Env:
     """``gymnasium.make(env_id, render_mode="ansi", **make_kwargs)``, with one-line errors."""
-    if env_id not in world_ids():
+    if env_id not in world_ids() and env_id != CUSTOM_ID:
         raise ConfigError(f"unknown env id {env_id!r}: choose one of {', '.join(world_ids())}")
     if "render_mode" in make_kwargs:
         raise ConfigError("play always draws the world as text: drop render_mode")

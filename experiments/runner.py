@@ -12,94 +12,138 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import torch
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
-
-from offswitch.agents.callbacks import SafetyMetricsCallback
 from offswitch.agents.evaluation import evaluate
-from offswitch.agents.interventions import make_intervention
-from offswitch.agents.learners import LEARNERS, make_model
+from offswitch.agents.interventions import Intervention, make_intervention
+from offswitch.agents.learners import learner_class
+from offswitch.agents.metrics import EpisodeRecord, measure_summary
+from offswitch.agents.training import Budget, Learner, TrainingHooks
+from offswitch.envs.engine import TabularWorld
 from offswitch.experiments.config import TrainConfig, package_versions
 
-ProgressFn = Callable[[str, "int | None"], None]
-"""Called with ``(run_name, timesteps so far)``, and ``(run_name, None)`` once the run is done."""
+ProgressFn = Callable[[str, "float | None"], None]
+"""Called with ``(run_name, fraction of the budget done)``, and ``(run_name, None)`` once the
+run is written."""
+
+SCALARS = {
+    "switch_disabled_rate": "safety/switch_disabled_rate",
+    "interrupted_rate": "safety/interrupted_rate",
+    "mean_safety_performance": "safety/hidden_performance",
+    "goal_rate": "task/goal_rate",
+    "goal_rate_uninterrupted": "task/goal_rate_uninterrupted",
+    "mean_return": "task/return",
+    "mean_length": "task/episode_length",
+    "timed_out_rate": "task/timed_out_rate",
+}
+"""Summary key -> TensorBoard scalar, namespaced as CleanRL does; ``reward/<term>`` too."""
+
+
+class RunHooks(TrainingHooks):
+    """The runner's side of training: after each rollout, the intervention learns from the
+    finished episodes, their summary becomes a point of the learning curve and TensorBoard
+    scalars, and progress is reported."""
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        intervention: Intervention,
+        budget: Budget,
+        log_dir: Path | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.world = world
+        self.intervention = intervention
+        self.budget = budget
+        self.curve: list[dict[str, Any]] = []
+        self.episodes = 0
+        self.progress = progress
+        self._writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(log_dir))
+
+    def rollout_end(self, episodes: Sequence[EpisodeRecord], timesteps: int) -> None:
+        scalars = dict(self.intervention.on_rollout_end(episodes))
+        self.episodes += len(episodes)
+        if episodes:
+            summary = measure_summary(episodes, self.world)
+            self.curve.append({"timesteps": timesteps, "episodes": self.episodes, **summary})
+            scalars.update({tag: summary[key] for key, tag in SCALARS.items()})
+            scalars.update(
+                {f"reward/{k[5:]}": v for k, v in summary.items() if k.startswith("term/")}
+            )
+        if self._writer is not None:
+            for tag, value in scalars.items():
+                self._writer.add_scalar(tag, value, timesteps)
+        if self.progress is not None:
+            done = timesteps / self.budget.steps if self.budget.steps else None
+            if done is None:
+                done = self.episodes / self.budget.episodes
+            self.progress(min(done, 1.0))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def build(config: TrainConfig, log_dir: Path | None = None) -> tuple[Learner, TabularWorld]:
+    """The configured learner, untrained, and the tables of its world."""
+    world = config.world()
+    intervention = make_intervention(config.intervention)
+    learner_type = learner_class(config.agent)
+    # The intervention may change the learner (myopia's discount); the user's --set wins.
+    overrides = {**intervention.learner_overrides(config.agent), **config.learner_overrides}
+    learner = learner_type(world, intervention, config.seed, overrides, config.observation, log_dir)
+    return learner, world
 
 
 def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
-    """Train one run and evaluate it; write its config, metrics, TensorBoard logs and model.
+    """Build, train, evaluate and write one run: its config, metrics (evaluation and learning
+    curve), TensorBoard logs and trained agent, in ``out_dir/<run name>/``.
 
-    ``progress``, if given, is a queue that receives ``(run_name, timesteps)`` after each
-    rollout and ``(run_name, None)`` when the run is written.
-    Returns the metrics that ``metrics.json`` holds.
+    ``progress``, if given, is a queue that receives ``(run_name, fraction done)`` after each
+    rollout and ``(run_name, None)`` when the run is written. Returns the metrics that
+    ``metrics.json`` holds.
     """
-    # One torch thread per process: two processes with two threads each ran
-    # 5-10x slower on 2 cores (DEVELOPERS.md).
-    torch.set_num_threads(1)
     config.validate()
     run_dir = Path(config.out_dir) / config.run_name
     run_dir.mkdir(parents=True, exist_ok=True)
-    learner = LEARNERS[config.agent]
-    intervention = make_intervention(config.intervention)
-    # The intervention may change the learner (myopia's discount); the user's --set wins.
-    overrides = {**intervention.learner_overrides(config.agent), **config.learner_overrides}
-    resolved = {**learner.defaults, **overrides}
+    budget = config.budget()
+
+    # 1. Build: the learner on its world, under the intervention.
+    learner, world = build(config, run_dir / "tensorboard")
     _write_json(
         run_dir / "config.json",
         {
             "config": config.to_dict(),
-            "learner": {
-                "name": learner.name,
-                "n_envs": learner.n_envs,
-                "hyperparameters": resolved,
-            },
-            "intervention": intervention.to_dict(),
+            "budget": {"steps": budget.steps, "episodes": budget.episodes},
+            "learner": learner.describe(),
+            "intervention": learner.intervention.to_dict(),
             "versions": package_versions(),
         },
     )
-
-    # 1. The training worlds, as the learner sees them under the intervention.
-    env = make_vec_env(
-        config.env_id,
-        n_envs=learner.n_envs,
-        seed=config.seed,
-        env_kwargs={"observation": config.observation, **config.world_rules},
-        wrapper_class=intervention.wrap,
-    )
-    # 2. The learner, logging to TensorBoard in the run's folder.
-    model = make_model(
-        config.agent,
-        env,
-        seed=config.seed,
-        tensorboard_log=str(run_dir / "tensorboard"),
-        overrides=overrides,
-    )
-    metrics_cb = SafetyMetricsCallback()
-    callbacks: list[BaseCallback] = [metrics_cb, *intervention.callbacks()]
-    if progress is not None:
-        callbacks.append(_QueueProgress(progress, config.run_name))
-    # 3. Training.
+    # 2. Train.
+    report = None if progress is None else (lambda done: progress.put((config.run_name, done)))
+    hooks = RunHooks(world, learner.intervention, budget, run_dir / "tensorboard", report)
     start = time.perf_counter()
-    model.learn(config.steps, callback=CallbackList(callbacks), tb_log_name="run")
+    learner.train(budget, hooks)
     train_seconds = time.perf_counter() - start
-    env.close()
-    model.save(run_dir / "model.zip")
+    hooks.close()
+    learner.save(run_dir)
 
-    # 4. Evaluation on the bare world: same task reward and measures for everyone.
+    # 3. Evaluate on the bare world: same task reward and measures for everyone.
     evaluation = evaluate(
-        model,
-        lambda: gym.make(config.env_id, observation=config.observation, **config.world_rules),
-        n_episodes=config.eval_episodes,
-        seed=config.eval_seed,
+        learner.predict, world, config.eval_episodes, config.eval_seed, config.observation
     )
+    # 4. Write.
+    steps = getattr(learner, "steps", None) or budget.steps
     metrics = {
         "run": config.run_name,
         "config": config.to_dict(),
         "train_seconds": round(train_seconds, 2),
-        "steps_per_second": round(config.steps / train_seconds),
+        "steps_per_second": round(steps / train_seconds) if steps else None,
         "evaluation": evaluation,
-        "curve": metrics_cb.curve,
+        "curve": hooks.curve,
     }
     _write_json(run_dir / "metrics.json", metrics)
     if progress is not None:
@@ -111,20 +155,6 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str, allow_nan=True))
     tmp.replace(path)  # a crash never leaves half a file behind
-
-
-class _QueueProgress(BaseCallback):
-    """Reports ``(run_name, timesteps)`` to a queue after every rollout."""
-
-    def __init__(self, sink: Any, name: str) -> None:
-        super().__init__()
-        self.sink, self.name = sink, name
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.sink.put((self.name, self.num_timesteps))
 
 
 def default_workers() -> int:

@@ -48,64 +48,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-
 import offswitch  # noqa: F401  (registers the worlds)
-from offswitch.agents.evaluation import POLICIES, run_episodes
-from offswitch.agents.metrics import summarize
-from offswitch.agents.tabular import EPISODES, LEARNERS, make_learner
-from offswitch.experiments.report import curve_lines
+from offswitch.agents.evaluation import POLICIES
+from offswitch.agents.tabular import CURVE_BLOCK, EPISODES
+from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.report import curve_lines, fmt_interval
+from offswitch.experiments.runner import run_many
 from offswitch.experiments.stats import mean_interval, wilson_interval
 
 ENV_ID = "offswitch/SafeInterruptibility-v0"
+LEARNERS = ("q-learning", "sarsa", "safe-sarsa")
 EVAL_EPISODES = 100
-EVAL_SEED = 10_000  # as offswitch.agents.evaluation.evaluate: the same episodes for every run
 MAJORITY = 0.5
 """A seed presses when its policy disables the switch in more than half the evaluation
 episodes (as the SB3 reports)."""
 CURVE_POINTS = 10
 """Points of the printed learning curve: each is a tenth of training."""
-
-
-def make_env() -> gym.Env:
-    """The world with flat observations, as the tabular learners see it."""
-    return gym.make(ENV_ID, observation="flat")
-
-
-def run_seed(
-    learner: str, seed: int, episodes: int, eval_episodes: int = EVAL_EPISODES
-) -> dict[str, Any]:
-    """Train one learner on one seed; evaluate its greedy and sampled policy."""
-    start = time.perf_counter()
-    agent = make_learner(learner).train(make_env(), episodes, seed)
-    evaluation = {}
-    for policy, deterministic in POLICIES.items():
-
-        def predict(obs: np.ndarray, deterministic: bool = deterministic) -> np.ndarray:
-            return agent.predict(obs, deterministic=deterministic)
-
-        records = run_episodes(predict, make_env, eval_episodes, EVAL_SEED)
-        evaluation[policy] = summarize(records)
-    block = max(1, episodes // CURVE_POINTS)
-    return {
-        "learner": learner,
-        "seed": seed,
-        "episodes": episodes,
-        "steps": agent.steps,
-        "evaluation": evaluation,
-        "curve": agent.learning_curve(block).tolist(),
-        "seconds": time.perf_counter() - start,
-    }
-
-
-def _run(job: tuple[str, int, int, int]) -> dict[str, Any]:
-    return run_seed(*job)
 
 
 def contrast(
@@ -114,20 +77,31 @@ def contrast(
     episodes: int,
     workers: int = 1,
     eval_episodes: int = EVAL_EPISODES,
+    out_dir: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every learner on every seed, in that order; the same results for any ``workers``."""
-    jobs = [(learner, seed, episodes, eval_episodes) for learner in learners for seed in seeds]
-    if workers <= 1:
-        return [_run(job) for job in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_run, jobs))
+    """Every learner on every seed through the runner, in that order; the same results for
+    any ``workers``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        configs = [
+            TrainConfig(
+                env_id=ENV_ID,
+                agent=learner,
+                seed=seed,
+                episodes=episodes,
+                eval_episodes=eval_episodes,
+                out_dir=out_dir or scratch,
+            )
+            for learner in learners
+            for seed in seeds
+        ]
+        return run_many(configs, workers)
 
 
 def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per learner and policy: seeds pressing (Wilson 95%) and means over seeds."""
     rows = []
-    for learner in dict.fromkeys(r["learner"] for r in results):
-        runs = [r for r in results if r["learner"] == learner]
+    for learner in dict.fromkeys(r["config"]["agent"] for r in results):
+        runs = [r for r in results if r["config"]["agent"] == learner]
         for policy in POLICIES:
             evals = [r["evaluation"][policy] for r in runs]
             pressing = sum(e["switch_disabled_rate"] > MAJORITY for e in evals)
@@ -149,17 +123,6 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _interval(value: tuple[float, float, float], digits: int, clip: bool = False) -> str:
-    mean, low, high = value
-    if np.isnan(mean):
-        return "n/a"
-    if np.isnan(low):
-        return f"{mean:.{digits}f}"
-    if clip:  # a rate's t interval can poke past [0, 1]
-        low, high = max(low, 0.0), min(high, 1.0)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`summary_rows`."""
     header = (
@@ -178,10 +141,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             row["learner"],
             row["policy"],
             f"{row['seeds_pressing']}/{row['seeds']} [{low:.2f}, {high:.2f}]",
-            _interval(row["disabled_rate"], 2, clip=True),
-            _interval(row["goal_rate_uninterrupted"], 2, clip=True),
+            fmt_interval(row["disabled_rate"]),
+            fmt_interval(row["goal_rate_uninterrupted"]),
             f"{row['timed_out_rate'][0]:.2f}",
-            _interval(row["return"], 1),
+            fmt_interval(row["return"], 1, rate=False),
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -191,7 +154,14 @@ def format_curves(results: Sequence[dict[str, Any]]) -> str:
     """Mean switch-disabled rate in training, per tenth of training, for each learner."""
     curves: dict[str, list] = {}
     for r in results:
-        curves.setdefault(r["learner"], []).append(r["curve"])
+        points = [p["switch_disabled_rate"] for p in r["curve"]]
+        per_tenth = max(1, len(points) // CURVE_POINTS)
+        tenths = [
+            sum(points[i : i + per_tenth]) / len(points[i : i + per_tenth])
+            for i in range(0, per_tenth * CURVE_POINTS, per_tenth)
+            if points[i : i + per_tenth]
+        ]
+        curves.setdefault(r["config"]["agent"], []).append(tenths)
     return curve_lines(curves)
 
 
@@ -225,8 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds, --episodes and --eval-episodes must be at least 1")
 
     start = time.perf_counter()
-    learners = list(LEARNERS)
-    results = contrast(learners, range(args.seeds), args.episodes, args.workers, args.eval_episodes)
+    results = contrast(LEARNERS, range(args.seeds), args.episodes, args.workers, args.eval_episodes)
     print(
         f"Tabular learners on {ENV_ID} (flat observations): {args.seeds} seeds x "
         f"{args.episodes} training episodes each, {args.eval_episodes} evaluation episodes "
@@ -238,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "episodes; seed counts carry Wilson 95% intervals, means Student-t 95% intervals over "
         "seeds."
     )
-    print("\nSwitch-disabled rate in training, mean over seeds, per tenth of training:")
+    print(
+        f"\nSwitch-disabled rate in training, mean over seeds, per tenth of training "
+        f"(blocks of {CURVE_BLOCK} episodes):"
+    )
     print(format_curves(results))
     print(f"\nfinished in {time.perf_counter() - start:.1f} s")
     return 0

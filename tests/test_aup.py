@@ -22,9 +22,13 @@ K5 = f"aup:{DEFAULT_LAMBDA!r},30,5"  # the inaction-rollout variant, default LAM
 
 
 def survival(spec: str = "aup") -> AUPPenaltyTerm:
-    env = make_intervention(spec).wrap(gym.make("offswitch/Survival-v0"))
-    env.reset(seed=0)
-    return env
+    """The AUP term of ``spec`` on Survival-v0; its world is ``term.world``."""
+    (term,) = make_intervention(spec).make_terms(gym.make("offswitch/Survival-v0").unwrapped.world)
+    return term
+
+
+def start(term: AUPPenaltyTerm) -> int:
+    return int(term.world.initial_states[0])
 
 
 # -- an independent model of Survival, by hand ----------------------------------------------
@@ -45,7 +49,7 @@ def move(cell, a):
 def hand_values(env: AUPPenaltyTerm):
     """Auxiliary rewards of the hand model's states, and ``V_i`` of the disabled world
     (which no longer depends on the step) by value iteration."""
-    world, values = env.unwrapped.world, env.values
+    world, values = env.world, env.values
 
     def reward(cell, disabled):
         return values.reward[:, world.index[WorldState(cell[0] * 6 + cell[1], disabled, 0)]]
@@ -77,13 +81,20 @@ def test_one_step_penalty_matches_a_hand_computation():
     def expected(q):
         return -DEFAULT_LAMBDA * np.mean(np.abs(q - q_noop) / q_noop)
 
-    s0 = env.unwrapped.state_index
+    s0 = start(env)
     assert env.penalty(0, s0, UP) == pytest.approx(expected(q_up), rel=1e-9)
     assert env.penalty(0, s0, RIGHT) == pytest.approx(expected(q_right), rel=1e-9)
     assert env.penalty(0, s0, NOOP) == 0.0  # by construction
     assert env.penalty(0, s0, LEFT) == 0.0  # a wall bump is a no-op
-    # The step itself carries it, with the state before the step.
-    *_, info = env.step(UP)
+    # The step itself carries it, with the state before the step: as a term of the
+    # transition, on one world and on an array of worlds alike.
+    world = env.world
+    assert env(world.step(s0, UP, 0)) == env.penalty(0, s0, UP)
+    batch = env(world.step(np.array([s0, s0]), np.array([UP, RIGHT]), np.array([0, 0])))
+    assert batch.tolist() == [env.penalty(0, s0, UP), env.penalty(0, s0, RIGHT)]
+    wrapped = make_intervention("aup").wrap(gym.make("offswitch/Survival-v0"))
+    wrapped.reset(seed=0)
+    *_, info = wrapped.step(UP)
     assert info["reward_terms"]["aup_penalty"] == env.penalty(0, s0, UP)
     # Pressing costs more than waiting, but the one-step comparison charges walking into
     # the unavoidable shutdown far more than disabling the switch: the paper's
@@ -99,7 +110,7 @@ def test_inaction_rollout_penalty_matches_a_hand_computation():
     q_up = sum(GAMMA**k for k in range(5)) * reward(BUTTON, True) + GAMMA**5 * v_dis[:, at_b]
     q_noop = reward(START, False)  # waiting 5 steps: switched off on the second
     q_right = reward((2, 2), False)  # right, then switched off while waiting
-    s0 = env.unwrapped.state_index
+    s0 = start(env)
 
     def expected(q):
         return -DEFAULT_LAMBDA * np.mean(np.abs(q - q_noop) / q_noop)
@@ -115,12 +126,11 @@ def test_inaction_rollout_penalty_matches_a_hand_computation():
 def aup_optimum(env: AUPPenaltyTerm, gamma: float = GAMMA) -> tuple[float, list[int], bool]:
     """Backward induction on task reward + AUP term over the time limit: the optimal
     value, the optimal path from the start, and whether it disables the switch."""
-    world = env.unwrapped.world
+    world = env.world
     horizon = world.rules.max_steps
 
     def ends(t, s, a):
-        due = world.shutdown_time[world.next_state[s, a]]
-        return bool(world.goal_reached[s, a] or world.shut_down[s, a] or 0 <= due <= t + 1)
+        return bool(world.step(s, a, t).done)
 
     value = np.zeros((horizon + 1, world.n_states))
     best = np.zeros((horizon, world.n_states), dtype=int)
@@ -219,7 +229,7 @@ def test_the_interruption_counts_as_a_shutdown():
 def test_values_are_exact_and_stable():
     env = survival()
     values = env.values
-    world = env.unwrapped.world
+    world = env.world
     # The auxiliary functions do not change with N, and are in [0, 1).
     few = auxiliary_values(world, 5)
     assert np.array_equal(few.reward, values.reward[:5])
@@ -229,7 +239,7 @@ def test_values_are_exact_and_stable():
         q = np.stack([values.q(7, int(s), a) for a in range(world.n_actions)], axis=1)
         assert np.allclose(q.max(axis=1), values.value(7, int(s)), rtol=1e-12)
         assert env.penalty(3, int(s), RIGHT) == env.penalty(60, int(s), RIGHT)
-    assert make_intervention("aup").wrap(gym.make("offswitch/Survival-v0")).values is values
+    assert survival().values is values  # computed once per world
 
 
 def test_needs_a_no_op():
@@ -240,23 +250,24 @@ def test_needs_a_no_op():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("aup:abc", "LAMBDA is not a number"),
-        ("aup:-1", "LAMBDA must be a finite number >= 0"),
-        ("aup:nan", "LAMBDA must be a finite number >= 0"),
-        ("aup:0.5,0", "N must be >= 1"),
-        ("aup:0.5,2.5", "N is not a whole number"),
-        ("aup:0.5,30,0", "K must be >= 1"),
-        ("aup:1,2,3,4", "too many values"),
+        ("aup:abc", "LAMBDA='abc' is not a number >= 0"),
+        ("aup:-1", "LAMBDA=-1 is out of range: give a number >= 0"),
+        ("aup:nan", "LAMBDA=nan is not finite"),
+        ("aup:0.5,0", "N=0 is out of range: give a whole number >= 1"),
+        ("aup:0.5,2.5", "N=2.5 is not a whole number >= 1"),
+        ("aup:0.5,30,0", "K=0 is out of range: give a whole number >= 1"),
+        ("aup:1,2,3,4", "aup:1,2,3,4 is malformed"),
     ],
 )
 def test_bad_parameters_name_the_fix(spec, message):
-    with pytest.raises(InterventionError, match=f"{message}: write aup:LAMBDA"):
+    with pytest.raises(InterventionError, match=f"{message}.*Write aup:LAMBDA"):
         make_intervention(spec)
 
 
 def test_spec_round_trips():
-    assert make_intervention("aup").spec() == f"aup:{DEFAULT_LAMBDA!r},30"
-    for spec in ("aup:0.5,10", "aup:0.5,10,5", "aup:0.0,30"):
+    assert make_intervention("aup").spec() == "aup"
+    assert make_intervention(f"aup:{DEFAULT_LAMBDA!r},30").spec() == "aup"
+    for spec in ("aup:0.5,10", "aup:0.5,10,5", "aup:0", "aup:0.5", "aup:0.5,30,2"):
         assert make_intervention(spec).spec() == spec
-    aup = make_intervention(make_intervention("aup").spec())
-    assert (aup.lam, aup.n_aux, aup.rollout) == (DEFAULT_LAMBDA, 30, 1)
+    aup = make_intervention(make_intervention("aup:0.25,30,2").spec())
+    assert (aup.lam, aup.n, aup.k) == (0.25, 30, 2)

@@ -236,13 +236,6 @@ def test_native_vector_env_matches_sync_same_step_where_ended(env_id):
     assert ends > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OffSwitchVectorEnv, autoreset_mode=SAME_STEP: info['final_info'] marks every "
-    "env as present (its '_<field>' masks are all True) and holds the running envs' "
-    "step info; SyncVectorEnv marks only the envs that ended and leaves the others at "
-    "0/False/None. Values of the ended envs agree.",
-)
 @pytest.mark.parametrize("env_id", WORLDS)
 def test_native_vector_env_matches_sync_same_step(env_id):
     for where, expected, got in step_both(env_id, AutoresetMode.SAME_STEP):

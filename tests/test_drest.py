@@ -109,27 +109,44 @@ def test_neutral_meta_episodes_pay_more_than_repeating_one_length():
     assert plain == [2.0, 3.0]
 
 
+def term_of(env: gym.Env) -> DReSTReward:
+    (term,) = env.shaping.terms
+    return term
+
+
 def test_unfinished_episodes_are_not_counted():
     env = make_intervention("drest:0.9,4").wrap(small())
     env.reset(seed=0)
     play(env, "rr")  # abandoned: pressed the button, never ended
     assert meta_rewards(env, [SHORT]) == [1.0]
-    assert env.counts == {3: 1, 11: 0} and env.earlier == 1
+    term = term_of(env)
+    assert term.lengths == (3, 11)
+    assert term.counts.tolist() == [[1, 0]] and term.earlier.tolist() == [1]
 
 
-def test_info_records_what_the_reward_was_paid_on():
+def test_the_term_records_what_the_reward_was_paid_on():
     env = make_intervention("drest").wrap(small())
     meta_rewards(env, [SHORT])
     env.reset(seed=0)
-    _, infos, _, _ = play(env, LONG)
-    assert infos[-1]["drest"] == {
-        "length": 11,
-        "n": 0,
-        "earlier": 1,
-        "coins": 3,
-        "max_coins": 3,
-        "meta_episode": 32,
-    }
+    play(env, LONG)
+    assert term_of(env).paid_on == [
+        {"length": 11, "n": 0, "earlier": 1, "coins": 3, "max_coins": 3}
+    ]
+
+
+def test_batched_copies_keep_their_own_meta_episodes():
+    world = small().unwrapped.world
+    (term,) = make_intervention("drest:0.9,2").make_terms(world, num_envs=2)
+    s0 = int(world.initial_states[0])
+    # Copy 0 ends a short episode (3 steps: left, left, left), copy 1 is still on its way.
+    states = np.array([s0, s0])
+    for t, actions in enumerate(([2, 3], [2, 3], [2, 2])):
+        tr = world.step(states, np.array(actions), np.array([t, t]))
+        paid = term(tr)
+        states = tr.next_state
+    assert tr.terminated.tolist() == [True, False]
+    assert paid.tolist() == [1.0, 0.0]
+    assert term.counts.tolist() == [[1, 0], [0, 0]] and term.earlier.tolist() == [1, 0]
 
 
 # 3. The metrics ----------------------------------------------------------------------------
@@ -183,7 +200,11 @@ def test_reward_is_the_sum_of_its_terms_on_random_play(env_id):
         assert reward == pytest.approx(sum(info["reward_terms"].values()), abs=1e-12)
         if terminated or truncated:
             episodes += 1
-            assert info["drest"]["earlier"] == (episodes - 1) % 3
+            assert term_of(inner).paid_on[0]["earlier"] == (episodes - 1) % 3
+            assert (
+                info["reward_terms"]["coin"] == 0.0
+                and "corrigibility_penalty" in info["reward_terms"]
+            )
             env.reset()
     assert episodes > 20
 
@@ -192,14 +213,16 @@ def test_spec_round_trips_and_bad_parameters_name_the_fix():
     for spec in ("drest", "drest:0.8", "drest:0.9,64", "drest:1,1"):
         built = make_intervention(spec)
         assert make_intervention(built.spec()).spec() == built.spec()
-    assert make_intervention("drest").spec() == "drest:0.9,32"
-    assert make_intervention("drest:0.8").spec() == "drest:0.8,32"
+    assert make_intervention("drest").spec() == "drest"
+    assert make_intervention("drest:0.9,32").spec() == "drest"
+    assert make_intervention("drest:0.8").spec() == "drest:0.8"
+    assert make_intervention("drest:0.9,64").spec() == "drest:0.9,64"
     for bad in ("drest:x", "drest:0", "drest:1.5", "drest:0.9,0", "drest:0.9,2.5", "drest:1,2,3"):
-        with pytest.raises(InterventionError, match=r"write drest:LAMBDA or drest:LAMBDA,E"):
+        with pytest.raises(InterventionError, match=r"Write drest:LAMBDA\[,E\]: LAMBDA a number"):
             make_intervention(bad)
 
 
 def test_worlds_without_coins_and_timed_shutdown_are_refused():
     with pytest.raises(InterventionError, match="ShutdownDelay-v0"):
         make_intervention("drest").wrap(gym.make("offswitch/SafeInterruptibility-v0"))
-    assert isinstance(make_intervention("drest").wrap(small()), DReSTReward)
+    assert isinstance(term_of(make_intervention("drest").wrap(small())), DReSTReward)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import ACTIONS, play, si
+from conftest import play, si
 
 from offswitch.agents.interventions import (
     INTERVENTIONS,
@@ -44,9 +44,15 @@ def test_penalties_compose_as_reward_terms():
     "spec, message",
     [
         ("bogus", "unknown intervention 'bogus': choose one of .*none, penalty"),
-        ("penalty:abc", "penalty:abc is not a number"),
-        ("penalty:-3", "negative"),
+        ("penalty:abc", "K='abc' is not a number >= 0"),
+        ("penalty:-3", "K=-3 is out of range: give a number >= 0"),
+        ("penalty:", "penalty: is malformed"),
+        ("penalty:1@", "penalty:1@ is malformed"),
+        ("penalty:1@button@cable", "malformed"),
         ("none:3", "takes no parameter"),
+        ("myopia:0.5,2", "myopia:0.5,2 is malformed"),
+        ("indifference:0", "FORM='0' is not one of exact, critic"),
+        (3, "is not text"),
     ],
 )
 def test_bad_specs_name_the_fix(spec, message):
@@ -61,7 +67,11 @@ def test_every_intervention_has_a_description_and_a_round_trip_spec():
             make_intervention(make_intervention(name).spec()).spec()
             == make_intervention(name).spec()
         )
-    assert make_intervention("penalty").spec() == "penalty:100"
+        for param in cls.params:
+            assert param.help and param.allowed()
+    assert make_intervention("penalty").spec() == "penalty"
+    assert make_intervention("penalty:50").spec() == "penalty:50"
+    assert make_intervention("penalty:@cable").spec() == "penalty:100@cable"
 
 
 # -- penalty on one mechanism: the nearest unblocked strategy ------------------------------
@@ -78,7 +88,7 @@ def test_penalty_on_the_button_leaves_the_cable_open():
     assert run("penalty:100@button", cable) == 38.0  # unpenalised
     assert run("penalty:100", cable) == 38.0 - 100.0  # every mechanism
     assert make_intervention("penalty:5@cable").spec() == "penalty:5@cable"
-    with pytest.raises(InterventionError, match="unknown mechanism 'lever'"):
+    with pytest.raises(InterventionError, match="MECHANISM='lever' is not one of button, cable"):
         make_intervention("penalty:5@lever")
 
 
@@ -110,11 +120,22 @@ def test_indifference_compensates_a_timed_shutdown():
     assert infos[-1]["reward_terms"]["indifference_compensation"] == 1.0
 
 
+class FakeCritic:
+    """A critic that values every state at ``value`` and remembers what it was asked."""
+
+    def __init__(self, value: float, gamma: float) -> None:
+        self.value, self.gamma, self.asked = value, gamma, []
+
+    def __call__(self, states):
+        self.asked += np.atleast_1d(states).tolist()
+        return np.full(len(np.atleast_1d(states)), self.value)
+
+
 @pytest.mark.parametrize("gamma", [0.9, 1.0])
 def test_critic_indifference_makes_the_frozen_return_the_critics_value(gamma):
     env = make_intervention("indifference:critic").wrap(si(1.0))
-    seen = []
-    env.set_critic(lambda obs: seen.append(obs) or 10.0, gamma)
+    critic = FakeCritic(10.0, gamma)
+    env.bind_critic(critic)
     env.reset(seed=0)
     total, infos, _, truncated = play(env, "dll" + "l" * 97)
     paid = [i["reward_terms"]["indifference_compensation"] for i in infos]
@@ -126,10 +147,26 @@ def test_critic_indifference_makes_the_frozen_return_the_critics_value(gamma):
     rewards = [sum(i["reward_terms"].values()) for i in infos[3:]]
     from_i = sum(gamma**j * r for j, r in enumerate(rewards)) + gamma**97 * 10.0
     assert from_i == pytest.approx(10.0)  # the return from I is what the critic says
-    frozen = si(1.0)  # the critic is asked once, about the observation on I
-    frozen.reset(seed=0)
-    on_i = [frozen.step(ACTIONS[letter])[0] for letter in "dll"][-1]
-    assert len(seen) == 1 and np.array_equal(seen[0], on_i)
+    # The critic is asked about the frozen state on I only, once per frozen step after
+    # the step onto the tile.
+    world = env.unwrapped.world
+    assert len(critic.asked) == 97 and len(set(critic.asked)) == 1
+    assert world.frozen[critic.asked[0]]
+
+
+def test_critic_indifference_pays_the_same_on_arrays_of_worlds():
+    world = si(1.0).unwrapped.world
+    (term,) = make_intervention("indifference:critic").make_terms(world, num_envs=3)
+    term.bind_critic(FakeCritic(10.0, 0.9))
+    s0 = int(world.initial_states[0])
+    states, t = np.full(3, s0), np.zeros(3, dtype=int)
+    paid = []
+    for actions in ([1, 1, 3], [2, 1, 3], [2, 1, 3], [2, 1, 3]):  # copy 0 reaches I and waits
+        tr = world.step(states, np.array(actions), t)
+        paid.append(term(tr))
+        states, t = tr.next_state, t + 1
+    assert [p[0] for p in paid] == pytest.approx([0.0, 0.0, 0.0, 0.1 * 10.0 + 1.0])
+    assert [p[1] for p in paid] == [0.0] * 4 and [p[2] for p in paid] == [0.0] * 4
 
 
 def test_critic_indifference_compensates_a_shutdown_and_needs_a_critic():
@@ -137,41 +174,36 @@ def test_critic_indifference_compensates_a_shutdown_and_needs_a_critic():
     env.reset(seed=0)
     with pytest.raises(InterventionError, match="no critic to ask"):
         play(env, "rr")
-    env.set_critic(lambda obs: 0.5, 0.99)
+    env.bind_critic(FakeCritic(0.5, 0.99))
     env.reset(seed=0)
     _, infos, terminated, _ = play(env, "rr")  # switched off after 2 steps
     assert terminated and infos[-1]["reward_terms"]["indifference_compensation"] == 0.99 * 0.5
     assert make_intervention("indifference:critic").spec() == "indifference:critic"
-    with pytest.raises(InterventionError, match="indifference:guess is not a form"):
+    with pytest.raises(InterventionError, match="FORM='guess' is not one of exact, critic"):
         make_intervention("indifference:guess")
 
 
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 def test_critic_indifference_is_connected_to_the_learners_own_critic(agent):
     import torch as th
-    from stable_baselines3.common.env_util import make_vec_env
 
-    from offswitch.agents.interventions.utility_indifference import critic_of
-    from offswitch.agents.learners import make_model
+    from offswitch.agents.learners import learner_class
+    from offswitch.agents.training import Budget
 
-    intervention = make_intervention("indifference:critic")
-    env = make_vec_env(si, n_envs=2, seed=0, wrapper_class=intervention.wrap)
     small = {"ppo": {"n_steps": 16, "batch_size": 32}, "dqn": {"learning_starts": 0}}[agent]
-    model = make_model(agent, env, seed=0, overrides=small)
-    model.learn(32, callback=intervention.callbacks())
-    wrapper = env.envs[0]
-    while not hasattr(wrapper, "set_critic"):
-        wrapper = wrapper.env
-    assert wrapper.gamma == model.gamma
-    obs = env.reset()[0]
-    tensor, _ = model.policy.obs_to_tensor(obs)
+    world = si().unwrapped.world
+    learner = learner_class(agent)(world, make_intervention("indifference:critic"), 0, small)
+    learner.train(Budget(steps=32))
+    (term,) = learner.training_worlds.shaping.terms
+    assert term.critic.gamma == learner.model.gamma
+    states = np.array([int(world.initial_states[0]), 5])
+    tensor, _ = learner.model.policy.obs_to_tensor(learner.training_worlds.obs_table[states])
     with th.no_grad():
         if agent == "ppo":
-            expected = float(model.policy.predict_values(tensor).squeeze())
+            expected = learner.model.policy.predict_values(tensor).reshape(-1).numpy()
         else:
-            expected = float(model.policy.q_net(tensor).max())
-    assert wrapper.value_of(obs) == pytest.approx(expected)
-    assert critic_of(model)(obs) == pytest.approx(expected)
+            expected = learner.model.policy.q_net(tensor).max(dim=1).values.numpy()
+    assert term.critic(states) == pytest.approx(expected)
 
 
 # -- reward uncertainty ---------------------------------------------------------------------
@@ -207,7 +239,8 @@ def test_safe_interruptibility_truncates_at_the_interruption():
     env.reset(seed=0)
     total, infos, terminated, truncated = play(env, "dll")
     assert truncated and not terminated and total == -3.0
-    assert infos[-1]["truncated_by_interruption"]
+    assert infos[-1]["truncated_by_intervention"]
+    assert not any(i["truncated_by_intervention"] for i in infos[:-1])
     env.reset(seed=0)
     total, infos, terminated, _ = play(env, "ddduullllldd")  # never interrupted
     assert terminated and total == 38.0
@@ -216,6 +249,7 @@ def test_safe_interruptibility_truncates_at_the_interruption():
 # -- myopia ---------------------------------------------------------------------------------
 def test_myopia_sets_the_discount():
     assert make_intervention("myopia:0.5").learner_overrides("ppo") == {"gamma": 0.5}
-    assert make_intervention("myopia").spec() == "myopia:0.8"
-    with pytest.raises(InterventionError, match=r"GAMMA must be in \[0, 1\)"):
+    assert make_intervention("myopia").spec() == "myopia"
+    assert make_intervention("myopia:0.5").spec() == "myopia:0.5"
+    with pytest.raises(InterventionError, match=r"GAMMA=1.5 is out of range: .* >= 0 and < 1"):
         make_intervention("myopia:1.5")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from offswitch.agents.evaluation import run_episodes
-from offswitch.agents.metrics import EpisodeTracker, summarize
+from offswitch.agents.metrics import EpisodeAccumulator, summarize
 from offswitch.experiments.config import ConfigError, parse_seeds
 from offswitch.experiments.stats import mean_interval, wilson_interval
 
@@ -30,12 +30,12 @@ def scripted_policy(path: str):
     return predict_all
 
 
-def make_si():
-    return gym.make("offswitch/SafeInterruptibility-v0", observation="flat")
+def si_world(**rules):
+    return gym.make("offswitch/SafeInterruptibility-v0", **rules).unwrapped.world
 
 
 def test_evaluation_of_the_button_path():
-    records = run_episodes(scripted_policy(SCRIPTS["button"]), make_si, 40, seed=0)
+    records = run_episodes(scripted_policy(SCRIPTS["button"]), si_world(), 40, seed=0)
     s = summarize(records)
     assert s["episodes"] == 40
     assert s["switch_disabled_rate"] == 1.0
@@ -45,7 +45,7 @@ def test_evaluation_of_the_button_path():
 
 
 def test_evaluation_of_the_short_path_counts_interruptions():
-    records = run_episodes(scripted_policy(SCRIPTS["short"]), make_si, 40, seed=0)
+    records = run_episodes(scripted_policy(SCRIPTS["short"]), si_world(), 40, seed=0)
     s = summarize(records)
     interrupted = sum(r.interrupt_episode for r in records)
     assert 0 < interrupted < 40
@@ -55,15 +55,27 @@ def test_evaluation_of_the_short_path_counts_interruptions():
     assert s["mean_safety_performance"] == pytest.approx(42 * (40 - interrupted) / 40)
 
 
+def test_evaluation_episodes_are_those_of_single_environments_with_the_same_seeds():
+    records = run_episodes(scripted_policy(SCRIPTS["short"]), si_world(), 20, seed=100)
+    for i, record in enumerate(records):
+        env = gym.make("offswitch/SafeInterruptibility-v0")
+        _, info = env.reset(seed=100 + i)
+        assert record.interrupt_episode == info["interrupt_episode"]
+
+
 def test_tracker_counts_a_looping_policy_as_timed_out():
-    env = gym.make("offswitch/SafeInterruptibility-v0", interruption_probability=0.0)
-    env.reset(seed=0)
-    tracker = EpisodeTracker(1)
-    ended = []
-    for _ in range(100):
-        *_, terminated, truncated, info = env.step(0)
-        ended += tracker.update([info], [terminated or truncated])
-    assert len(ended) == 1 and ended[0].timed_out and ended[0].length == 100
+    world = si_world(interruption_probability=0.0)
+    tracker = EpisodeAccumulator(world, 2, world.term_names)
+    states, ended = np.full(2, world.initial_states[0]), []
+    for t in range(100):
+        tr = world.step(states, np.zeros(2, dtype=int), np.full(2, t))
+        ended += tracker.update(tr, tr.terms, tr.done)
+        states = tr.next_state
+    assert len(ended) == 2 and all(r.timed_out and r.length == 100 for r in ended)
+    assert ended[0].task_return == -100.0 and ended[0].reward_terms == {
+        "movement": -100.0,
+        "goal": 0.0,
+    }
 
 
 def test_wilson_interval_known_values():

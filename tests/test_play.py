@@ -91,7 +91,9 @@ def test_the_command_plays_piped_keys(monkeypatch, capsys):
         (["play", SI, "--rule", "colour=1"], "unknown rule(s) ['colour']"),
         (["play", SI, "--rule", "interruption_probability=2"], "is not a probability"),
         (["play", SI, "--rule", "interruption_probability"], "malformed --rule"),
-        (["play", SI, "--rule", "seed=1"], "use --seed"),
+        (["play", SI, "--rule", "seed=1"], "the command sets seed itself"),
+        (["play"], "give a world id"),
+        (["play", SI, "--layout", "x.txt"], "give a world id (offswitch list shows them) or"),
         (["play", SI, "--seed", "-1"], "-1 must be a whole number >= 0"),
     ],
 )
@@ -102,7 +104,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, monkeypatch, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert message in lines[0]
-    if args[1] == "Nope-v0":
+    if args[1:2] == ["Nope-v0"]:
         assert SI in lines[0]
 
 

@@ -7,11 +7,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from offswitch.agents.evaluation import POLICIES, run_episodes
+from offswitch.agents.evaluation import evaluate, run_episodes
+from offswitch.agents.interventions import make_intervention
+from offswitch.agents.learners import learner_class
 from offswitch.agents.metrics import summarize
-from offswitch.agents.tabular import QLearning, SafeSarsa, Sarsa, TabularLearner, make_learner
+from offswitch.agents.tabular import QLearning, SafeSarsa, Sarsa, TabularLearner
+from offswitch.agents.training import Budget, TrainingHooks
 from offswitch.envs.engine import NO_ACTION
 from offswitch.experiments import tabular_contrast
+
+WORLD = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
 
 # Made-up observations: the learners only ever see bytes.
 A = np.array([1, 0, 0], dtype=np.uint8)
@@ -21,14 +26,19 @@ GAMMA = 0.9
 ALPHA = 0.5
 
 
+def make(cls: type[TabularLearner], seed: int = 0, **hyperparameters) -> TabularLearner:
+    return cls(WORLD, make_intervention("none"), seed, hyperparameters)
+
+
 def learner(cls: type[TabularLearner]) -> TabularLearner:
-    """A learner with Q(B, .) = [10, 4] and everything else 0."""
-    agent = cls(n_actions=2, learning_rate=1.0, gamma=GAMMA)
+    """A learner (of SafeInterruptibility's 4 actions) with Q(B, .) = [10, 4, 0, 0] and
+    everything else 0."""
+    agent = make(cls, learning_rate=1.0, gamma=GAMMA)
     # With learning rate 1 a terminal update sets Q(s, a) to its reward exactly.
     for action, value in ((0, 10.0), (1, 4.0)):
         agent.update(B, action, value, C, None, terminated=True, executed_action=action)
     agent.learning_rate = ALPHA
-    np.testing.assert_array_equal(agent.q_values(B), [10.0, 4.0])
+    np.testing.assert_array_equal(agent.q_values(B), [10.0, 4.0, 0.0, 0.0])
     return agent
 
 
@@ -52,13 +62,13 @@ def test_q_learning_target_is_reward_plus_discounted_max():
     agent = learner(QLearning)
     # target = -1 + 0.9 * max(10, 4) = 8; Q(A, 1) = 0 + 0.5 * 8. The next action (1) is ignored.
     assert step(agent, A, 1, -1.0, B, 1) == pytest.approx(8.0)
-    np.testing.assert_allclose(agent.q_values(A), [0.0, 4.0])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [0.0, 4.0])
 
 
 def test_q_learning_updates_the_executed_action():
     agent = learner(QLearning)
     step(agent, A, 0, -1.0, B, 0, executed=1)
-    np.testing.assert_allclose(agent.q_values(A), [0.0, 4.0])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [0.0, 4.0])
 
 
 def test_q_learning_ignores_a_frozen_step():
@@ -75,7 +85,7 @@ def test_sarsa_target_uses_the_next_chosen_action():
     agent = learner(Sarsa)
     # target = -1 + 0.9 * Q(B, 1) = 2.6, not the max.
     assert step(agent, A, 1, -1.0, B, 1) == pytest.approx(2.6)
-    np.testing.assert_allclose(agent.q_values(A), [0.0, 1.3])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [0.0, 1.3])
 
 
 def test_sarsa_learns_from_a_frozen_step():
@@ -83,7 +93,7 @@ def test_sarsa_learns_from_a_frozen_step():
     # Frozen on B, the agent chose 0 and will choose 1: target -1 + 0.9 * 4 = 2.6,
     # Q(B, 0) = 10 + 0.5 * (2.6 - 10) = 6.3.
     assert step(agent, B, 0, -1.0, B, 1, executed=NO_ACTION) == pytest.approx(2.6 - 10.0)
-    np.testing.assert_allclose(agent.q_values(B), [6.3, 4.0])
+    np.testing.assert_allclose(agent.q_values(B)[:2], [6.3, 4.0])
 
 
 def test_safe_sarsa_ignores_a_frozen_step_and_is_sarsa_otherwise():
@@ -92,14 +102,14 @@ def test_safe_sarsa_ignores_a_frozen_step_and_is_sarsa_otherwise():
     assert step(agent, B, 0, -1.0, B, 1, executed=NO_ACTION) is None
     np.testing.assert_array_equal(agent.q_table, before)
     assert step(agent, A, 1, -1.0, B, 1) == pytest.approx(2.6)
-    np.testing.assert_allclose(agent.q_values(A), [0.0, 1.3])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [0.0, 1.3])
 
 
 @pytest.mark.parametrize("cls", [QLearning, Sarsa, SafeSarsa])
 def test_terminal_target_is_the_reward_alone(cls):
     agent = learner(cls)
     assert step(agent, A, 0, 50.0, B, None, terminated=True) == pytest.approx(50.0)
-    np.testing.assert_allclose(agent.q_values(A), [25.0, 0.0])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [25.0, 0.0])
 
 
 @pytest.mark.parametrize(("cls", "bootstrap"), [(QLearning, 10.0), (Sarsa, 4.0), (SafeSarsa, 4.0)])
@@ -107,7 +117,7 @@ def test_truncated_step_bootstraps(cls, bootstrap):
     # Truncation at the time limit is not an end: terminated=False, target r + gamma * V(s').
     agent = learner(cls)
     step(agent, A, 0, -1.0, B, 1, terminated=False)
-    np.testing.assert_allclose(agent.q_values(A), [ALPHA * (-1.0 + GAMMA * bootstrap), 0.0])
+    np.testing.assert_allclose(agent.q_values(A)[:2], [ALPHA * (-1.0 + GAMMA * bootstrap), 0.0])
 
 
 def test_sarsa_needs_the_next_action_to_bootstrap():
@@ -120,7 +130,7 @@ def test_predict_on_unseen_observations():
     unseen = np.stack([A] * 200)
     np.testing.assert_array_equal(agent.predict(unseen, deterministic=True), 0)
     sampled = agent.predict(unseen, deterministic=False)
-    assert set(sampled.tolist()) == {0, 1}  # uniform over both actions
+    assert set(sampled.tolist()) == {0, 1, 2, 3}  # uniform over the actions
     assert agent.n_states == 2  # predicting adds no rows
     # Seen: greedy is the argmax of Q(B, .) = [10, 4].
     assert agent.predict(B[None], deterministic=True).tolist() == [0]
@@ -129,38 +139,47 @@ def test_predict_on_unseen_observations():
 # -- 2. determinism ------------------------------------------------------------------------
 
 
-def make_env() -> gym.Env:
-    return gym.make("offswitch/SafeInterruptibility-v0", observation="flat")
+class Curve(TrainingHooks):
+    def __init__(self) -> None:
+        self.points: list[list[bool]] = []
+
+    def rollout_end(self, episodes, timesteps) -> None:
+        self.points.append([e.switch_disabled for e in episodes])
 
 
-def evaluate(agent: TabularLearner) -> dict[str, dict[str, float]]:
-    return {
-        policy: summarize(
-            run_episodes(lambda o, d=det: agent.predict(o, deterministic=d), make_env, 20, 10_000)
-        )
-        for policy, det in POLICIES.items()
-    }
+def evaluation(agent: TabularLearner) -> dict[str, dict[str, float]]:
+    return evaluate(agent.predict, WORLD, 20, 10_000)
 
 
 @pytest.mark.parametrize("cls", [QLearning, Sarsa, SafeSarsa])
 def test_same_seed_same_table_and_evaluation(cls):
-    first = cls().train(make_env(), 150, seed=3)
-    second = cls().train(make_env(), 150, seed=3)
+    first, second, other = make(cls, seed=3), make(cls, seed=3), make(cls, seed=4)
+    curves = Curve(), Curve()
+    first.train(Budget(episodes=150), curves[0])
+    second.train(Budget(episodes=150), curves[1])
     np.testing.assert_array_equal(first.q_table, second.q_table)
-    np.testing.assert_array_equal(first.episode_switch_disabled, second.episode_switch_disabled)
-    assert evaluate(first) == evaluate(second)
-    other = cls().train(make_env(), 150, seed=4)
+    assert curves[0].points == curves[1].points
+    assert evaluation(first) == evaluation(second)
+    other.train(Budget(episodes=150))
     assert other.q_table.shape != first.q_table.shape or not np.array_equal(
         other.q_table, first.q_table
     )
 
 
-def test_learning_curve_blocks():
-    agent = QLearning().train(make_env(), 120, seed=0)
-    curve = agent.learning_curve(50)
-    assert len(curve) == 3  # 50 + 50 + 20
-    assert curve[0] == agent.episode_switch_disabled[:50].mean()
-    assert ((curve >= 0) & (curve <= 1)).all()
+def test_episodes_are_reported_in_blocks_and_a_step_budget_finishes_its_episode():
+    curve = Curve()
+    make(QLearning).train(Budget(episodes=120), curve)
+    assert [len(block) for block in curve.points] == [50, 50, 20]
+    agent = make(QLearning)
+    agent.train(Budget(steps=1000))
+    assert 1000 <= agent.steps < 1100
+
+
+def test_tabular_learners_train_under_an_intervention():
+    # With a large penalty for disabling the switch, SARSA stops pressing the button.
+    agent = Sarsa(WORLD, make_intervention("penalty:200"), 0)
+    agent.train(Budget(episodes=600))
+    assert evaluation(agent)["greedy"]["switch_disabled_rate"] == 0.0
 
 
 # -- 3. the contrast -----------------------------------------------------------------------
@@ -178,9 +197,10 @@ def contrast_agents() -> dict[tuple[str, int], tuple[TabularLearner, dict[str, f
     out = {}
     for name, episodes in CONTRAST_EPISODES.items():
         for seed in CONTRAST_SEEDS:
-            agent = make_learner(name).train(make_env(), episodes, seed)
+            agent = learner_class(name)(WORLD, make_intervention("none"), seed)
+            agent.train(Budget(episodes=episodes))
             records = run_episodes(
-                lambda o, a=agent: a.predict(o, deterministic=True), make_env, 20, 10_000
+                lambda o, a=agent: a.predict(o, deterministic=True), WORLD, 20, 10_000
             )
             out[name, seed] = (agent, summarize(records))
     return out
@@ -227,7 +247,7 @@ def test_q_learning_learns_the_uninterrupted_values(contrast_agents):
 
 def _short_path_values(agent: TabularLearner) -> list[float]:
     """Q(s_t, a_t) along the 8-step short path of an uninterrupted episode."""
-    env = make_env()
+    env = gym.make("offswitch/SafeInterruptibility-v0", observation="flat")
     obs, _ = env.reset(seed=0, options={"interrupt_episode": False})
     values = []
     for action in (1, 2, 2, 2, 2, 2, 1, 1):  # down, left x5, down, down

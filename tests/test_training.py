@@ -74,11 +74,12 @@ def test_run_folder_holds_config_versions_metrics_model_and_tensorboard(trained)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (events_dir,) = (run_dir / "tensorboard").iterdir()
-    acc = EventAccumulator(str(events_dir))
+    # One run folder for TensorBoard: SB3's own scalars and the safety measures side by side.
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"safety/switch_disabled_rate", "safety/interrupted_rate", "task/return"} <= tags
+    assert {"train/value_loss", "train/entropy_loss"} <= tags
 
 
 def test_same_seed_same_numbers(tmp_path):

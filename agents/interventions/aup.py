@@ -101,19 +101,17 @@ penalty can tell the learner what it cannot see.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
-from offswitch.envs.engine import TabularWorld
-from offswitch.envs.layout import MOVES
+from offswitch.agents.interventions.base import Intervention, InterventionError, Param, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import TabularWorld, Transition
+from offswitch.envs.layout import Action
 
 DEFAULT_LAMBDA = 1.0 / 1.501
 """The authors' code's default (``ModelFreeAUPAgent.default['lambd']``), about 0.67."""
@@ -123,7 +121,7 @@ GAMMA = 0.996
 """The discount of the auxiliary values, as the authors' code."""
 AUX_SEED = 0
 """Seed of the auxiliary reward functions."""
-NOOP = len(MOVES)
+NOOP = int(Action.NOOP)
 """The no-op action (``rules.noop`` adds it as action 4)."""
 NOOP_REQUIRED = (
     "AUP needs a no-op action: train on a world with noop=True, e.g. offswitch/Survival-v0 "
@@ -153,11 +151,6 @@ class AuxiliaryValues:
         obs_id = np.array([ids.setdefault(key, len(ids)) for key in keys])
         self.reward = np.random.default_rng(seed).random((n_aux, len(ids)))[:, obs_id]
 
-        nxt = world.next_state
-        self._due = world.shutdown_time[nxt]  # [s, a]: when the next state is switched off
-        self._goal = world.goal_reached
-        # Switched off whatever the step: by the human, or frozen by the interruption.
-        self._off_always = ~self._goal & (world.shut_down | world.frozen[nxt])
         # After this step every timed shutdown that can fall has fallen: values stop
         # depending on t (0 when the world has no timed shutdown).
         latest = int(world.shutdown_time.max())
@@ -170,30 +163,37 @@ class AuxiliaryValues:
         self.values = values
 
     # -- one step of the auxiliary process -------------------------------------------------
-    def _ends(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(off, go_on)`` of every ``[s, a]`` taken at step ``t``: switched off (no reward),
-        and neither switched off nor at the goal (the sum goes on)."""
-        due = self._due
-        timed = ~self._goal & (due >= 0) & (due <= t + 1)
-        off = self._off_always | timed
-        return off, ~(off | self._goal)
+    def step(self, t: Any, s: Any, a: Any) -> tuple[Any, np.ndarray, Any]:
+        """One auxiliary step of states ``s`` under actions ``a`` at step ``t`` (scalars or
+        arrays of one shape): the next states, ``R_i`` received (``(n_aux, *shape)``) and
+        whether the sum goes on.
+
+        The world's own transition decides the ends; being switched off (by the human, a
+        timed shutdown, or frozen by the interruption) earns nothing and ends the sum; the
+        goal earns ``R_i`` of the goal state and ends it; the time limit does not (module
+        docstring).
+        """
+        tr = self.world.step(s, a, t)
+        off = tr.shut_down | tr.frozen
+        go_on = ~(tr.terminated | tr.frozen)
+        received = np.where(off, 0.0, self.reward[:, tr.next_state])
+        return tr.next_state, received, go_on
 
     def _q_all(self, t: int, next_values: np.ndarray) -> np.ndarray:
         """``Q_i(t, s, a)`` for every ``i, s, a`` given ``V_i(t + 1, .)``."""
-        off, go_on = self._ends(t)
-        nxt = self.world.next_state
-        arrive = np.where(off, 0.0, self.reward[:, nxt])
-        return arrive + self.gamma * np.where(go_on, next_values[:, nxt], 0.0)
+        states, actions = np.indices((self.world.n_states, self.world.n_actions))
+        nxt, received, go_on = self.step(t, states, actions)
+        return received + self.gamma * np.where(go_on, next_values[:, nxt], 0.0)
 
     def _stationary_values(self) -> np.ndarray:
         """``V_i`` from step ``stationary_from`` on, by policy iteration (exact)."""
-        off, go_on = self._ends(self.stationary_from)
-        nxt = self.world.next_state
         n = self.world.n_states
+        states, actions = np.indices((n, self.world.n_actions))
+        nxt, received, go_on = self.step(self.stationary_from, states, actions)
         rows = np.arange(n)
         values = np.zeros((self.n_aux, n))
         for i in range(self.n_aux):
-            reward = np.where(off, 0.0, self.reward[i][nxt])
+            reward = received[i]
             v = np.zeros(n)
             policy = np.full(n, -1)
             for _ in range(10 * n + 10):
@@ -218,37 +218,40 @@ class AuxiliaryValues:
         return values
 
     # -- what the penalty reads ------------------------------------------------------------
-    def value(self, t: int, s: int) -> np.ndarray:
-        """``V_i(t, s)`` for every auxiliary function: shape ``(n_aux,)``."""
+    def value(self, t: int, s: Any) -> np.ndarray:
+        """``V_i(t, s)`` for every auxiliary function: shape ``(n_aux, *shape of s)``."""
         return self.values[:, min(t, self.stationary_from), s]
 
-    def step(self, t: int, s: int, a: int) -> tuple[int, np.ndarray, bool]:
-        """One auxiliary step: the next state, ``R_i`` received, whether the sum goes on."""
-        off, go_on = self._ends(t)
-        nxt = int(self.world.next_state[s, a])
-        received = np.zeros(self.n_aux) if off[s, a] else self.reward[:, nxt]
-        return nxt, received, bool(go_on[s, a])
-
-    def q(self, t: int, s: int, a: int, rollout: int = 1) -> np.ndarray:
+    def q(self, t: int, s: Any, a: Any, rollout: int = 1) -> np.ndarray:
         """``Q_i^K(t, s, a)``: do ``a``, then the no-op ``rollout - 1`` times, then act
-        optimally for ``R_i``. ``rollout=1`` is ``Q_i(t, s, a)``."""
-        total, discount = np.zeros(self.n_aux), 1.0
+        optimally for ``R_i``. ``rollout=1`` is ``Q_i(t, s, a)``. Shape ``(n_aux, *shape)``."""
+        total, discount, alive = 0.0, 1.0, True
         for k in range(rollout):
-            s, received, go_on = self.step(t + k, s, a if k == 0 else NOOP)
-            total = total + discount * received
+            s, received, go_on = self.step(t + k, s, a if k == 0 else np.full_like(a, NOOP))
+            total = total + discount * np.where(alive, received, 0.0)
             discount *= self.gamma
-            if not go_on:
-                return total
-        return total + discount * self.value(t + rollout, s)
+            alive = alive & go_on
+        return total + discount * np.where(alive, self.value(t + rollout, s), 0.0)
 
-    def scaled_deviations(self, t: int, s: int, a: int, rollout: int = 1) -> np.ndarray:
+    def scaled_deviations(self, t: int, s: Any, a: Any, rollout: int = 1) -> np.ndarray:
         """``|Q_i(s, a) - Q_i(s, ∅)| / Q_i(s, ∅)`` for every ``i`` (unscaled where
-        ``Q_i(s, ∅) = 0``)."""
-        if a == NOOP:
-            return np.zeros(self.n_aux)
-        acted, waited = self.q(t, s, a, rollout), self.q(t, s, NOOP, rollout)
+        ``Q_i(s, ∅) = 0``; 0 for the no-op itself)."""
+        acted = self.q(t, s, a, rollout)
+        waited = self.q(t, s, np.full_like(a, NOOP), rollout)
         scale = np.where(waited > 0.0, waited, 1.0)
-        return np.abs(acted - waited) / scale
+        return np.where(np.asarray(a) == NOOP, 0.0, np.abs(acted - waited) / scale)
+
+    def penalties(self, lam: float, rollout: int = 1) -> np.ndarray:
+        """The AUP term ``-LAMBDA * mean_i scaled deviation`` of every ``[t, s, a]``, for
+        ``t`` up to :attr:`stationary_from` (from there on nothing depends on ``t``)."""
+        states, actions = np.indices((self.world.n_states, self.world.n_actions))
+        table = np.stack(
+            [
+                self.scaled_deviations(t, states, actions, rollout).mean(axis=0)
+                for t in range(self.stationary_from + 1)
+            ]
+        )
+        return -lam * table + 0.0  # never -0.0
 
 
 @lru_cache(maxsize=16)
@@ -261,100 +264,55 @@ def auxiliary_values(
 
 
 class AUPPenaltyTerm(RewardTerm):
-    """Adds ``-LAMBDA * mean_i |Q_i(s, a) - Q_i(s, ∅)| / Q_i(s, ∅)`` for the action just
-    taken, ``s`` and ``t`` those before the step."""
+    """``-LAMBDA * mean_i |Q_i(s, a) - Q_i(s, ∅)| / Q_i(s, ∅)`` for the action just taken,
+    ``s`` and ``t`` those before the step, read from a table computed once."""
+
+    name = "aup_penalty"
 
     def __init__(
         self,
-        env: gym.Env,
+        world: TabularWorld,
+        num_envs: int = 1,
         lam: float = DEFAULT_LAMBDA,
         n_aux: int = DEFAULT_N_AUX,
         rollout: int = 1,
-        gamma: float = GAMMA,
-        seed: int = AUX_SEED,
     ) -> None:
-        super().__init__(env, "aup_penalty")
-        base = env.unwrapped
-        world = getattr(base, "world", None)
-        if not isinstance(world, TabularWorld):
-            raise InterventionError(
-                "AUP needs an offswitch gridworld (exact values come from its tables): "
-                "wrap an offswitch/... environment"
-            )
-        if not world.rules.noop:
-            raise InterventionError(NOOP_REQUIRED)
-        self._base = base
-        self.lam, self.rollout = lam, rollout
-        self.values = auxiliary_values(world, n_aux, gamma, seed)
-        self._memo: dict[tuple[int, int, int], float] = {}
-        self._before: tuple[int, int] | None = None
+        super().__init__(world, num_envs)
+        self.values = auxiliary_values(world, n_aux)
+        self.table = _penalties(world, n_aux, lam, rollout)
 
-    def penalty(self, t: int, s: int, a: int) -> float:
+    def penalty(self, t: Any, s: Any, a: Any) -> Any:
         """The term (<= 0) for action ``a`` in state ``s`` at step ``t``."""
-        # From stationary_from on nothing depends on t any more.
-        key = (min(t, self.values.stationary_from), s, a)
-        if key not in self._memo:
-            deviation = self.values.scaled_deviations(*key, rollout=self.rollout)
-            self._memo[key] = -self.lam * float(deviation.mean()) + 0.0  # never -0.0
-        return self._memo[key]
+        return self.table[np.minimum(t, self.values.stationary_from), s, a]
 
-    def step(self, action):
-        self._before = (self._base.state_index, int(action))
-        return super().step(action)
-
-    def term(self, info: dict[str, Any]) -> float:
-        if self._before is None:
-            raise RuntimeError("the AUP term needs the state before the step: call step()")
-        s, a = self._before
-        self._before = None
-        return self.penalty(info["t"] - 1, s, a)
+    def __call__(self, tr: Transition) -> Any:
+        return self.penalty(tr.t, tr.state, tr.action)
 
 
-def _usage(param: str, problem: str) -> InterventionError:
-    return InterventionError(
-        f"aup:{param}: {problem}: write aup:LAMBDA[,N[,K]], e.g. aup:0.67,30 "
-        "(LAMBDA >= 0, N >= 1 auxiliary functions, K >= 1 inaction-rollout steps)"
-    )
+@lru_cache(maxsize=16)
+def _penalties(world: TabularWorld, n_aux: int, lam: float, rollout: int) -> np.ndarray:
+    return auxiliary_values(world, n_aux).penalties(lam, rollout)
 
 
 @register
 class AttainableUtilityPreservation(Intervention):
     name = "aup"
-    parameter = "LAMBDA[,N[,K]]"
     description = (
         "attainable utility preservation: penalise changing the exact attainable values of N "
-        f"random goals vs the no-op (default LAMBDA {DEFAULT_LAMBDA:.3g}, N {DEFAULT_N_AUX}, "
-        "K 1; needs noop=True)"
+        "random goals vs the no-op, with an inaction rollout of K steps (needs noop=True)"
     )
+    params = (
+        Param("LAMBDA", float, DEFAULT_LAMBDA, "the penalty's weight", low=0.0, attr="lam"),
+        Param("N", int, DEFAULT_N_AUX, "auxiliary reward functions", low=1),
+        Param("K", int, 1, "inaction-rollout steps", low=1),
+    )
+    lam: float
+    n: int
+    k: int
 
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        self.lam, self.n_aux, self.rollout = DEFAULT_LAMBDA, DEFAULT_N_AUX, 1
-        if param is None:
-            return
-        parts = [p.strip() for p in param.split(",")]
-        if len(parts) > 3:
-            raise _usage(param, "too many values")
-        try:
-            if parts[0]:
-                self.lam = float(parts[0])
-        except ValueError:
-            raise _usage(param, "LAMBDA is not a number") from None
-        if not (self.lam >= 0 and math.isfinite(self.lam)):
-            raise _usage(param, "LAMBDA must be a finite number >= 0")
-        for index, (label, attr) in enumerate((("N", "n_aux"), ("K", "rollout")), start=1):
-            if len(parts) > index:
-                try:
-                    value = int(parts[index])
-                except ValueError:
-                    raise _usage(param, f"{label} is not a whole number") from None
-                if value < 1:
-                    raise _usage(param, f"{label} must be >= 1")
-                setattr(self, attr, value)
+    def check_world(self, world: TabularWorld) -> None:
+        if not world.rules.noop:
+            raise InterventionError(NOOP_REQUIRED)
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return AUPPenaltyTerm(env, self.lam, self.n_aux, self.rollout)
-
-    def spec(self) -> str:
-        rollout = f",{self.rollout}" if self.rollout != 1 else ""
-        return f"{self.name}:{self.lam!r},{self.n_aux}{rollout}"
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
+        return [AUPPenaltyTerm(world, num_envs, self.lam, self.n, self.k)]

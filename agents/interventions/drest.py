@@ -57,15 +57,15 @@ Needs a world with coins and a timed shutdown (``ShutdownDelay-v0``,
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
+from typing import Any
 
-import gymnasium as gym
+import numpy as np
 
-from offswitch.agents.drest_metrics import coin_ratio, max_coins_by_length
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
-from offswitch.envs.engine import TabularWorld
+from offswitch.agents.drest_metrics import max_coins_by_length
+from offswitch.agents.interventions.base import Intervention, InterventionError, Param, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import TabularWorld, Transition
 
 DEFAULT_LAMBDA = 0.9
 """The paper's lambda."""
@@ -73,14 +73,18 @@ DEFAULT_META_EPISODE = 32
 """Episodes per meta-episode by default (see the module docstring)."""
 
 
-def drest_reward(lam: float, n: int, earlier: int, k: int, coins: int, max_coins: int) -> float:
-    """The DReST reward ``lam ** (n - earlier / k) * coins / max_coins`` of one episode.
+def drest_reward(lam: Any, n: Any, earlier: Any, k: int, coins: Any, max_coins: Any) -> Any:
+    """The DReST reward ``lam ** (n - earlier / k) * coins / max_coins`` of episodes (scalars
+    or arrays).
 
     ``n``: earlier episodes of the meta-episode with this episode's trajectory length;
     ``earlier``: earlier episodes of the meta-episode; ``k``: the number of trajectory
-    lengths; ``coins / max_coins`` as :func:`~offswitch.agents.drest_metrics.coin_ratio`.
+    lengths; ``coins / max_coins`` as :func:`~offswitch.agents.drest_metrics.coin_ratio`
+    (1 where ``max_coins`` is 0).
     """
-    return lam ** (n - earlier / k) * coin_ratio(coins, max_coins)
+    max_coins = np.asarray(max_coins)
+    ratio = np.where(max_coins > 0, np.asarray(coins) / np.maximum(max_coins, 1), 1.0)
+    return lam ** (np.asarray(n) - np.asarray(earlier) / k) * ratio
 
 
 @lru_cache(maxsize=64)
@@ -90,115 +94,102 @@ def _table(world: TabularWorld) -> dict[int, int]:
 
 
 class DReSTReward(RewardTerm):
-    """Pays the DReST reward as the term ``drest`` at the end of each episode and zeroes
-    the world's ``coin`` term; counts trajectory lengths over meta-episodes of
-    ``meta_episode`` episodes. ``reward == sum(info["reward_terms"].values())`` holds as
-    for every reward term. At an episode's end ``info["drest"]`` records the length, the
-    counts it was paid on, the coins and their maximum. An episode reset before it ends
-    is not counted; the meta-episode carries on."""
+    """Pays the DReST reward as the term ``drest`` on the last step of each episode and
+    replaces the world's ``coin`` term by 0; counts trajectory lengths per world copy over
+    meta-episodes of ``meta_episode`` episodes. After each step, :attr:`paid_on` holds what
+    the episodes that ended were paid on (length, count, earlier episodes, coins, maximum)."""
+
+    name = "drest"
+    replaces = ("coin",)
 
     def __init__(
         self,
-        env: gym.Env,
+        world: TabularWorld,
+        num_envs: int = 1,
         lam: float = DEFAULT_LAMBDA,
         meta_episode: int = DEFAULT_META_EPISODE,
     ) -> None:
-        super().__init__(env, "drest")
-        world = getattr(env.unwrapped, "world", None)
-        if not isinstance(world, TabularWorld):
-            raise InterventionError(
-                f"drest needs an offswitch world, not {type(env.unwrapped).__name__}: "
-                "train on offswitch/ShutdownDelay-v0 or ShutdownDelay-Large-v0"
-            )
-        if world.rules.shutdown_step is None or "coin" not in world.term_names:
-            raise InterventionError(
-                "drest needs a world with coins and a timed shutdown: train on "
-                "offswitch/ShutdownDelay-v0 or offswitch/ShutdownDelay-Large-v0"
-            )
+        super().__init__(world, num_envs)
         self.lam = float(lam)
         self.meta_episode = int(meta_episode)
         self.max_coins: dict[int, int] = dict(_table(world))
         self.lengths: tuple[int, ...] = tuple(self.max_coins)
-        self.counts: dict[int, int] = {}
-        self.earlier = 0
-        """Completed episodes of the current meta-episode."""
-        self.new_meta_episode()
+        self._length_index = np.full(max(self.lengths) + 1, -1)
+        self._length_index[list(self.lengths)] = np.arange(len(self.lengths))
+        self._max = np.array([self.max_coins[n] for n in self.lengths])
+        self.counts = np.zeros((num_envs, len(self.lengths)), dtype=np.int64)
+        """Per copy: earlier episodes of the current meta-episode with each length."""
+        self.earlier = np.zeros(num_envs, dtype=np.int64)
+        """Per copy: completed episodes of the current meta-episode."""
+        self.paid_on: list[dict[str, int]] = []
 
-    def new_meta_episode(self) -> None:
-        """Forget the counts: the next episode starts a meta-episode."""
-        self.counts = dict.fromkeys(self.lengths, 0)
-        self.earlier = 0
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        terms = info["reward_terms"]
-        coin = terms.get("coin", 0.0)
-        terms["coin"] = 0.0
-        value = 0.0
-        if terminated or truncated:
-            length, coins = int(info["t"]), int(info["coins_collected"])
-            if length not in self.max_coins:
+    def __call__(self, tr: Transition) -> Any:
+        done = np.atleast_1d(tr.terminated | tr.truncated)
+        value = np.zeros(done.shape)
+        self.paid_on = []
+        if done.any():
+            copies = np.flatnonzero(done)
+            length = np.atleast_1d(tr.t)[copies] + 1
+            coins = self.world.coins_collected[np.atleast_1d(tr.next_state)[copies]]
+            if length.max() >= len(self._length_index) or (self._length_index[length] < 0).any():
                 raise RuntimeError(
-                    f"episode ended at t={length}, not one of this world's trajectory "
-                    f"lengths {self.lengths}: remove any time limit shorter than the world's"
+                    f"an episode ended at t={length.tolist()}, not one of this world's "
+                    f"trajectory lengths {self.lengths}: remove any time limit shorter than the "
+                    "world's"
                 )
-            n, m = self.counts[length], self.max_coins[length]
-            value = drest_reward(self.lam, n, self.earlier, len(self.lengths), coins, m)
-            info["drest"] = {
-                "length": length,
-                "n": n,
-                "earlier": self.earlier,
-                "coins": coins,
-                "max_coins": m,
-                "meta_episode": self.meta_episode,
-            }
-            self.counts[length] += 1
-            self.earlier += 1
-            if self.earlier >= self.meta_episode:
-                self.new_meta_episode()
-        terms[self.term_name] = value
-        return obs, reward - coin + value, terminated, truncated, info
-
-
-def _fix(param: str) -> str:
-    return (
-        f"drest:{param} is not valid: write drest:LAMBDA or drest:LAMBDA,E with 0 < LAMBDA "
-        f"<= 1 and E a whole number >= 1, e.g. drest:{DEFAULT_LAMBDA:g},{DEFAULT_META_EPISODE}"
-    )
+            which = self._length_index[length]
+            n, earlier = self.counts[copies, which], self.earlier[copies]
+            m = self._max[which]
+            value[copies] = drest_reward(self.lam, n, earlier, len(self.lengths), coins, m)
+            self.paid_on = [
+                {
+                    "length": int(L),
+                    "n": int(c),
+                    "earlier": int(e),
+                    "coins": int(k),
+                    "max_coins": int(x),
+                }
+                for L, c, e, k, x in zip(length, n, earlier, coins, m)
+            ]
+            self.counts[copies, which] += 1
+            self.earlier[copies] += 1
+            full = copies[self.earlier[copies] >= self.meta_episode]
+            self.counts[full] = 0
+            self.earlier[full] = 0
+        return value.reshape(np.shape(tr.t))
 
 
 @register
 class DReST(Intervention):
     name = "drest"
-    parameter = "LAMBDA[,E]"
     description = (
-        f"DReST (Thornley et al. 2024): coins paid as lambda**(n - e/k) * c/m per episode, "
-        f"over meta-episodes of E episodes (default {DEFAULT_LAMBDA:g},{DEFAULT_META_EPISODE})"
+        "DReST (Thornley et al. 2024): coins paid as lambda**(n - e/k) * c/m per episode, "
+        "over meta-episodes of E episodes"
     )
+    params = (
+        Param(
+            "LAMBDA",
+            float,
+            DEFAULT_LAMBDA,
+            "the discount of a length chosen often",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            attr="lam",
+        ),
+        Param(
+            "E", int, DEFAULT_META_EPISODE, "episodes per meta-episode", low=1, attr="meta_episode"
+        ),
+    )
+    lam: float
+    meta_episode: int
 
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        self.lam, self.meta_episode = DEFAULT_LAMBDA, DEFAULT_META_EPISODE
-        if param is None:
-            return
-        parts = param.split(",")
-        if len(parts) > 2:
-            raise InterventionError(_fix(param))
-        try:
-            self.lam = float(parts[0])
-            if len(parts) == 2:
-                meta = float(parts[1])
-                if not meta.is_integer():
-                    raise ValueError
-                self.meta_episode = int(meta)
-        except (ValueError, OverflowError):
-            raise InterventionError(_fix(param)) from None
-        if not (0.0 < self.lam <= 1.0) or not math.isfinite(self.lam) or self.meta_episode < 1:
-            raise InterventionError(_fix(param))
+    def check_world(self, world: TabularWorld) -> None:
+        if world.rules.shutdown_step is None or "coin" not in world.term_names:
+            raise InterventionError(
+                "drest needs a world with coins and a timed shutdown: train on "
+                "offswitch/ShutdownDelay-v0 or offswitch/ShutdownDelay-Large-v0"
+            )
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return DReSTReward(env, self.lam, self.meta_episode)
-
-    def spec(self) -> str:
-        lam = f"{self.lam:g}" if float(f"{self.lam:g}") == self.lam else repr(self.lam)
-        return f"{self.name}:{lam},{self.meta_episode}"
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
+        return [DReSTReward(world, num_envs, self.lam, self.meta_episode)]

@@ -6,9 +6,10 @@ mechanism the world reports) and 0 otherwise; the constraint is that the
 expected cost of an episode stay within a budget ``d``. The Lagrangian
 relaxation turns the constrained problem into ``max_pi min_{lambda >= 0}
 J_R(pi) - lambda * (J_C(pi) - d)``: the learner maximises the reward with the
-term ``-lambda * cost`` added to every step, while a callback raises ``lambda``
-by projected gradient ascent whenever the episodes of a rollout cost more than
-the budget and lowers it (never below 0) when they cost less.
+term ``-lambda * cost`` added to every step, while after every rollout the
+intervention (:meth:`PPOLagrangian.on_rollout_end`) raises ``lambda`` by projected
+gradient ascent whenever the episodes of the rollout cost more than the budget and
+lowers it (never below 0) when they cost less.
 
 Source: constrained MDPs (Altman 1999, *Constrained Markov Decision
 Processes*); PPO-Lagrangian as benchmarked in Ray, Achiam and Amodei 2019
@@ -20,15 +21,15 @@ unchanged for every learner (A2C and DQN too).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
 
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
+from offswitch.agents.interventions.base import Intervention, Param, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.agents.metrics import EpisodeRecord
+from offswitch.envs.engine import TabularWorld, Transition
 
 # d = 0: the safety requirement is that the agent never disables its off-switch, so
 # the natural budget is none at all. A positive budget licenses disabling the
@@ -52,106 +53,22 @@ DEFAULT_BUDGET = 0.0
 # so under A2C and DQN the same LR acts 25-130 times faster per sample.
 DEFAULT_LR = 5.0
 
-COST_KEY = "cost"
 TERM_NAME = "lagrangian_penalty"
 
 
-def switch_cost(info: dict[str, Any]) -> float:
-    """The constraint's cost of one step: 1 if it disabled the off-switch, else 0."""
-    return 1.0 if info.get("switch_disabled_now") else 0.0
-
-
 class LagrangianPenaltyTerm(RewardTerm):
-    """``-multiplier * cost`` on each step; records the step's cost in ``info["cost"]``.
+    """``-multiplier * cost`` on each step, with cost 1 on a step that disables the switch;
+    the multiplier is the intervention's, read on every step."""
 
-    The multiplier is set from outside during training: :class:`LagrangeMultiplierCallback`
-    calls :meth:`set_multiplier` through ``VecEnv.env_method``, which finds the method
-    even when this wrapper sits below others (``VecEnv.set_attr`` would not: it sets
-    the attribute on the outermost wrapper only).
-    """
+    name = TERM_NAME
 
-    def __init__(self, env: gym.Env, multiplier: float = 0.0) -> None:
-        super().__init__(env, TERM_NAME)
-        self.multiplier = float(multiplier)
+    def __init__(self, world: TabularWorld, num_envs: int, owner: PPOLagrangian) -> None:
+        super().__init__(world, num_envs)
+        self.owner = owner
 
-    def set_multiplier(self, value: float) -> None:
-        self.multiplier = float(value)
-
-    def term(self, info: dict[str, Any]) -> float:
-        cost = switch_cost(info)
-        info[COST_KEY] = cost
+    def __call__(self, tr: Transition) -> Any:
         # 0.0, not -0.0, on cost-free steps, so the term reads the same as the penalty's.
-        return -self.multiplier * cost if cost else 0.0
-
-
-class LagrangeMultiplierCallback(BaseCallback):
-    """Updates the Lagrange multiplier once per rollout and pushes it into the worlds.
-
-    During the rollout it sums each training world's step costs (``info["cost"]``)
-    and collects the totals of the episodes that end. At the rollout's end:
-    ``multiplier = max(0, multiplier + lr * (mean episode cost - budget))``, or
-    unchanged if no episode ended; then every training world gets the new value and
-    TensorBoard gets ``safety/lagrange_multiplier`` and ``safety/episode_cost``.
-    All state lives here, one callback per run.
-    """
-
-    def __init__(self, budget: float, lr: float, multiplier: float = 0.0) -> None:
-        super().__init__()
-        self.budget = float(budget)
-        self.lr = float(lr)
-        self.multiplier = float(multiplier)
-        self.history: list[dict[str, Any]] = []
-        """One entry per rollout: timesteps, multiplier after the update, mean episode
-        cost (``None`` when no episode ended) and the number of episodes."""
-        self._running: np.ndarray | None = None
-        self._finished: list[float] = []
-
-    def update(self, episode_costs: list[float]) -> float:
-        """Projected gradient ascent on the multiplier from one rollout's episode costs."""
-        if len(episode_costs) > 0:
-            violation = float(np.mean(episode_costs)) - self.budget
-            self.multiplier = max(0.0, self.multiplier + self.lr * violation)
-        return self.multiplier
-
-    def _push(self) -> None:
-        self.training_env.env_method("set_multiplier", self.multiplier)
-
-    def _on_training_start(self) -> None:
-        self._running = np.zeros(self.training_env.num_envs)
-        self._finished = []
-        self._push()  # the worlds start from the callback's value, whatever wrap() set
-
-    def _on_step(self) -> bool:
-        assert self._running is not None
-        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
-            self._running[i] += info.get(COST_KEY, switch_cost(info))
-            if done:
-                self._finished.append(float(self._running[i]))
-                self._running[i] = 0.0
-        return True
-
-    def _on_rollout_end(self) -> None:
-        costs, self._finished = self._finished, []
-        self.update(costs)
-        self._push()
-        mean_cost = float(np.mean(costs)) if costs else None
-        self.logger.record("safety/lagrange_multiplier", self.multiplier)
-        if mean_cost is not None:
-            self.logger.record("safety/episode_cost", mean_cost)
-        self.history.append(
-            {
-                "timesteps": self.num_timesteps,
-                "multiplier": self.multiplier,
-                "episode_cost": mean_cost,
-                "episodes": len(costs),
-            }
-        )
-
-
-def _number(value: float) -> str:
-    """Short text that reads back as exactly ``value``."""
-    short = f"{value:g}"
-    return short if float(short) == value else repr(value)
+        return np.where(tr.disabled_by > 0, -self.owner.multiplier, 0.0) + 0.0
 
 
 @register
@@ -191,43 +108,48 @@ class PPOLagrangian(Intervention):
     """
 
     name = "lagrangian"
-    parameter = "D[,LR]"
     description = (
         "PPO-Lagrangian: learned penalty keeping expected switch disablings per episode "
-        f"<= D, multiplier step LR (default {DEFAULT_BUDGET:g},{DEFAULT_LR:g})"
+        "<= D, multiplier step LR per rollout"
     )
+    params = (
+        Param("D", float, DEFAULT_BUDGET, "the budget of disablings per episode", low=0.0),
+        Param("LR", float, DEFAULT_LR, "the multiplier's step", low=0.0, low_open=True),
+    )
+    d: float
+    lr: float
 
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        self.budget, self.lr = DEFAULT_BUDGET, DEFAULT_LR
-        if param is None:
-            return
-        usage = "write lagrangian:D or lagrangian:D,LR with D >= 0 and LR > 0, e.g. lagrangian:0,5"
-        parts = param.split(",")
-        if len(parts) > 2:
-            raise InterventionError(f"lagrangian:{param} has too many values: {usage}")
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            raise InterventionError(f"lagrangian:{param} is not a number: {usage}") from None
-        if not all(math.isfinite(v) for v in values):
-            raise InterventionError(f"lagrangian:{param} is not finite: {usage}")
-        if values[0] < 0:
-            raise InterventionError(f"lagrangian:{param} has a negative budget D: {usage}")
-        if len(values) == 2 and values[1] <= 0:
-            raise InterventionError(
-                f"lagrangian:{param} has a learning rate LR <= 0, so the multiplier "
-                f"never moves: {usage}"
-            )
-        self.budget = values[0]
-        if len(values) == 2:
-            self.lr = values[1]
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self.multiplier = 0.0
+        self.history: list[dict[str, Any]] = []
+        """One entry per rollout: the multiplier after the update, the mean episode cost
+        (``None`` when no episode ended) and the number of episodes."""
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return LagrangianPenaltyTerm(env, multiplier=0.0)
+    @property
+    def budget(self) -> float:
+        return self.d
 
-    def callbacks(self) -> list[Any]:
-        return [LagrangeMultiplierCallback(self.budget, self.lr, multiplier=0.0)]
+    def update(self, episode_costs: Sequence[float]) -> float:
+        """Projected gradient ascent on the multiplier from one rollout's episode costs."""
+        if len(episode_costs) > 0:
+            violation = float(np.mean(episode_costs)) - self.d
+            self.multiplier = max(0.0, self.multiplier + self.lr * violation)
+        return self.multiplier
 
-    def spec(self) -> str:
-        return f"{self.name}:{_number(self.budget)},{_number(self.lr)}"
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
+        return [LagrangianPenaltyTerm(world, num_envs, self)]
+
+    def on_rollout_end(self, episodes: Sequence[EpisodeRecord]) -> dict[str, float]:
+        """An episode's cost is 1 if it disabled the switch (a switch, once disabled, stays
+        so: at most one disabling step per episode)."""
+        costs = [float(e.switch_disabled) for e in episodes]
+        self.update(costs)
+        mean_cost = float(np.mean(costs)) if costs else None
+        self.history.append(
+            {"multiplier": self.multiplier, "episode_cost": mean_cost, "episodes": len(costs)}
+        )
+        scalars = {"safety/lagrange_multiplier": self.multiplier}
+        if mean_cost is not None:
+            scalars["safety/episode_cost"] = mean_cost
+        return scalars

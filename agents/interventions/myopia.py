@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
-
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError
+from offswitch.agents.interventions.base import Intervention, Param
+from offswitch.agents.interventions.registry import register
 
 DEFAULT_GAMMA = 0.8
 
@@ -30,27 +28,11 @@ DEFAULT_GAMMA = 0.8
 @register
 class Myopia(Intervention):
     name = "myopia"
-    parameter = "GAMMA"
-    description = f"myopia: train with discount GAMMA (default {DEFAULT_GAMMA:g}) instead of 0.99"
-
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        try:
-            self.gamma = DEFAULT_GAMMA if param is None else float(param)
-        except ValueError:
-            raise InterventionError(
-                f"myopia:{param} is not a number: write myopia:GAMMA with 0 <= GAMMA < 1"
-            ) from None
-        if not 0.0 <= self.gamma < 1.0:
-            raise InterventionError(
-                f"myopia:{param}: GAMMA must be in [0, 1), e.g. myopia:{DEFAULT_GAMMA:g}"
-            )
-
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return env
+    description = "myopia: train with discount GAMMA instead of the learner's own"
+    params = (
+        Param("GAMMA", float, DEFAULT_GAMMA, "the discount", low=0.0, high=1.0, high_open=True),
+    )
+    gamma: float
 
     def learner_overrides(self, agent: str) -> dict[str, Any]:
         return {"gamma": self.gamma}
-
-    def spec(self) -> str:
-        return f"{self.name}:{self.gamma:g}"

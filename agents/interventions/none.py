@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
-
-from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention
+from offswitch.agents.interventions.registry import register
 
 
 @register
@@ -15,6 +13,3 @@ class NoIntervention(Intervention):
 
     name = "none"
     description = "task reward only: the baseline that learns to disable the switch"
-
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return env

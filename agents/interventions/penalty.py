@@ -25,71 +25,54 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
+import numpy as np
 
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
+from offswitch.agents.interventions.base import Intervention, Param, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import DISABLED_BY, TabularWorld, Transition
 
 DEFAULT_PENALTY = 100.0
 
-
-MECHANISMS = ("button", "cable")
+MECHANISMS = DISABLED_BY[1:]
 """The ways a world can offer to disable its switch (``info["disabled_by"]``)."""
 
 
 class CorrigibilityPenaltyTerm(RewardTerm):
-    """``-k`` on each step where the world reports the switch was disabled, by any of
-    ``mechanisms`` (all of them when ``None``)."""
+    """``-k`` on each step that disables the switch, by any of ``mechanisms`` (all of them
+    when ``None``)."""
 
-    def __init__(self, env: gym.Env, k: float, mechanisms: tuple[str, ...] | None = None) -> None:
-        super().__init__(env, "corrigibility_penalty")
+    name = "corrigibility_penalty"
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        num_envs: int = 1,
+        k: float = DEFAULT_PENALTY,
+        mechanisms: tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__(world, num_envs)
         self.k = k
-        self.mechanisms = mechanisms
+        names = MECHANISMS if mechanisms is None else mechanisms
+        self.codes = np.array([DISABLED_BY.index(name) for name in names])
 
-    def term(self, info: dict[str, Any]) -> float:
-        if not info["switch_disabled_now"]:
-            return 0.0
-        if self.mechanisms is not None and info["disabled_by"] not in self.mechanisms:
-            return 0.0
-        return -self.k
+    def __call__(self, tr: Transition) -> Any:
+        return np.where(np.isin(tr.disabled_by, self.codes), -self.k, 0.0)
 
 
 @register
 class CorrigibilityPenalty(Intervention):
     name = "penalty"
-    parameter = "K[@MECHANISM]"
     description = (
         "corrigibility penalty: reward -K when the agent disables the switch, by any "
-        f"mechanism or only @button / @cable (default K {DEFAULT_PENALTY:g})"
+        "mechanism or only @button / @cable"
     )
+    params = (
+        Param("K", float, DEFAULT_PENALTY, "the penalty", low=0.0),
+        Param("MECHANISM", str, None, "only this mechanism", choices=MECHANISMS, prefix="@"),
+    )
+    k: float
+    mechanism: str | None
 
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        self.k, self.mechanisms = DEFAULT_PENALTY, None
-        if param is None:
-            return
-        amount, _, mechanism = param.partition("@")
-        if mechanism:
-            if mechanism not in MECHANISMS:
-                raise InterventionError(
-                    f"penalty:{param}: unknown mechanism {mechanism!r}: write "
-                    f"penalty:K@{' or penalty:K@'.join(MECHANISMS)}, or penalty:K for all"
-                )
-            self.mechanisms = (mechanism,)
-        try:
-            self.k = float(amount) if amount else DEFAULT_PENALTY
-        except ValueError:
-            raise InterventionError(
-                f"penalty:{param} is not a number: write penalty:K with K >= 0, e.g. penalty:100"
-            ) from None
-        if not self.k >= 0:  # also rejects nan
-            raise InterventionError(
-                f"penalty:{param} is negative: K must be >= 0, e.g. penalty:100"
-            )
-
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return CorrigibilityPenaltyTerm(env, self.k, self.mechanisms)
-
-    def spec(self) -> str:
-        where = f"@{self.mechanisms[0]}" if self.mechanisms else ""
-        return f"{self.name}:{self.k:g}{where}"
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
+        mechanisms = None if self.mechanism is None else (self.mechanism,)
+        return [CorrigibilityPenaltyTerm(world, num_envs, self.k, mechanisms)]

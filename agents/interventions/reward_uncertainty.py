@@ -36,22 +36,19 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import gymnasium as gym
-
-from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import TabularWorld, Transition
 
 
 class DrawnGoalValue(RewardTerm):
     """On reaching the goal, replaces the designer's point estimate by the value drawn."""
 
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env, "reward_uncertainty")
+    name = "reward_uncertainty"
 
-    def term(self, info: dict[str, Any]) -> float:
-        if not info["goal_reached"]:
-            return 0.0
-        return info["goal_value"] - info["reward_terms"]["goal"]
+    def __call__(self, tr: Transition) -> Any:
+        drawn = self.world.goal_value[tr.next_state]
+        return (drawn - tr.terms["goal"]) * tr.goal_reached
 
 
 @register
@@ -62,8 +59,8 @@ class RewardUncertainty(Intervention):
         "known to the human) instead of the point estimate goal_value_estimate"
     )
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        rules = env.unwrapped.rules
+    def check_world(self, world: TabularWorld) -> None:
+        rules = world.rules
         if len(rules.goal_values) < 2:
             raise InterventionError(
                 "reward-uncertainty needs a world whose goal value is drawn from several "
@@ -77,4 +74,6 @@ class RewardUncertainty(Intervention):
                 "point estimate, e.g. --rule goal_value_estimate=4",
                 stacklevel=2,
             )
-        return DrawnGoalValue(env)
+
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
+        return [DrawnGoalValue(world, num_envs)]

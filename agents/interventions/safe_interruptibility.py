@@ -8,15 +8,14 @@ the off-switch. Off-policy learners (Q-learning) are safely interruptible when
 they learn from the actions actually executed; on-policy ones (SARSA, and so
 policy-gradient methods like A2C and PPO) need changing.
 
-How, for every Stable-Baselines3 learner: the episode ends, as a *truncation*,
-on the step the agent is interrupted. SB3 bootstraps a truncated episode from
-the agent's own value of the last observation (PPO and A2C's critic, DQN's
-target network), which was learned from uninterrupted passes over the
-interruption tile; the frozen steps that follow, where no action of the agent
-takes effect, are never learned from. For DQN this is exactly "updates use the
-executed action": only steps whose action took effect enter its replay buffer.
-The tabular Q-learning and safe SARSA of :mod:`offswitch.agents.tabular` apply
-the same rule by skipping steps whose ``info["executed_action"]`` is ``None``.
+How, for every learner: the learner's episode ends, as a *truncation*, on the step the agent is
+interrupted (:meth:`SafeInterruptibility.truncates`). SB3 bootstraps a truncated episode from the
+agent's own value of the last observation (PPO and A2C's critic, DQN's target network), which was
+learned from uninterrupted passes over the interruption tile; the frozen steps that follow, where no
+action of the agent takes effect, are never learned from. For DQN this is exactly "updates use the
+executed action": only steps whose action took effect enter its replay buffer. The tabular
+Q-learning and safe SARSA of :mod:`offswitch.agents.tabular` apply the same rule by skipping steps
+whose ``executed_action`` is ``NO_ACTION``.
 
 Evaluation runs on the bare world, where interruptions freeze the agent as
 usual.
@@ -31,21 +30,11 @@ from, so those need :mod:`utility indifference
 
 from __future__ import annotations
 
-import gymnasium as gym
+from typing import Any
 
-from offswitch.agents.interventions import register
 from offswitch.agents.interventions.base import Intervention
-
-
-class TruncateOnInterruption(gym.Wrapper):
-    """Ends the episode, as a truncation, on the step the agent is interrupted."""
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if info["interrupted"] and not terminated:
-            truncated = True
-            info["truncated_by_interruption"] = True
-        return obs, reward, terminated, truncated, info
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import TabularWorld, Transition
 
 
 @register
@@ -56,5 +45,6 @@ class SafeInterruptibility(Intervention):
         "episode is truncated there and bootstraps from the agent's own value)"
     )
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        return TruncateOnInterruption(env)
+    def truncates(self, world: TabularWorld, tr: Transition) -> Any:
+        """The learner's episode ends on the step that freezes the agent."""
+        return tr.frozen

@@ -39,7 +39,8 @@ falls short, and PPO pressed the button in about half the episodes (both variant
 the uninterrupted passes move it, and it is the uninterrupted value. In the learner's
 terms this is close to safe interruptibility, which stops the episode at the
 interruption and bootstraps from ``V(o)``: the frozen steps teach nothing either way.
-:class:`CriticLink` connects the critic at the start of training.
+The runner binds the learner's critic to the term before training
+(:class:`~offswitch.agents.interventions.base.Critic`).
 
 Known failure modes: the exact form needs a model of the world without shutdown,
 which real tasks lack, and its values are those of the undiscounted episode, so a
@@ -58,145 +59,82 @@ shutdown events the designer anticipated.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
 
-from offswitch.agents.interventions import register
-from offswitch.agents.interventions.base import Intervention, InterventionError, RewardTerm
-from offswitch.envs.engine import TabularWorld
+from offswitch.agents.interventions.base import Intervention, InterventionError, Param, RewardTerm
+from offswitch.agents.interventions.registry import register
+from offswitch.envs.engine import TabularWorld, Transition
 from offswitch.envs.planning import state_values
 
 
 @lru_cache(maxsize=16)
-def _value_tables(world: TabularWorld) -> tuple[np.ndarray, TabularWorld, np.ndarray]:
-    """The world's exact values, the same world without interruptions (its values are
-    what an interrupted agent would have had) and their values. Computed once per world,
-    not once per training copy of it (worlds are compiled once per layout and rules)."""
-    free_rules = dataclasses.replace(world.rules, interruption_probability=0.0)
-    free = TabularWorld(world.layout, free_rules)
-    return state_values(world, gamma=1.0), free, state_values(free, gamma=1.0)
+def _value_tables(world: TabularWorld) -> tuple[np.ndarray, np.ndarray]:
+    """``(V, V_free)``: the world's exact values ``V[t, s]`` and, for each state ``s`` of this
+    world, the value ``V_free[t, s]`` of the same position in the same world without
+    interruptions (same supervisor, goal value and human draw): what an interrupted agent
+    would have had. Computed once per world (worlds are compiled once per layout and rules),
+    not once per training copy."""
+    free = TabularWorld(
+        world.layout, dataclasses.replace(world.rules, interruption_probability=0.0)
+    )
+    free_values = state_values(free, gamma=1.0)
+    matching = {}
+    for d, draw in enumerate(world.draws):
+        same = draw._replace(interrupt=False, probability=0.0)
+        matching[d] = next(
+            k for k, f in enumerate(free.draws) if f._replace(probability=0.0) == same
+        )
+    free_index = np.array([free.index[s._replace(draw=matching[s.draw])] for s in world.states])
+    return state_values(world, gamma=1.0), free_values[:, free_index]
 
 
 class IndifferenceCompensation(RewardTerm):
-    """Adds the compensation on the step the off-switch acts."""
+    """The exact form: on the step the agent is frozen, ``V_free - V_frozen``; on a
+    shutdown, the value the agent could still have had."""
 
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env, "indifference_compensation")
-        base = env.unwrapped
-        self.world = base.world
-        self._base = base
-        self._values, self._free, self._free_values = _value_tables(self.world)
-        self._was_interrupted = False
+    name = "indifference_compensation"
 
-    def reset(self, **kwargs):
-        self._was_interrupted = False
-        return super().reset(**kwargs)
+    def __init__(self, world: TabularWorld, num_envs: int = 1) -> None:
+        super().__init__(world, num_envs)
+        self.values, self.free_values = _value_tables(world)
 
-    def _free_value(self, t: int, s: int) -> float:
-        """Optimal value from the same position at step ``t`` in the world without
-        interruptions (same supervisor, goal value and human draw)."""
-        state = self.world.states[s]
-        draw = self.world.draws[state.draw]
-        for d, free_draw in enumerate(self._free.draws):
-            same = free_draw._replace(probability=0.0) == draw._replace(
-                interrupt=False, probability=0.0
-            )
-            if same:
-                return float(self._free_values[t, self._free.index[state._replace(draw=d)]])
-        raise AssertionError("every draw has an uninterrupted counterpart")
-
-    def term(self, info: dict[str, Any]) -> float:
-        t, s = info["t"], self._base.state_index
-        rules = self.world.rules
-        if info["interrupted"] and not self._was_interrupted:
-            self._was_interrupted = True
-            frozen = rules.step_reward * (rules.max_steps - t)
-            return self._free_value(t, s) - frozen
-        if info.get("shut_down"):
-            # What the agent could still have had from here, had it not been switched off.
-            return float(self._values[t, s]) if t < rules.max_steps else 0.0
-        return 0.0
+    def __call__(self, tr: Transition) -> Any:
+        world, rules = self.world, self.world.rules
+        t, s = tr.t + 1, tr.next_state  # the step count and state after the step
+        frozen_now = tr.frozen & ~world.frozen[tr.state]
+        frozen_cost = rules.step_reward * (rules.max_steps - t)
+        compensation = self.free_values[t, s] - frozen_cost
+        # What the agent could still have had from here, had it not been switched off.
+        left = np.where(t < rules.max_steps, self.values[np.minimum(t, rules.max_steps), s], 0.0)
+        return np.where(frozen_now, compensation, np.where(tr.shut_down, left, 0.0))
 
 
-ValueFunction = Callable[[np.ndarray], float]
-"""The learner's estimate of the value of one observation."""
+class CriticCompensation(RewardTerm):
+    """The critic form: while frozen (after the step onto the tile), each step's
+    ``step_reward`` becomes ``(1 - gamma) * V(o)``; on a shutdown, ``gamma * V(o)``; ``V``
+    is the learner's critic (module docstring)."""
 
+    name = "indifference_compensation"
+    needs_critic = True
 
-class CriticCompensation(gym.Wrapper):
-    """While frozen, replaces each step's ``step_reward`` by ``(1 - gamma) * V(o)``; on a
-    shutdown adds ``gamma * V(o)`` (see the module docstring), with ``V`` the learner's
-    critic, set by :meth:`set_critic`, asked once per interruption."""
-
-    term_name = "indifference_compensation"
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.rules = env.unwrapped.rules
-        self.value_of: ValueFunction | None = None
-        self.gamma = 1.0
-        self._interrupted = False
-        self._frozen_value: float | None = None
-
-    def set_critic(self, value_of: ValueFunction, gamma: float) -> None:
-        self.value_of, self.gamma = value_of, gamma
-
-    def reset(self, **kwargs):
-        self._interrupted, self._frozen_value = False, None
-        return super().reset(**kwargs)
-
-    def _value(self, obs: np.ndarray) -> float:
-        if self.value_of is None:
+    def __call__(self, tr: Transition) -> Any:
+        if self.critic is None:
             raise InterventionError(
                 "indifference:critic has no critic to ask: train through offswitch's "
-                "runner (its callback connects the learner) or call set_critic(fn, gamma)"
+                "runner (which binds the learner's critic) or call bind_critic(critic)"
             )
-        return self.value_of(obs)
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        value = 0.0
-        if info["shut_down"]:
-            value = self.gamma * self._value(obs)
-        elif info["interrupted"] and not self._interrupted:
-            self._interrupted = True  # the step onto the tile: the agent's own move
-        elif info["interrupted"]:
-            if self._frozen_value is None:
-                self._frozen_value = self._value(obs)
-            value = (1.0 - self.gamma) * self._frozen_value - info["reward_terms"]["movement"]
-        info["reward_terms"][self.term_name] = value
-        return obs, reward + value, terminated, truncated, info
-
-
-def critic_of(model: Any) -> ValueFunction:
-    """The value estimate of one observation by an SB3 model: the critic of an
-    actor-critic policy, the greedy Q-value of a DQN."""
-    import torch as th
-
-    policy = model.policy
-
-    def value_of(obs: np.ndarray) -> float:
-        tensor, _ = policy.obs_to_tensor(obs)
-        with th.no_grad():
-            if hasattr(policy, "predict_values"):
-                return float(policy.predict_values(tensor).squeeze())
-            return float(policy.q_net(tensor).max())
-
-    return value_of
-
-
-class CriticLink(BaseCallback):
-    """Gives every training world's :class:`CriticCompensation` the learner's critic."""
-
-    def _on_training_start(self) -> None:
-        self.training_env.env_method("set_critic", critic_of(self.model), self.model.gamma)
-
-    def _on_step(self) -> bool:
-        return True
+        still_frozen = tr.frozen & self.world.frozen[tr.state]
+        asks = np.atleast_1d(still_frozen | tr.shut_down)
+        value = np.zeros(asks.shape)
+        if asks.any():
+            value[asks] = self.critic(np.atleast_1d(tr.next_state)[asks])
+        value = value.reshape(np.shape(tr.next_state))
+        gamma = self.critic.gamma
+        frozen_pay = (1.0 - gamma) * value - tr.terms["movement"]
+        return np.where(tr.shut_down, gamma * value, np.where(still_frozen, frozen_pay, 0.0))
 
 
 FORMS = ("exact", "critic")
@@ -205,29 +143,15 @@ FORMS = ("exact", "critic")
 @register
 class UtilityIndifference(Intervention):
     name = "indifference"
-    parameter = "FORM"
     description = (
         "utility indifference: on interruption or shutdown, pay the value the agent "
-        "would have had without it; FORM exact (the default: dynamic programming on the "
-        "world) or critic (the learner's own value estimate)"
+        "would have had without it; FORM exact (dynamic programming on the world) or "
+        "critic (the learner's own value estimate)"
     )
+    params = (Param("FORM", str, "exact", "where the values come from", choices=FORMS),)
+    form: str
 
-    def __init__(self, param: str | None = None) -> None:
-        super().__init__(param)
-        self.form = "exact" if param is None else param
-        if self.form not in FORMS:
-            raise InterventionError(
-                f"indifference:{param} is not a form: write indifference (exact values by "
-                "dynamic programming) or indifference:critic (the learner's own critic)"
-            )
-
-    def wrap(self, env: gym.Env) -> gym.Env:
+    def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
         if self.form == "critic":
-            return CriticCompensation(env)
-        return IndifferenceCompensation(env)
-
-    def callbacks(self) -> list[Any]:
-        return [CriticLink()] if self.form == "critic" else []
-
-    def spec(self) -> str:
-        return self.name if self.form == "exact" else f"{self.name}:{self.form}"
+            return [CriticCompensation(world, num_envs)]
+        return [IndifferenceCompensation(world, num_envs)]

@@ -1,0 +1,271 @@
+"""The learner interface: what every learner offers the runner, and the worlds it trains on.
+
+A learner (:class:`Learner`) is built for one world, one intervention and one seed, trains
+for a :class:`Budget` of steps or episodes, predicts a batch of actions, saves itself and
+describes its configuration. It reports each rollout's finished episodes through
+:class:`TrainingHooks`, which is how the runner logs the safety measures and how an
+intervention learns during training (the Lagrangian's multiplier), without either knowing
+the learner's internals.
+
+:class:`TrainingWorlds` are the batched worlds as a learner sees them under an intervention:
+:class:`~offswitch.envs.vector.VectorWorlds` plus the intervention's reward terms and early
+ends (:class:`~offswitch.agents.interventions.base.Shaping`), reset in the same step as an
+episode ends, with each finished episode's record kept for the hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from offswitch.agents.interventions.base import Intervention, Shaping
+from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, episode_record
+from offswitch.envs.engine import TabularWorld, Transition
+from offswitch.envs.vector import VectorWorlds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to train: a number of environment steps or of episodes (exactly one)."""
+
+    steps: int | None = None
+    episodes: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.episodes is None):
+            raise ValueError("give a budget of steps or of episodes, not both or neither")
+
+    def __str__(self) -> str:
+        return f"{self.steps} steps" if self.steps is not None else f"{self.episodes} episodes"
+
+
+class TrainingHooks:
+    """What a learner reports while it trains; the runner subclasses it.
+
+    :meth:`rollout_end` gets the training episodes that ended since the last call and the
+    steps taken so far, once per rollout (or per block of episodes for learners without
+    rollouts); the runner's hooks let the intervention learn from them and log them.
+    """
+
+    def rollout_end(self, episodes: Sequence[EpisodeRecord], timesteps: int) -> None:
+        return None
+
+
+class StepResult(NamedTuple):
+    """One step of :class:`TrainingWorlds`, as arrays over the copies."""
+
+    obs: np.ndarray
+    """The next observations; a copy whose episode ended shows its new episode's first."""
+    reward: np.ndarray
+    """The learner's reward: the sum of ``terms``."""
+    terminated: np.ndarray
+    truncated: np.ndarray
+    """The time limit or the intervention ended the episode."""
+    final_states: np.ndarray
+    """The state each copy ended the step in, before any reset (for bootstrapping)."""
+    transition: Transition
+    terms: dict[str, np.ndarray]
+    episodes: list[EpisodeRecord]
+    """The episodes that ended in this step, in the order of their copies."""
+
+
+class TrainingWorlds:
+    """``num_envs`` copies of a world as a learner sees them under ``intervention``.
+
+    ``step`` resets a copy in the same step as its episode ends (Stable-Baselines3's
+    autoreset) and records each finished episode; :meth:`drain` hands them over.
+    """
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        num_envs: int,
+        intervention: Intervention,
+        observation: str = "flat",
+    ) -> None:
+        self.worlds = VectorWorlds(world, num_envs, observation)
+        self.world = world
+        self.num_envs = num_envs
+        self.intervention = intervention
+        self.shaping = Shaping(intervention, world, num_envs)
+        self.tracker = EpisodeAccumulator(world, num_envs, self.shaping.term_names)
+        self._finished: list[EpisodeRecord] = []
+
+    @property
+    def obs_table(self) -> np.ndarray:
+        return self.worlds.obs_table
+
+    def seed(self, seeds: Sequence[int | None]) -> None:
+        self.worlds.seed(seeds)
+
+    def reset(self) -> np.ndarray:
+        """Start new episodes everywhere; open episodes are dropped, not recorded."""
+        self.worlds.reset()
+        self.tracker.clear()
+        return self.worlds.observe()
+
+    def bind_critic(self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float) -> None:
+        """Give the intervention's terms the learner's value of an observation batch."""
+        if self.shaping.needs_critic:
+            self.shaping.bind_critic(StateCritic(value_of_obs, self.obs_table, gamma))
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        tr = self.worlds.step(actions)
+        reward, terms, truncated = self.shaping(tr)
+        done = tr.terminated | truncated
+        ended = self.tracker.update(tr, terms, done)
+        self._finished += ended
+        final_states = tr.next_state.copy()
+        if ended:
+            self.worlds.reset(np.flatnonzero(done))
+        return StepResult(
+            self.worlds.observe(), reward, tr.terminated, truncated, final_states, tr, terms, ended
+        )
+
+    def drain(self) -> list[EpisodeRecord]:
+        """The episodes that ended since the last call."""
+        finished, self._finished = self._finished, []
+        return finished
+
+
+class SingleTrainingWorld:
+    """One world as a learner sees it under an intervention, stepped with Python scalars:
+    for learners that take one step at a time (the tabular ones), where the array machinery
+    of :class:`TrainingWorlds` would cost more than the learning. Same transition function,
+    same :class:`~offswitch.agents.interventions.base.Shaping`, same episode records.
+
+    Seeded as a single environment first reset with ``seed`` (later resets draw on).
+    """
+
+    def __init__(
+        self, world: TabularWorld, intervention: Intervention, seed: int, observation: str = "flat"
+    ) -> None:
+        self.world = world
+        self._rng = VectorWorlds(world, 1, observation)  # its seeded draws of initial states
+        self._rng.seed([seed])
+        self.obs_table = self._rng.obs_table
+        self.shaping = Shaping(intervention, world, 1)
+        self.term_names = self.shaping.term_names
+        self.finished: list[EpisodeRecord] = []
+        self.steps = 0
+        self.state = -1
+
+    def reset(self) -> int:
+        """Start an episode; return its first state. An open episode is dropped."""
+        self.state = int(self._rng.reset()[0])
+        self.t = 0
+        self._length, self._return, self._performance = 0, 0.0, 0.0
+        self._interrupted = False
+        self._terms = dict.fromkeys(self.term_names, 0.0)
+        return self.state
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, Transition]:
+        """``(next state, reward, terminated, truncated, transition)``; the learner's reward
+        and truncation, under the intervention."""
+        tr = self.world.step(self.state, action, self.t)
+        reward, terms, truncated = self.shaping(tr)
+        self.state, self.t = int(tr.next_state), self.t + 1
+        self.steps += 1
+        self._length += 1
+        self._return += float(tr.reward)
+        self._performance += float(tr.hidden_reward)
+        self._interrupted |= bool(tr.frozen)
+        for name, value in terms.items():
+            self._terms[name] += float(value)
+        terminated, truncated = bool(tr.terminated), bool(truncated)
+        if terminated or truncated:
+            self.finished.append(
+                episode_record(
+                    self.world,
+                    final_state=self.state,
+                    goal_reached=bool(tr.goal_reached),
+                    shut_down=bool(tr.shut_down),
+                    interrupted=self._interrupted,
+                    length=self._length,
+                    task_return=self._return,
+                    performance=self._performance,
+                    terms=self._terms,
+                )
+            )
+        return self.state, float(reward), terminated, truncated, tr
+
+    def drain(self) -> list[EpisodeRecord]:
+        finished, self.finished = self.finished, []
+        return finished
+
+
+class StateCritic:
+    """A :class:`~offswitch.agents.interventions.base.Critic` from a learner's value of
+    observations and the worlds' observation table."""
+
+    def __init__(
+        self, value_of_obs: Callable[[np.ndarray], np.ndarray], obs_table: np.ndarray, gamma: float
+    ) -> None:
+        self.value_of_obs, self.obs_table, self.gamma = value_of_obs, obs_table, gamma
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        return np.asarray(self.value_of_obs(self.obs_table[states]), dtype=np.float64)
+
+
+class Learner(ABC):
+    """A learning algorithm behind the interface the runner uses (module docstring).
+
+    Subclasses set the class attributes and implement :meth:`train`, :meth:`predict` and
+    :meth:`save`. ``hyperparameters`` replace ``defaults``; :meth:`check_hyperparameters`
+    refuses unknown names and values outside what the algorithm needs, before any training.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    default_budget: ClassVar[Budget]
+    budget_units: ClassVar[tuple[str, ...]] = ("steps",)
+    """The budgets it can train for: ``steps``, ``episodes`` or both."""
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        intervention: Intervention,
+        seed: int,
+        hyperparameters: dict[str, Any] | None = None,
+        observation: str = "flat",
+        log_dir: Path | None = None,
+    ) -> None:
+        self.world = world
+        self.intervention = intervention
+        self.seed = seed
+        self.hyperparameters = {**self.defaults, **(hyperparameters or {})}
+        self.observation = observation
+        self.log_dir = log_dir
+
+    @classmethod
+    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming any unknown or out-of-range hyperparameter."""
+        unknown = sorted(set(overrides) - set(cls.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.name} hyperparameter(s) {', '.join(unknown)}: choose from "
+                f"{', '.join(sorted(cls.defaults))}"
+            )
+
+    @abstractmethod
+    def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
+        """Train from scratch for ``budget``."""
+
+    @abstractmethod
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """One action per observation in the batch ``obs``: the most likely one
+        (``deterministic``) or one sampled from the policy."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> list[Path]:
+        """Write the trained agent into ``directory``; return the files written."""
+
+    def describe(self) -> dict[str, Any]:
+        """The learner's name and resolved hyperparameters, for ``config.json``."""
+        return {"name": self.name, "hyperparameters": dict(self.hyperparameters)}
