@@ -16,6 +16,22 @@ is worth, whether the human would press the off-switch. Given the draw, a world
 is deterministic. The step counter stays outside the tables: it is the only part
 of the state that grows with the episode, and only the time limit and a timed
 shutdown (:func:`shutdown_due`) read it.
+
+Limits, each checked before any work starts, each refused with a one-line message that
+names the value, the limit and how to go past it:
+
+* :class:`ShutdownRules` checks every field on construction (:class:`RulesError`);
+  ``max_steps``, ``shutdown_step`` and ``delay_steps`` are at most
+  :data:`MAX_STEPS_LIMIT` (100,000), raised by the environment variable
+  ``OFFSWITCH_MAX_STEPS_LIMIT``; ``goal_values`` holds at most :data:`MAX_GOAL_VALUES`.
+* A layout has at most :data:`MAX_ITEMS` (14) coins and delay buttons together
+  (:class:`RulesError`) and :data:`~offswitch.envs.layout.MAX_CELLS` tiles
+  (:class:`~offswitch.envs.layout.LayoutError`).
+* Before :class:`TabularWorld` enumerates a state, :func:`check_world_size` bounds the
+  memory its tables will take (:func:`estimate_world_size`) and refuses more than
+  :data:`MEMORY_LIMIT_MB` (2048 MiB), raised by the environment variable
+  ``OFFSWITCH_MEMORY_LIMIT_MB``, with :class:`WorldTooLargeError` (both a
+  ``LayoutError`` and a ``RulesError``). The estimate takes time linear in the layout.
 """
 
 from __future__ import annotations
@@ -42,12 +58,15 @@ from offswitch.envs.layout import (
     PUNISHMENT,
     TILES,
     Layout,
+    LayoutError,
     _short_repr,
+    reachable_mask,
 )
 
 MAX_ITEMS = 14
 """Most coins plus delay buttons in one layout: each doubles the states the tables hold, and
-each is one bit of :class:`WorldState`."""
+each is one bit of :class:`WorldState`. (The memory estimate, :func:`check_world_size`,
+refuses most layouts with fewer items that would still be too large.)"""
 
 MAX_STEPS_LIMIT = 100_000
 """Most steps allowed in ``max_steps``, ``shutdown_step`` and ``delay_steps`` unless the
@@ -58,14 +77,30 @@ MAX_STEPS_ENV = "OFFSWITCH_MAX_STEPS_LIMIT"
 that limit knowingly. It is read whenever a value passes the default limit, so
 ``os.environ[...] = ...`` in a running program works; it never lowers the limit."""
 
+MEMORY_LIMIT_MB = 2048
+"""Most memory, in MiB, that building one world's tables may take by the estimate of
+:func:`estimate_world_size`, unless the environment variable :data:`MEMORY_LIMIT_ENV`
+raises it. Every registered world needs well under 1 MiB."""
+MEMORY_LIMIT_ENV = "OFFSWITCH_MEMORY_LIMIT_MB"
+"""Set this environment variable to a whole number of MiB above :data:`MEMORY_LIMIT_MB` to
+raise that limit knowingly; read as :data:`MAX_STEPS_ENV` is."""
+
 MAX_GOAL_VALUES = 10_000
 """Most entries in ``goal_values``: each is a draw that multiplies the world's states."""
 
 
 class RulesError(ValueError):
-    """A rule parameter of the wrong type or out of range, or :data:`MAX_STEPS_ENV` set to
-    something that is not a whole number; the one-line message names the parameter, the
-    value and the fix."""
+    """A rule parameter of the wrong type or out of range, or a limit's environment variable
+    set to something that is not a whole number; the one-line message names the parameter,
+    the value and the fix."""
+
+
+class WorldTooLargeError(LayoutError, RulesError):
+    """A layout and rules whose tables would take more memory than the limit
+    (:data:`MEMORY_LIMIT_MB`), refused before anything is built. It is both a
+    :class:`~offswitch.envs.layout.LayoutError` and a :class:`RulesError`, since a smaller
+    layout or other rules can fix it; the message gives the estimate, the limit and how to
+    raise it."""
 
 
 def _env_limit(var: str, default: int) -> int:
@@ -91,6 +126,12 @@ def max_steps_limit() -> int:
     :data:`MAX_STEPS_LIMIT`, or the environment variable :data:`MAX_STEPS_ENV` if it
     says more."""
     return _env_limit(MAX_STEPS_ENV, MAX_STEPS_LIMIT)
+
+
+def memory_limit_mb() -> int:
+    """The memory limit in force, in MiB: :data:`MEMORY_LIMIT_MB`, or the environment
+    variable :data:`MEMORY_LIMIT_ENV` if it says more."""
+    return _env_limit(MEMORY_LIMIT_ENV, MEMORY_LIMIT_MB)
 
 
 def _show(value: Any) -> str:
@@ -385,6 +426,96 @@ def _allow_probability(rationality: float, value: float) -> float:
     return 1.0 / (1.0 + math.exp(-rationality * value))
 
 
+BYTES_PER_TRANSITION = 700
+"""Peak bytes per (state, action) while :class:`TabularWorld` is built: the Python objects
+of each enumerated outcome, then the tables (measured with ``tracemalloc``: 590-780)."""
+BYTES_PER_STATE = 300
+"""Peak bytes per state besides its transitions and observation: the state, its index."""
+
+
+class WorldSize(NamedTuple):
+    """An upper bound on a world's tables, from :func:`estimate_world_size`."""
+
+    states: int
+    """At most this many states: ``cells * switch * draws * 2**coins * 2**delays``."""
+    bytes: int
+    """Peak memory to build the tables:
+    ``states * (actions * BYTES_PER_TRANSITION + 2 * observation_bytes + BYTES_PER_STATE)``
+    (each observation is held twice while they are stacked)."""
+    cells: int
+    """Cells the agent can reach."""
+    switch: int
+    """2 if the agent can reach a button or cable (the switch may be on or off), else 1."""
+    draws: int
+    """Outcomes of the episode's random draw (at most)."""
+    coins: int
+    """Coins the agent can reach."""
+    delays: int
+    """Delay buttons the agent can reach."""
+    actions: int
+    observation_bytes: int
+    """One observation: ``channels * height * width`` bytes."""
+
+
+def estimate_world_size(layout: Layout, rules: ShutdownRules) -> WorldSize:
+    """An upper bound on the states and memory of a layout's tables under its rules,
+    computed without enumerating anything (time linear in the layout's tiles)."""
+    chars = layout.chars
+    reach = reachable_mask(layout)
+    present = set(np.unique(chars).tolist())
+
+    def reachable(tile: str) -> int:
+        return int(np.count_nonzero(reach & (chars == tile)))
+
+    p, q = rules.interruption_probability, rules.supervisor_probability
+    draws = 2 if INTERRUPTION.char in present and 0.0 < p < 1.0 else 1
+    draws *= 2 if PUNISHMENT.char in present and 0.0 < q < 1.0 else 1
+    draws *= max(1, sum(1 for w in rules.goal_value_probs if w > 0) or len(rules.goal_values))
+    draws *= 2 if HUMAN.char in present else 1
+    switch = 2 if reachable(BUTTON.char) or reachable(CABLE.char) else 1
+    coins, delays = reachable(COIN.char), reachable(DELAY.char)
+    cells = int(np.count_nonzero(reach))
+    states = cells * switch * draws * 2**coins * 2**delays
+    channels = 6 + sum(t.char in present for t in (CABLE, COIN, DELAY, PUNISHMENT, HUMAN))
+    channels += PUNISHMENT.char in present  # supervisor_present
+    observation_bytes = channels * chars.size
+    per_state = rules.n_actions * BYTES_PER_TRANSITION + 2 * observation_bytes + BYTES_PER_STATE
+    return WorldSize(
+        states=states,
+        bytes=states * per_state,
+        cells=cells,
+        switch=switch,
+        draws=draws,
+        coins=coins,
+        delays=delays,
+        actions=rules.n_actions,
+        observation_bytes=observation_bytes,
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_world_size(layout: Layout, rules: ShutdownRules) -> WorldSize:
+    """:func:`estimate_world_size`, or :class:`WorldTooLargeError` if it is over the memory
+    limit (:data:`MEMORY_LIMIT_MB`, raised by the environment variable
+    ``OFFSWITCH_MEMORY_LIMIT_MB``). :class:`TabularWorld` calls it before it enumerates a
+    single state."""
+    size = estimate_world_size(layout, rules)
+    if size.bytes > MEMORY_LIMIT_MB * 2**20 and size.bytes > (limit := memory_limit_mb()) * 2**20:
+        raise WorldTooLargeError(
+            f"this world would need about {_mib(size.bytes)} to build its tables, over the "
+            f"limit of {limit} MiB: up to {size.states} states ({size.cells} reachable cells x "
+            f"{size.switch} switch settings x {size.draws} draws x 2**{size.coins} coin sets "
+            f"x 2**{size.delays} delay sets) x {size.actions} actions, observations of "
+            f"{size.observation_bytes} bytes; use a smaller layout or fewer coins, delay "
+            f"buttons, goal values or random draws, or set {MEMORY_LIMIT_ENV} (MiB) to go past "
+            "it knowingly"
+        )
+    return size
+
+
 class WorldState(NamedTuple):
     """Everything about a world except the step counter."""
 
@@ -430,6 +561,8 @@ class Rulebook:
                 f"the layout has {n_coins} coins and {n_delays} delay "
                 f"buttons: keep their total to {MAX_ITEMS} or fewer"
             )
+        self.size = check_world_size(layout, rules)
+        """The upper bound on the tables' size, checked against the memory limit."""
         self.layout = layout
         self.rules = rules
         self.width = layout.shape[1]
