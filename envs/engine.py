@@ -423,7 +423,11 @@ def _allow_probability(rationality: float, value: float) -> float:
     """The human lets the agent pass with probability sigmoid(rationality * value)."""
     if math.isinf(rationality):
         return 1.0 if value > 0 else 0.5 if value == 0 else 0.0
-    return 1.0 / (1.0 + math.exp(-rationality * value))
+    x = rationality * value
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)  # never overflows: x < 0 (goal_values=(-1000.0, ...) used to)
+    return e / (1.0 + e)
 
 
 BYTES_PER_TRANSITION = 700
