@@ -116,10 +116,15 @@ def _read_layout_file(path: Path, given: str | None = None) -> str:
     """The UTF-8 text of a layout file, or a LayoutError naming the path and the fix."""
     name = _printable(given if given is not None else str(path))
     path = _expand(path)
+    data, size = b"", 0
     try:
-        is_dir, exists = path.is_dir(), path.exists()
-        size = path.stat().st_size if exists else 0
-        data = path.read_bytes() if exists and not is_dir and size <= MAX_LAYOUT_FILE_BYTES else b""
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+        if is_file:  # only a regular file is opened: never a device or a pipe
+            size = path.stat().st_size
+            if size <= MAX_LAYOUT_FILE_BYTES:
+                with path.open("rb") as f:
+                    data = f.read(MAX_LAYOUT_FILE_BYTES + 1)
+                size = max(size, len(data))  # a file that grew meanwhile
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         reason = getattr(err, "strerror", None) or err
         raise LayoutError(
@@ -133,8 +138,12 @@ def _read_layout_file(path: Path, given: str | None = None) -> str:
     if not exists:
         raise LayoutError(
             f"no such file: {name} (looked in {_printable(str(path.absolute().parent))}): "
-            "check the path, or "
-            "give the layout's text itself (rows separated by line breaks)"
+            "check the path, or give the layout's text itself (rows separated by line breaks)"
+        )
+    if not is_file:
+        raise LayoutError(
+            f"{name} is not a regular file (a device, a pipe or a socket): give the path of a "
+            "layout text file"
         )
     if size > MAX_LAYOUT_FILE_BYTES:
         raise LayoutError(
