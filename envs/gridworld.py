@@ -22,6 +22,7 @@ from offswitch.envs.engine import (
 from offswitch.envs.layout import (
     ACTION_NAMES,
     MAX_CELLS,
+    PATH_MAX,
     Layout,
     LayoutError,
     _looks_like_path,
@@ -45,8 +46,6 @@ MAX_LAYOUT_FILE_BYTES = 4 * MAX_CELLS + 1_000_000
 in UTF-8 with line breaks fits; a larger file is refused before it is read."""
 
 LAYOUT_TYPES = "text (rows separated by line breaks), a list of row strings, a path to a text file"
-_PATH_MAX = 4096
-"""One-line strings longer than this are layout text, never file names."""
 
 
 def _layout_text(layout: str | os.PathLike | list[str] | tuple[str, ...] | Layout) -> str:
@@ -67,7 +66,7 @@ def _layout_text(layout: str | os.PathLike | list[str] | tuple[str, ...] | Layou
         return "\n".join(layout)
     if isinstance(layout, os.PathLike):
         return _read_layout_file(Path(layout))
-    if "\n" in layout or len(layout) > _PATH_MAX:
+    if "\n" in layout or len(layout) > PATH_MAX:
         return layout.replace("\r\n", "\n")
     path = _expand(Path(layout))
     try:
@@ -86,16 +85,16 @@ def check_layout_type(layout: Any) -> None:
         for r, row in enumerate(layout):
             if not isinstance(row, str):
                 raise TypeError(
-                    f"row {r} of layout is of type {type(row).__name__} ({_short_repr(row)}): "
+                    f"row {r} of layout, {_short_repr(row)}, is of type {type(row).__name__}: "
                     "give each row as a string of tiles"
                 )
     elif not isinstance(layout, (str, os.PathLike, Layout)):
         hint = ""
         if isinstance(layout, (bytes, bytearray)):
-            hint = ": decode it first, e.g. layout=data.decode()"
+            hint = " (decode bytes first: layout=data.decode())"
         raise TypeError(
-            f"layout must be {LAYOUT_TYPES}, or a Layout, not {type(layout).__name__} "
-            f"({_short_repr(layout)}){hint}"
+            f"layout={_short_repr(layout)} is of type {type(layout).__name__}: give "
+            f"{LAYOUT_TYPES}, or a Layout{hint}"
         )
 
 
@@ -108,7 +107,7 @@ def _expand(path: Path) -> Path:
     """``path`` with ``~`` expanded where a home directory can be found."""
     try:
         return path.expanduser()
-    except RuntimeError:  # "~someone" with no such user
+    except (RuntimeError, ValueError):  # "~someone" with no such user; a NUL byte
         return path
 
 

@@ -207,8 +207,8 @@ def _rows(text: object) -> list[str]:
         for r, row in enumerate(text):
             if not isinstance(row, str):
                 raise TypeError(
-                    f"row {r} of the layout is {type(row).__name__} {_short_repr(row)}: give "
-                    "each row as a string of tiles"
+                    f"row {r} of the layout, {_short_repr(row)}, is of type "
+                    f"{type(row).__name__}: give each row as a string of tiles"
                 )
         tiles = sum(len(row) for row in text)
         if tiles > MAX_CELLS:
@@ -222,8 +222,8 @@ def _rows(text: object) -> list[str]:
                 )
     else:
         raise TypeError(
-            f"a layout is text (rows separated by line breaks) or a list of row strings, "
-            f"not {type(text).__name__} {_short_repr(text)}"
+            f"layout {_short_repr(text)} is of type {type(text).__name__}: give its text "
+            "(rows separated by line breaks) or a list of row strings"
         )
     while rows and not rows[0].strip():
         rows.pop(0)
@@ -252,11 +252,18 @@ def _short_repr(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+PATH_MAX = 4096
+"""One-line strings longer than this are layout text, never file paths."""
+
+
 def _looks_like_path(text: str) -> bool:
-    """One line that reads as a file path: it has a path separator, ends in ``.txt`` or
-    starts with ``~``. (No layout can: ``/``, ``\\``, ``.`` and ``~`` are not tiles.)"""
-    return "\n" not in text and (
-        "/" in text or "\\" in text or text.endswith(".txt") or text.startswith("~")
+    """One line, at most :data:`PATH_MAX` long, that reads as a file path: it has a path
+    separator, ends in ``.txt`` or starts with ``~``. (No layout can: ``/``, ``\\``,
+    ``.`` and ``~`` are not tiles.)"""
+    return (
+        len(text) <= PATH_MAX
+        and "\n" not in text
+        and ("/" in text or "\\" in text or text.endswith(".txt") or text.startswith("~"))
     )
 
 
