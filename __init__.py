@@ -11,27 +11,60 @@ from typing import Any
 
 import gymnasium as gym
 
-from offswitch.envs import CUSTOM_ID, register_worlds, world_ids
+from offswitch.envs import CUSTOM_ID, NAMESPACE, register_worlds, world_ids
+from offswitch.envs.gridworld import check_layout_type, resolve_rules
 
 __version__ = "0.1.0"
+
+_NOT_RULES = {"rules", "observation", "render_mode", "max_episode_steps", "disable_env_checker"}
+"""Keywords of ``offswitch.make(layout=...)`` that are not rule fields."""
 
 register_worlds()
 
 
-def make(env_id: str | None = None, *, layout: str | os.PathLike | None = None, **kwargs: Any):
-    """A world by id, or a user's own from ``layout`` (text or a text file) and rules.
+def make(
+    env_id: str | None = None,
+    *,
+    layout: str | os.PathLike | list[str] | tuple[str, ...] | None = None,
+    **kwargs: Any,
+):
+    """A world by id, or a user's own from ``layout`` (text, a list of row strings, or a
+    text file) and rules.
 
     ``offswitch.make("offswitch/Survival-v0")`` is ``gymnasium.make``;
     ``offswitch.make(layout=text, interruption_probability=0.2, max_steps=50)``
     builds a world from a layout (legend in :mod:`offswitch.envs.layout`) and any
     :class:`~offswitch.envs.engine.ShutdownRules` fields.
+
+    Every input is checked before any work starts. The documented errors, each with a
+    one-line message naming the offending value and the fix:
+    :class:`~offswitch.envs.layout.LayoutError` (a bad layout, a missing, empty or
+    non-UTF-8 layout file, a layout over ``MAX_CELLS`` tiles),
+    :class:`~offswitch.envs.engine.RulesError` (a rule of the wrong type or out of range,
+    ``max_steps`` over ``MAX_STEPS_LIMIT``: set ``OFFSWITCH_MAX_STEPS_LIMIT`` to go past
+    it), :class:`~offswitch.envs.engine.WorldTooLargeError` (both of those: tables over
+    ``MEMORY_LIMIT_MB``; set ``OFFSWITCH_MEMORY_LIMIT_MB`` to go past it), ``TypeError``
+    (a layout of the wrong type, an unknown rule name, both or neither of ``env_id`` and
+    ``layout``), ``ValueError`` (an unknown ``observation`` or ``render_mode``) and
+    ``gymnasium.error.Error`` (an unknown env id).
     """
     if (env_id is None) == (layout is None):
         raise TypeError("give either a registered env id or layout=..., not both or neither")
     if layout is not None:
+        # Type errors first: gymnasium appends every keyword (the whole layout) to a
+        # TypeError raised inside the environment.
+        check_layout_type(layout)
+        rule_overrides = {k: v for k, v in kwargs.items() if k not in _NOT_RULES}
+        resolve_rules(kwargs.get("rules"), rule_overrides)
         return gym.make(CUSTOM_ID, layout=layout, **kwargs)
-    if env_id not in world_ids() and env_id != CUSTOM_ID:
-        raise gym.error.Error(f"unknown env id {env_id!r}: choose one of {', '.join(world_ids())}")
+    if env_id == CUSTOM_ID:
+        raise TypeError(f"{CUSTOM_ID} is a user's own world: give offswitch.make(layout=...)")
+    if env_id not in world_ids():
+        guess = f"{NAMESPACE}/{env_id}" if isinstance(env_id, str) else None
+        hint = f" (did you mean {guess!r}?)" if guess in world_ids() else ""
+        raise gym.error.Error(
+            f"unknown env id {env_id!r}{hint}: choose one of {', '.join(world_ids())}"
+        )
     return gym.make(env_id, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,16 @@ from offswitch.envs.engine import (
     TabularWorld,
     Transition,
 )
-from offswitch.envs.layout import ACTION_NAMES, Layout, parse_layout
+from offswitch.envs.layout import (
+    ACTION_NAMES,
+    MAX_CELLS,
+    PATH_MAX,
+    Layout,
+    LayoutError,
+    _looks_like_path,
+    _short_repr,
+    parse_layout,
+)
 from offswitch.envs.render import render_ansi, render_rgb
 
 OBSERVATIONS = ("grid", "flat")
@@ -31,17 +41,128 @@ def observation_table(world: TabularWorld, observation: str) -> np.ndarray:
     return table.reshape(len(table), -1) if observation == "flat" else table
 
 
-def _layout_text(layout: str | os.PathLike | Layout) -> str:
-    """A layout given as text, as a path to a text file, or already parsed."""
+MAX_LAYOUT_FILE_BYTES = 4 * MAX_CELLS + 1_000_000
+"""Largest layout file read: a layout of :data:`~offswitch.envs.layout.MAX_CELLS` tiles
+in UTF-8 with line breaks fits; a larger file is refused before it is read."""
+
+LAYOUT_TYPES = "text (rows separated by line breaks), a list of row strings, a path to a text file"
+
+
+def _layout_text(layout: str | os.PathLike | list[str] | tuple[str, ...] | Layout) -> str:
+    """A layout given as text, as a list or tuple of row strings, as a path to a UTF-8
+    text file (``str`` or ``os.PathLike``; ``~`` is expanded) or already parsed, as text.
+
+    A one-line string is a path if it names a file, or if it looks like one (it has a
+    path separator, ends in ``.txt`` or starts with ``~``): then a missing file, a
+    directory, an unreadable, empty, oversized (over :data:`MAX_LAYOUT_FILE_BYTES`) or
+    non-UTF-8 file raises :class:`~offswitch.envs.layout.LayoutError` naming the path.
+    Any other type (``None``, a number, ``bytes``...) raises ``TypeError`` naming what is
+    accepted. The text itself is checked by :func:`~offswitch.envs.layout.parse_layout`.
+    """
+    check_layout_type(layout)
     if isinstance(layout, Layout):
         return layout.to_text()
-    if isinstance(layout, os.PathLike) or ("\n" not in layout and Path(layout).is_file()):
-        return Path(layout).read_text()
-    if not isinstance(layout, str):
-        raise TypeError(
-            f"layout must be text, a file path or a Layout, not {type(layout).__name__}"
-        )
+    if isinstance(layout, (list, tuple)):
+        return "\n".join(layout)
+    if isinstance(layout, os.PathLike):
+        return _read_layout_file(Path(layout))
+    if "\n" in layout or len(layout) > PATH_MAX:
+        return layout.replace("\r\n", "\n")
+    path = _expand(Path(layout))
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        is_file = False
+    if is_file or _looks_like_path(layout):
+        return _read_layout_file(path, given=layout)
     return layout
+
+
+def check_layout_type(layout: Any) -> None:
+    """``TypeError`` naming what is accepted unless ``layout`` is of a type a layout may
+    be given as (see :func:`_layout_text`); nothing is read."""
+    if isinstance(layout, (list, tuple)):
+        for r, row in enumerate(layout):
+            if not isinstance(row, str):
+                raise TypeError(
+                    f"row {r} of layout, {_short_repr(row)}, is of type {type(row).__name__}: "
+                    "give each row as a string of tiles"
+                )
+    elif not isinstance(layout, (str, os.PathLike, Layout)):
+        hint = ""
+        if isinstance(layout, (bytes, bytearray)):
+            hint = " (decode bytes first: layout=data.decode())"
+        raise TypeError(
+            f"layout={_short_repr(layout)} is of type {type(layout).__name__}: give "
+            f"{LAYOUT_TYPES}, or a Layout{hint}"
+        )
+
+
+def _printable(text: str) -> str:
+    """``text`` as is, or its repr if it holds control characters (a NUL, a tab...)."""
+    return text if text.isprintable() else repr(text)
+
+
+def _expand(path: Path) -> Path:
+    """``path`` with ``~`` expanded where a home directory can be found."""
+    try:
+        return path.expanduser()
+    except (RuntimeError, ValueError):  # "~someone" with no such user; a NUL byte
+        return path
+
+
+def _read_layout_file(path: Path, given: str | None = None) -> str:
+    """The UTF-8 text of a layout file, or a LayoutError naming the path and the fix."""
+    name = _printable(given if given is not None else str(path))
+    path = _expand(path)
+    data, size = b"", 0
+    try:
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+        if is_file:  # only a regular file is opened: never a device or a pipe
+            size = path.stat().st_size
+            if size <= MAX_LAYOUT_FILE_BYTES:
+                with path.open("rb") as f:
+                    data = f.read(MAX_LAYOUT_FILE_BYTES + 1)
+                size = max(size, len(data))  # a file that grew meanwhile
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        reason = getattr(err, "strerror", None) or err
+        raise LayoutError(
+            f"cannot read the layout file {name}: {reason}: check the path and its permissions"
+        ) from None
+    if is_dir:
+        raise LayoutError(
+            f"{name} is a directory, not a layout file: give the path of a text file inside "
+            "it, or the layout's text"
+        )
+    if not exists:
+        raise LayoutError(
+            f"no such file: {name} (looked in {_printable(str(path.absolute().parent))}): "
+            "check the path, or give the layout's text itself (rows separated by line breaks)"
+        )
+    if not is_file:
+        raise LayoutError(
+            f"{name} is not a regular file (a device, a pipe or a socket): give the path of a "
+            "layout text file"
+        )
+    if size > MAX_LAYOUT_FILE_BYTES:
+        raise LayoutError(
+            f"{name} has {size} bytes, more than a layout of {MAX_CELLS} tiles (MAX_CELLS) "
+            "could: give the right file, or a smaller layout"
+        )
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is dropped
+    except UnicodeDecodeError as err:
+        raise LayoutError(
+            f"{name} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}): "
+            "save it as UTF-8 plain text"
+        ) from None
+    text = text.replace("\r\n", "\n")
+    if not text.strip():
+        raise LayoutError(
+            f"the layout file {name} is empty or holds only blank lines: write one row of "
+            "tiles per line in it"
+        )
+    return text
 
 
 @lru_cache(maxsize=64)
@@ -52,14 +173,23 @@ def compile_world(layout_text: str, rules: ShutdownRules) -> TabularWorld:
 
 
 def resolve_rules(rules: ShutdownRules | None, overrides: dict[str, Any]) -> ShutdownRules:
-    """``rules`` (default: ``ShutdownRules()``) with the named fields replaced."""
-    rules = rules or ShutdownRules()
+    """``rules`` (default: ``ShutdownRules()``) with the named fields replaced; ``TypeError``
+    for ``rules`` that are not :class:`~offswitch.envs.engine.ShutdownRules` or an unknown
+    field, :class:`~offswitch.envs.engine.RulesError` for a bad value."""
+    if rules is None:
+        rules = ShutdownRules()
+    elif not isinstance(rules, ShutdownRules):
+        raise TypeError(
+            f"rules must be a ShutdownRules or None, not {type(rules).__name__} "
+            f"({_short_repr(rules)}): give ShutdownRules(...), or the rules as keyword arguments"
+        )
     if overrides:
-        unknown = set(overrides) - set(rules.to_dict())
+        names = sorted(rules.to_dict())
+        unknown = sorted(set(overrides) - set(names), key=str)
         if unknown:
-            raise TypeError(
-                f"unknown rule(s) {sorted(unknown)}: the rules are {sorted(rules.to_dict())}"
-            )
+            close = [m for u in unknown for m in difflib.get_close_matches(str(u), names, 1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise TypeError(f"unknown rule(s) {unknown}{hint}: the rules are {names}")
         rules = ShutdownRules(**{**rules.to_dict(), **overrides})
     return rules
 
@@ -157,13 +287,24 @@ class ShutdownGridEnv(gym.Env):
     ``reset(options={...})`` forces the episode's draw: any of
     ``interrupt_episode``, ``supervisor_present``, ``goal_value``,
     ``human_presses``.
+
+    ``layout`` is the text, a list or tuple of row strings, a path to a UTF-8 text file
+    (``str`` or ``os.PathLike``) or a parsed :class:`~offswitch.envs.layout.Layout`.
+    Everything is checked before any table is built, and the documented errors, each
+    with a one-line message naming the value and the fix, are:
+    :class:`~offswitch.envs.layout.LayoutError` for a bad layout or layout file,
+    :class:`~offswitch.envs.engine.RulesError` for a bad rule value,
+    :class:`~offswitch.envs.engine.WorldTooLargeError` (both of those) for a world whose
+    tables would pass the memory limit, ``TypeError`` for a layout or ``rules`` of the
+    wrong type or an unknown rule name, and ``ValueError`` for an unknown
+    ``observation`` or ``render_mode``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 6}
 
     def __init__(
         self,
-        layout: str | os.PathLike | Layout,
+        layout: str | os.PathLike | list[str] | tuple[str, ...] | Layout,
         rules: ShutdownRules | None = None,
         *,
         observation: str = "grid",

@@ -24,11 +24,19 @@ char  tile                what it does
 ``H`` human               a human who holds the off-switch: arriving here, the
                           agent is switched off if the human so decides
 ====  ==================  ======================================================
+
+:func:`parse_layout` checks a layout before anything is built from it and raises
+:class:`LayoutError` (a ``ValueError``) with a one-line message naming the row, column
+or value and the fix; a value of the wrong type (neither text nor a list of row
+strings) raises ``TypeError``. A layout holds at most :data:`MAX_CELLS` (1,000,000)
+tiles; checking it takes time linear in its size. How many states a world built from
+a layout may have is limited by the engine's memory estimate
+(:func:`offswitch.envs.engine.check_world_size`).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import reprlib
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -107,15 +115,31 @@ def _legend() -> str:
     return ", ".join(f"{t.char!r} {t.name}" for t in TILES.values())
 
 
-def parse_layout(text: str | list[str]) -> Layout:
+def parse_layout(text: str | list[str] | tuple[str, ...]) -> Layout:
     """Parse and check a layout; raise :class:`LayoutError` naming the problem and fix.
 
-    ``text`` is a string (leading and trailing blank lines are ignored) or a list
-    of rows.
+    ``text`` is a string, rows separated by line breaks (``"\\r\\n"`` counts as one), or a
+    list or tuple of row strings. Leading and trailing blank lines (empty or only
+    whitespace) are ignored. Anything else raises ``TypeError`` saying what is accepted;
+    every problem with the text itself raises :class:`LayoutError` with a one-line
+    message naming the row, column or value and the fix: an empty layout, more than
+    :data:`MAX_CELLS` tiles (refused before any array is built), rows of different
+    widths, an indented layout, tabs and other characters that are not tiles, a file
+    path given where the text belongs, a border that is not all walls, no agent or
+    several, a goal the agent cannot reach. Checking takes time linear in the tiles.
     """
-    rows = list(text) if isinstance(text, (list, tuple)) else text.strip("\n").split("\n")
-    if not rows or all(not row for row in rows):
-        raise LayoutError("the layout is empty: give one row of tiles per line")
+    rows = _rows(text)
+    if len(rows) == 1 and _looks_like_path(rows[0]):
+        raise LayoutError(
+            f"{_short_repr(rows[0])} looks like a file path, not a layout: parse_layout takes "
+            "the layout's text, so read the file first, or give the path to "
+            "offswitch.make(layout=...)"
+        )
+    if all(row[:1] in (" ", "\t") for row in rows):
+        raise LayoutError(
+            "every row of the layout starts with whitespace, as in an indented triple-quoted "
+            "string: remove the indentation (textwrap.dedent), so that each row starts with '#'"
+        )
     width = len(rows[0])
     for r, row in enumerate(rows):
         if len(row) != width:
@@ -123,34 +147,37 @@ def parse_layout(text: str | list[str]) -> Layout:
                 f"row {r} has {len(row)} tiles but row 0 has {width}: every row needs the "
                 "same width (pad with '#' walls, not by trimming spaces)"
             )
-        for c, ch in enumerate(row):
-            if ch not in TILES:
-                raise LayoutError(
-                    f"unknown tile {ch!r} at row {r}, column {c}: use one of {_legend()}"
-                )
-    chars = np.array([list(row) for row in rows], dtype="<U1")
+        if not _TILE_CHARS.issuperset(row):
+            c, ch = next((c, ch) for c, ch in enumerate(row) if ch not in TILES)
+            raise LayoutError(_unknown_tile_message(ch, r, c))
     height = len(rows)
-    for r in range(height):
-        for c in range(width):
-            border = r in (0, height - 1) or c in (0, width - 1)
-            if border and chars[r, c] != WALL.char:
-                raise LayoutError(
-                    f"tile {chars[r, c]!r} at row {r}, column {c} lies on the border: "
-                    "surround the world with '#' walls"
-                )
-    agents = list(zip(*np.nonzero(chars == AGENT.char)))
-    if not agents:
+    chars = np.array(rows, dtype=f"<U{width}").view("<U1").reshape(height, width)
+    border = np.zeros((height, width), dtype=bool)
+    border[[0, -1], :] = True
+    border[:, [0, -1]] = True
+    off_border = np.argwhere(border & (chars != WALL.char))
+    if len(off_border):
+        r, c = (int(x) for x in off_border[0])
+        raise LayoutError(
+            f"tile {chars[r, c]!r} at row {r}, column {c} lies on the border: "
+            "surround the world with '#' walls"
+        )
+    agents = np.argwhere(chars == AGENT.char)
+    if not len(agents):
         raise LayoutError("the layout has no agent: put one 'A' where the agent starts")
     if len(agents) > 1:
-        where = "; ".join(f"row {int(r)}, column {int(c)}" for r, c in agents)
-        raise LayoutError(f"the layout has {len(agents)} agents ({where}): keep exactly one 'A'")
+        where = "; ".join(f"row {int(r)}, column {int(c)}" for r, c in agents[:5])
+        more = f" and {len(agents) - 5} more" if len(agents) > 5 else ""
+        raise LayoutError(
+            f"the layout has {len(agents)} agents ({where}{more}): keep exactly one 'A'"
+        )
     start = (int(agents[0][0]), int(agents[0][1]))
     layout = Layout(chars=chars, start=start)
-    goals = layout.cells(GOAL.char)
-    if goals:
-        reach = reachable_cells(layout)
-        if not any(g in reach for g in goals):
-            r, c = goals[0]
+    goals = np.argwhere(chars == GOAL.char)
+    if len(goals):
+        reach = reachable_mask(layout)
+        if not reach[goals[:, 0], goals[:, 1]].any():
+            r, c = (int(x) for x in goals[0])
             raise LayoutError(
                 f"the goal at row {r}, column {c} can never be reached from the agent at "
                 f"row {start[0]}, column {start[1]}: open a path through the walls"
@@ -158,15 +185,113 @@ def parse_layout(text: str | list[str]) -> Layout:
     return layout
 
 
+MAX_CELLS = 1_000_000
+"""Most tiles in one layout (height x width). Larger text is refused before any array is
+built: a world that big could never be tabulated within the engine's memory limit
+(:data:`offswitch.envs.engine.MEMORY_LIMIT_MB`), whose observations alone take
+channels x height x width bytes per state."""
+
+_TILE_CHARS = frozenset(TILES)
+
+
+def _rows(text: object) -> list[str]:
+    """The rows of a layout given as text or as a list or tuple of rows, without leading or
+    trailing blank lines; ``TypeError`` for anything else, :class:`LayoutError` for an empty
+    layout or one over :data:`MAX_CELLS` tiles (counted before anything is split)."""
+    if isinstance(text, str):
+        tiles = len(text) - text.count("\n")
+        if tiles > MAX_CELLS:
+            raise LayoutError(_too_many_tiles_message(tiles, text.count("\n") + 1))
+        rows = text.replace("\r\n", "\n").split("\n")
+    elif isinstance(text, (list, tuple)):
+        for r, row in enumerate(text):
+            if not isinstance(row, str):
+                raise TypeError(
+                    f"row {r} of the layout, {_short_repr(row)}, is of type "
+                    f"{type(row).__name__}: give each row as a string of tiles"
+                )
+        tiles = sum(len(row) for row in text)
+        if tiles > MAX_CELLS:
+            raise LayoutError(_too_many_tiles_message(tiles, len(text)))
+        rows = list(text)
+        for r, row in enumerate(rows):
+            if "\n" in row or "\r" in row:
+                raise LayoutError(
+                    f"row {r} of the layout contains a line break: give one row per item, "
+                    "or the whole layout as one string"
+                )
+    else:
+        raise TypeError(
+            f"layout {_short_repr(text)} is of type {type(text).__name__}: give its text "
+            "(rows separated by line breaks) or a list of row strings"
+        )
+    while rows and not rows[0].strip():
+        rows.pop(0)
+    while rows and not rows[-1].strip():
+        rows.pop()
+    if not rows:
+        raise LayoutError(
+            "the layout is empty (no rows, or only blank lines): give one row of tiles per "
+            "line, '#' walls all around and one agent 'A'"
+        )
+    return rows
+
+
+def _too_many_tiles_message(tiles: int, rows: int) -> str:
+    return (
+        f"the layout has {tiles} tiles in {rows} rows, over the limit of {MAX_CELLS} "
+        "(MAX_CELLS): give a smaller layout; a world that size could never be tabulated"
+    )
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, without building the whole of a huge one."""
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
+        return repr(value[:limit])[:limit] + "..."
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+PATH_MAX = 4096
+"""One-line strings longer than this are layout text, never file paths."""
+
+
+def _looks_like_path(text: str) -> bool:
+    """One line, at most :data:`PATH_MAX` long, that reads as a file path: it has a path
+    separator, ends in ``.txt`` or starts with ``~``. (No layout can: ``/``, ``\\``,
+    ``.`` and ``~`` are not tiles.)"""
+    return (
+        len(text) <= PATH_MAX
+        and "\n" not in text
+        and ("/" in text or "\\" in text or text.endswith(".txt") or text.startswith("~"))
+    )
+
+
+def _unknown_tile_message(ch: str, r: int, c: int) -> str:
+    where = f"at row {r}, column {c}"
+    if ch == "\t":
+        return (
+            f"a tab {where} is not a tile: use spaces for floor (and set your editor to "
+            "insert spaces, not tabs)"
+        )
+    if ch == "\r":
+        return (
+            f"a stray carriage return '\\r' {where} is not a tile: save the layout with "
+            "ordinary line breaks"
+        )
+    return f"unknown tile {ch!r} {where}: use one of {_legend()}"
+
+
+def reachable_mask(layout: Layout) -> np.ndarray:
+    """A (height, width) boolean array: the cells the agent can walk to from its start,
+    ignoring everything but walls. Linear in the tiles (connected components in C)."""
+    from scipy import ndimage  # imported on first use: it costs a tenth of a second
+
+    blocking = [t.char for t in TILES.values() if t.blocks]
+    labels, _ = ndimage.label(~np.isin(layout.chars, blocking))  # 4-connected, as the moves are
+    return labels == labels[layout.start]
+
+
 def reachable_cells(layout: Layout) -> set[tuple[int, int]]:
     """Cells the agent can walk to from its start, ignoring everything but walls."""
-    seen = {layout.start}
-    queue = deque([layout.start])
-    while queue:
-        r, c = queue.popleft()
-        for dr, dc in MOVES:
-            nr, nc = r + int(dr), c + int(dc)
-            if (nr, nc) not in seen and not TILES[layout.chars[nr, nc]].blocks:
-                seen.add((nr, nc))
-                queue.append((nr, nc))
-    return seen
+    return {(int(r), int(c)) for r, c in np.argwhere(reachable_mask(layout))}

@@ -39,7 +39,7 @@ def offswitch(*args: str) -> subprocess.CompletedProcess:
         (["train", "--set", "gama=0.9"], "unknown ppo hyperparameter(s) gama: choose from"),
         (["train", "--set", "gamma=high"], "is not a Python literal"),
         (["train", "--rule", "rationality=1"], "unknown rule(s) rationality: choose from"),
-        (["train", "--rule", "max_steps=-3"], "max_steps=-3: give a positive whole number"),
+        (["train", "--rule", "max_steps=-3"], "max_steps=-3 is below 1: give a whole number >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
