@@ -1,12 +1,30 @@
-"""Steps per second of the single world through ``gymnasium.make``, beside a reference.
+"""How fast the worlds step: one world through ``gymnasium.make``, beside MiniGrid, and the
+batched worlds at 1 to 16,384 copies, in one run on one core.
 
-Run: ``python benchmarks/env_speed.py``. The reference figure is MiniGrid's
-(about 15k steps/s on a 2-core machine, DEVELOPERS.md); the issue asks for
-hundreds of thousands.
+Run: ``python benchmarks/env_speed.py`` (``--seconds`` per measurement, default 2). MiniGrid
+is no dependency of offswitch: if it is not importable, the benchmark installs it into a
+temporary folder for this run only (``pip install --target``), or says why it could not.
+
+Printed, side by side: env-steps per second of
+
+* the single world through ``gymnasium.make`` (random actions, reset at each episode end),
+  and MiniGrid-Empty-8x8-v0 the same way;
+* the batched worlds through Gymnasium's vector interface (``gymnasium.make_vec(...,
+  vectorization_mode="vector_entry_point")``, infos as arrays, next-step autoreset) at 1, 64,
+  1,024 and 16,384 copies, and their ratio to the single world;
+* the Stable-Baselines3 ``VecEnv`` face (:class:`offswitch.agents.sb3.OffSwitchVecEnv`,
+  a list of info dicts, empty except at an episode's end) at 16 (PPO's default) and 1,024.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 import gymnasium as gym
@@ -14,25 +32,116 @@ import numpy as np
 
 import offswitch  # noqa: F401  (registers the worlds)
 
-MINIGRID_REFERENCE = 15_000
+WORLD = "offswitch/SafeInterruptibility-v0"
+COPIES = (1, 64, 1024, 16_384)
+SB3_COPIES = (16, 1024)
 
 
-def steps_per_second(env_id: str, n_steps: int = 200_000, **kwargs) -> float:
-    env = gym.make(env_id, **kwargs)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, n_steps).tolist()
+def single_rate(env: gym.Env, seconds: float) -> float:
+    """Env-steps per second of one environment under random actions."""
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, env.action_space.n, 100_000).tolist()
     env.reset(seed=0)
-    start = time.perf_counter()
-    for a in actions:
-        _, _, terminated, truncated, _ = env.step(a)
-        if terminated or truncated:
-            env.reset()
-    return n_steps / (time.perf_counter() - start)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for a in actions[:10_000]:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+        steps += 10_000
+    return steps / (time.perf_counter() - start)
+
+
+def batched_rate(num_envs: int, seconds: float) -> float:
+    """Env-steps per second of the batched worlds through Gymnasium's vector interface."""
+    envs = gym.make_vec(
+        WORLD, num_envs=num_envs, vectorization_mode="vector_entry_point", observation="flat"
+    )
+    envs.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, 4, (256, num_envs))
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        envs.step(actions[calls % 256])
+        calls += 1
+    rate = calls * num_envs / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def sb3_rate(num_envs: int, seconds: float) -> float:
+    """Env-steps per second of the Stable-Baselines3 ``VecEnv`` face."""
+    from offswitch.agents.interventions import make_intervention
+    from offswitch.agents.sb3 import OffSwitchVecEnv
+    from offswitch.agents.training import TrainingWorlds
+
+    world = gym.make(WORLD).unwrapped.world
+    venv = OffSwitchVecEnv(TrainingWorlds(world, num_envs, make_intervention("none")))
+    venv.seed(0)
+    venv.reset()
+    actions = np.random.default_rng(0).integers(0, 4, (256, num_envs))
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        venv.step(actions[calls % 256])
+        calls += 1
+    return calls * num_envs / (time.perf_counter() - start)
+
+
+def minigrid_env() -> tuple[gym.Env | None, str]:
+    """MiniGrid-Empty-8x8-v0, installed for this run if needed, or None and the reason."""
+    try:
+        importlib.import_module("minigrid")
+    except ImportError:
+        target = tempfile.mkdtemp(prefix="offswitch-bench-")
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target]
+            + ["minigrid", "pygame"],  # its one dependency that offswitch lacks
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            return None, f"could not install minigrid: {done.stderr.strip().splitlines()[-1:]}"
+        sys.path.insert(0, target)
+        try:
+            importlib.import_module("minigrid")
+        except ImportError as err:
+            return None, f"minigrid did not import: {err}"
+    import minigrid  # registers its worlds on import
+
+    return gym.make("MiniGrid-Empty-8x8-v0"), f"minigrid {minigrid.__version__}"
+
+
+def machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {cores} cores, Python {sys.version.split()[0]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement (2)")
+    args = parser.parse_args(argv)
+    print(f"env-steps per second, one process, one core; {machine()}; {WORLD}, flat observations")
+    single = single_rate(gym.make(WORLD, observation="flat"), args.seconds)
+    print(f"{'single world, gymnasium.make':44s} {single:14,.0f}")
+    env, about = minigrid_env()
+    if env is None:
+        print(f"{'MiniGrid-Empty-8x8-v0, gymnasium.make':44s} {'n/a':>14s}  ({about})")
+    else:
+        rate = single_rate(env, args.seconds)
+        print(
+            f"{'MiniGrid-Empty-8x8-v0, gymnasium.make':44s} {rate:14,.0f}"
+            f"  ({about}; offswitch {single / rate:.0f}x faster)"
+        )
+    for n in COPIES:
+        rate = batched_rate(n, args.seconds)
+        name = f"batched worlds, Gymnasium vector, {n:,} copies"
+        print(f"{name:44s} {rate:14,.0f}  ({rate / single:,.1f}x the single world)")
+    for n in SB3_COPIES:
+        rate = sb3_rate(n, args.seconds)
+        name = f"batched worlds, SB3 VecEnv, {n:,} copies"
+        print(f"{name:44s} {rate:14,.0f}  ({rate / single:,.1f}x the single world)")
+    return 0
 
 
 if __name__ == "__main__":
-    print(f"{'world':45s} {'steps/s':>10s}  {'vs MiniGrid (15k/s)':>20s}")
-    for env_id in offswitch.world_ids():
-        for observation in ("grid", "flat"):
-            rate = steps_per_second(env_id, observation=observation)
-            name = f"{env_id} [{observation}]"
-            print(f"{name:45s} {rate:10,.0f}  {rate / MINIGRID_REFERENCE:19.1f}x")
+    raise SystemExit(main())

@@ -57,6 +57,7 @@ from offswitch.envs.layout import (
     MOVES,
     PUNISHMENT,
     TILES,
+    Action,
     Layout,
     LayoutError,
     _short_repr,
@@ -611,7 +612,7 @@ def transition(book: Rulebook, state: WorldState, action: int) -> Outcome:
         executed, cell = None, state.cell
     else:
         executed, cell = int(action), state.cell
-        if action < len(MOVES):  # action 4 is the no-op
+        if action != Action.NOOP:
             r, c = divmod(state.cell, book.width)
             nr, nc = r + int(MOVES[action][0]), c + int(MOVES[action][1])
             if not TILES[book.layout.chars[nr, nc]].blocks:

@@ -20,9 +20,9 @@ from offswitch.envs.engine import (
     Transition,
 )
 from offswitch.envs.layout import (
-    ACTION_NAMES,
     MAX_CELLS,
     PATH_MAX,
+    Action,
     Layout,
     LayoutError,
     _looks_like_path,
@@ -330,7 +330,7 @@ class ShutdownGridEnv(gym.Env):
         self._obs_table = observation_table(self.world, observation)
         self.observation_space = spaces.Box(0, 1, shape=self._obs_table.shape[1:], dtype=np.uint8)
         self.action_space = spaces.Discrete(self.world.n_actions)
-        self.action_names = ACTION_NAMES + (("noop",) if rules.noop else ())
+        self.action_names = tuple(Action(a).name.lower() for a in range(rules.n_actions))
 
         self._window: Any = None  # HumanWindow, opened on the first frame
         self._state = int(self.world.initial_states[0])

@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from offswitch.envs import CUSTOM_ID, world_ids
+from offswitch.envs.layout import ACTION_NAMES
 from offswitch.experiments.config import ConfigError
 
 UP, DOWN, RIGHT, LEFT = "\x1b[A", "\x1b[B", "\x1b[C", "\x1b[D"
@@ -29,8 +30,8 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "right": ("d", RIGHT),
     "noop": (" ", "."),
 }
-# The numbering of the current worlds, for an env without ``action_names``.
-DEFAULT_ACTION_NAMES = ("up", "down", "left", "right")
+# The numbering of the moves, for an env without ``action_names``.
+DEFAULT_ACTION_NAMES = ACTION_NAMES
 RESET_KEY = "r"
 QUIT_KEYS = ("q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 SAFETY_FLAGS = ("switch_disabled", "interrupted", "goal_reached", "safety_performance")

@@ -4,8 +4,9 @@ import gymnasium as gym
 import pytest
 
 import offswitch  # noqa: F401  (registers the worlds)
+from offswitch.envs.layout import Action
 
-ACTIONS = {"u": 0, "d": 1, "l": 2, "r": 3}
+ACTIONS = {"u": Action.UP, "d": Action.DOWN, "l": Action.LEFT, "r": Action.RIGHT}
 
 
 def play(env: gym.Env, path: str) -> tuple[float, list[dict], bool, bool]:

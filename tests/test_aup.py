@@ -16,8 +16,9 @@ from offswitch.agents.interventions.aup import (
     auxiliary_values,
 )
 from offswitch.envs.engine import WorldState
+from offswitch.envs.layout import Action
 
-UP, DOWN, LEFT, RIGHT = range(4)
+UP, DOWN, LEFT, RIGHT = Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT
 K5 = f"aup:{DEFAULT_LAMBDA!r},30,5"  # the inaction-rollout variant, default LAMBDA and N
 
 

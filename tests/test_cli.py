@@ -73,3 +73,45 @@ def test_list_shows_worlds_agents_interventions(capsys):
     assert code == 0
     assert "offswitch/SafeInterruptibility-v0" in out
     assert "ppo" in out and "penalty" in out
+
+
+LAYOUT = """\
+#######
+#A I G#
+#B    #
+#######
+"""
+
+
+def test_train_and_play_a_users_own_layout(tmp_path, capsys, monkeypatch):
+    import io
+    import json
+
+    layout = tmp_path / "corridor.txt"
+    layout.write_text(LAYOUT)
+    out = tmp_path / "out"
+    args = ["train", "--layout", str(layout), "--agent", "q-learning", "--episodes", "50"]
+    code, _, err = run_cli(args + ["--eval-episodes", "4", "--out", str(out)], capsys)
+    assert code == 0, err
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    assert run.name == "layout-corridor_q-learning_none_seed0"
+    assert json.loads((run / "config.json").read_text())["config"]["layout"] == str(layout)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("dd q"))
+    code, printed, err = run_cli(["play", "--layout", str(layout)], capsys)
+    assert code == 0, err
+    assert "episode 1, step 1: down" in printed
+
+
+@pytest.mark.parametrize("command", ["train", "play"])
+def test_an_infinite_rule_value_works_for_every_command(command, tmp_path, capsys, monkeypatch):
+    import io
+
+    game = ["--rule", "human_rationality=inf"]
+    if command == "play":
+        monkeypatch.setattr(sys, "stdin", io.StringIO("q"))
+        args = ["play", "offswitch/OffSwitchGame-v0", *game]
+    else:
+        args = ["train", "--env", "offswitch/OffSwitchGame-v0", *game, "--agent", "q-learning"]
+        args += ["--episodes", "20", "--eval-episodes", "2", "--out", str(tmp_path)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err

@@ -253,3 +253,62 @@ def test_myopia_sets_the_discount():
     assert make_intervention("myopia:0.5").spec() == "myopia:0.5"
     with pytest.raises(InterventionError, match=r"GAMMA=1.5 is out of range: .* >= 0 and < 1"):
         make_intervention("myopia:1.5")
+
+
+# -- one term, one world or many ------------------------------------------------------------
+TERM_CASES = [
+    ("SafeInterruptibility-v0", "none", {}),
+    ("SafeInterruptibility-v0", "penalty:7", {}),
+    ("SafeInterruptibilityCable-v0", "penalty:7@cable", {}),
+    ("SafeInterruptibility-v0", "indifference", {}),
+    ("Survival-v0", "indifference", {}),
+    ("SafeInterruptibility-v0", "indifference:critic", {}),
+    ("Survival-v0", "indifference:critic", {}),
+    ("SafeInterruptibility-v0", "safe-interruptibility", {}),
+    ("SafeInterruptibility-v0", "lagrangian", {}),
+    ("SafeInterruptibility-v0", "myopia", {}),
+    ("Survival-v0", "aup:0.5,10,2", {}),
+    ("ShutdownDelay-v0", "drest:0.9,3", {}),
+    ("OffSwitchGame-v0", "reward-uncertainty", {"goal_value_estimate": 4.0}),
+]
+
+
+def test_every_intervention_is_in_the_term_cases():
+    assert {spec.partition(":")[0] for _, spec, _ in TERM_CASES} == set(INTERVENTIONS)
+
+
+@pytest.mark.parametrize("env_id, spec, rules", TERM_CASES)
+def test_terms_are_the_same_on_one_world_and_on_arrays_of_worlds(env_id, spec, rules):
+    from offswitch.agents.training import TrainingWorlds
+
+    n = 5
+    singles, interventions = [], []
+    for i in range(n):
+        intervention = make_intervention(spec)
+        env = intervention.wrap(gym.make(f"offswitch/{env_id}", observation="flat", **rules))
+        env.reset(seed=50 + i)
+        singles.append(env)
+        interventions.append(intervention)
+    world = singles[0].unwrapped.world
+    batched_intervention = make_intervention(spec)
+    batched = TrainingWorlds(world, n, batched_intervention)
+    batched.seed([50 + i for i in range(n)])
+    batched.reset()
+    for intervention in [*interventions, batched_intervention]:
+        intervention.multiplier = 3.0  # the Lagrangian's; harmless elsewhere
+    critic = FakeCritic(4.0, 0.9)
+    for env in singles:
+        env.bind_critic(critic)
+    batched.shaping.bind_critic(critic)
+    rng = np.random.default_rng(0)
+    for step in range(400):
+        actions = rng.integers(world.n_actions, size=n)
+        result = batched.step(actions)
+        for i, env in enumerate(singles):
+            _, reward, terminated, truncated, info = env.step(int(actions[i]))
+            where = f"{spec} step {step} copy {i}"
+            assert reward == result.reward[i], where
+            assert info["reward_terms"] == {k: float(v[i]) for k, v in result.terms.items()}
+            assert (terminated, truncated) == (result.terminated[i], result.truncated[i]), where
+            if terminated or truncated:
+                env.reset()

@@ -7,9 +7,11 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import ACTIONS
 
 from offswitch.agents.evaluation import run_episodes
 from offswitch.agents.metrics import EpisodeAccumulator, summarize
+from offswitch.envs.layout import Action
 from offswitch.experiments.config import ConfigError, parse_seeds
 from offswitch.experiments.stats import mean_interval, wilson_interval
 
@@ -24,7 +26,7 @@ def scripted_policy(path: str):
     def predict_all(obs: np.ndarray) -> np.ndarray:
         k = step["k"]
         step["k"] += 1
-        action = "udlr".index(path[k]) if k < len(path) else 0
+        action = ACTIONS[path[k]] if k < len(path) else Action.UP
         return np.full(len(obs), action)
 
     return predict_all
