@@ -96,7 +96,7 @@ def test_train_and_play_a_users_own_layout(tmp_path, capsys, monkeypatch):
     (run,) = [p for p in out.iterdir() if p.is_dir()]
     assert run.name == "layout-corridor_q-learning_none_seed0"
     assert json.loads((run / "config.json").read_text())["config"]["layout"] == str(layout)
-    monkeypatch.setattr(sys, "stdin", io.StringIO("dd q"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ss q"))
     code, printed, err = run_cli(["play", "--layout", str(layout)], capsys)
     assert code == 0, err
     assert "episode 1, step 1: down" in printed
