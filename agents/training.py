@@ -212,6 +212,16 @@ class StateCritic:
         return np.asarray(self.value_of_obs(self.obs_table[states]), dtype=np.float64)
 
 
+def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """``ValueError`` naming any hyperparameter of ``overrides`` that ``defaults`` lacks."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown {learner} hyperparameter(s) {', '.join(unknown)}: choose from "
+            f"{', '.join(sorted(defaults))}"
+        )
+
+
 class Learner(ABC):
     """A learning algorithm behind the interface the runner uses (module docstring).
 
@@ -246,12 +256,7 @@ class Learner(ABC):
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
         """Raise ``ValueError`` naming any unknown or out-of-range hyperparameter."""
-        unknown = sorted(set(overrides) - set(cls.defaults))
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.name} hyperparameter(s) {', '.join(unknown)}: choose from "
-                f"{', '.join(sorted(cls.defaults))}"
-            )
+        check_known(cls.name, cls.defaults, overrides)
 
     @abstractmethod
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
@@ -269,3 +274,55 @@ class Learner(ABC):
     def describe(self) -> dict[str, Any]:
         """The learner's name and resolved hyperparameters, for ``config.json``."""
         return {"name": self.name, "hyperparameters": dict(self.hyperparameters)}
+
+
+class SeedBatchedLearner(ABC):
+    """K independent learners, one per seed, trained together in one process.
+
+    Each seed has its own weights, optimiser state, random streams, training worlds and
+    intervention object (so that, e.g., each seed's Lagrange multiplier is its own), and
+    its training follows the same trajectory as it would alone; training them together
+    only shares the per-update overhead. The runner groups runs that differ only in their
+    seed into one such learner, then evaluates and writes each seed's run as usual through
+    :meth:`member`, a per-seed :class:`Learner`-like view (``predict``, ``save``,
+    ``describe``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    default_budget: ClassVar[Budget]
+    budget_units: ClassVar[tuple[str, ...]] = ("steps",)
+    seed_batched: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        interventions: Sequence[Intervention],
+        seeds: Sequence[int],
+        hyperparameters: dict[str, Any] | None = None,
+        observation: str = "flat",
+        log_dirs: Sequence[Path | None] | None = None,
+    ) -> None:
+        if len(interventions) != len(seeds):
+            raise ValueError("give one intervention object per seed")
+        self.world = world
+        self.interventions = list(interventions)
+        self.seeds = list(seeds)
+        self.hyperparameters = {**self.defaults, **(hyperparameters or {})}
+        self.observation = observation
+        self.log_dirs = list(log_dirs) if log_dirs is not None else [None] * len(seeds)
+
+    @classmethod
+    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming any unknown or out-of-range hyperparameter."""
+        check_known(cls.name, cls.defaults, overrides)
+
+    @abstractmethod
+    def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:
+        """Train every seed from scratch for ``budget`` (each seed its own budget), reporting
+        seed ``k``'s rollouts to ``hooks[k]``."""
+
+    @abstractmethod
+    def member(self, k: int) -> Learner:
+        """Seed ``k``'s trained agent, as a learner the runner can evaluate and save."""
