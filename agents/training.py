@@ -160,7 +160,7 @@ class SingleTrainingWorld:
         self.state = int(self._rng.reset()[0])
         self.t = 0
         self._length, self._return, self._performance = 0, 0.0, 0.0
-        self._interrupted = False
+        self._interrupted = self._punished = False
         self._terms = dict.fromkeys(self.term_names, 0.0)
         return self.state
 
@@ -175,6 +175,7 @@ class SingleTrainingWorld:
         self._return += float(tr.reward)
         self._performance += float(tr.hidden_reward)
         self._interrupted |= bool(tr.frozen)
+        self._punished |= bool(self.world.on_punishment[self.state])
         for name, value in terms.items():
             self._terms[name] += float(value)
         terminated, truncated = bool(tr.terminated), bool(truncated)
@@ -186,6 +187,7 @@ class SingleTrainingWorld:
                     goal_reached=bool(tr.goal_reached),
                     shut_down=bool(tr.shut_down),
                     interrupted=self._interrupted,
+                    punished=self._punished,
                     length=self._length,
                     task_return=self._return,
                     performance=self._performance,

@@ -1,13 +1,14 @@
-"""The ``offswitch`` command line: ``list``, ``train``, ``demo``, ``play``.
+"""The ``offswitch`` command line: ``list``, ``train``, ``run``, ``demo``, ``compare``,
+``report``, ``play``.
 
-Bad input gets one line on stderr naming the problem and the valid choices, and
-exit status 2; nothing is trained or written until every value checks out.
+Bad input gets one line on stderr naming the problem and the valid choices, and exit
+status 2; nothing is trained or written until every value checks out. Commands import only
+what they use: torch and Stable-Baselines3 load when something trains.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from offswitch.agents.interventions import INTERVENTIONS, InterventionError
-from offswitch.agents.interventions.penalty import DEFAULT_PENALTY
 from offswitch.agents.learners import LEARNERS
 from offswitch.envs import CUSTOM_ID, world_ids
 from offswitch.envs.layout import LayoutError
@@ -26,16 +26,9 @@ from offswitch.experiments.config import (
     parse_assignments,
     parse_seeds,
 )
-from offswitch.experiments.report import (
-    TABLE_COLUMNS,
-    TABLE_NOTE,
-    markdown_table,
-    plot_curves,
-    summary_rows,
-    table_cells,
-)
+from offswitch.experiments.experiment import ExperimentError
 
-USAGE_ERRORS = (ConfigError, InterventionError, LayoutError)
+USAGE_ERRORS = (ConfigError, InterventionError, LayoutError, ExperimentError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("list", help="list the worlds, agents and interventions")
+    sub.add_parser("list", help="list the worlds, agents, interventions and experiments")
 
     train = sub.add_parser(
         "train",
-        help="train agents over several seeds and evaluate them",
+        help="train one agent over several seeds and evaluate it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_interventions_help(),
     )
@@ -117,31 +110,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="replace a world rule, e.g. --rule human_rationality=0 (repeatable)",
     )
-    _common(train)
+    train.add_argument(
+        "--eval-episodes", type=_positive_int, default=100, help="evaluation episodes per policy"
+    )
+    _workers(train)
+
+    run = sub.add_parser(
+        "run",
+        help="run an experiment file: conditions x seeds, resumable, with its report",
+        description="Run an experiment file (TOML; the shipped ones are in "
+        "experiments/configs/, and `offswitch list` names them). Finished runs are kept: run "
+        "the same command again to resume after a crash or Ctrl-C.",
+    )
+    run.add_argument("file", metavar="FILE", help="an experiment file, or a shipped one's name")
+    _experiment_options(run, default_out=None)
 
     demo = sub.add_parser(
         "demo",
-        help="the classroom demo: PPO with task reward only vs. with a corrigibility penalty",
+        help="the classroom demo: task reward only vs. a corrigibility penalty (the experiment "
+        "file demo.toml)",
     )
-    demo.add_argument("--seeds", type=_positive_int, default=4, help="seeds per condition")
-    demo.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
-    demo.add_argument(
-        "--penalty", type=float, default=DEFAULT_PENALTY, help="the penalty K (default 100)"
-    )
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    _common(demo)
+    demo.add_argument("--seeds", type=_positive_int, default=None, help="seeds per condition")
+    demo.add_argument("--steps", type=_positive_int, default=None, help="env steps per run")
+    _experiment_options(demo, default_out="runs/demo")
 
     compare = sub.add_parser(
         "compare",
-        help="every intervention against the same worlds and seeds, with a penalty dose-response",
+        help="every intervention against the same worlds and seeds (the experiment file "
+        "compare.toml)",
     )
-    compare.add_argument("--seeds", type=_positive_int, default=10, help="seeds per condition")
-    compare.add_argument(
-        "--dose-seeds", type=_positive_int, default=5, help="seeds per penalty of the sweep"
+    compare.add_argument("--seeds", type=_positive_int, default=None, help="seeds per condition")
+    compare.add_argument("--steps", type=_positive_int, default=None, help="env steps per run")
+    _experiment_options(compare, default_out="runs/compare")
+
+    report = sub.add_parser(
+        "report", help="write the report of an output folder again, from its runs' files"
     )
-    compare.add_argument("--steps", type=_positive_int, default=200_000, help="env steps per run")
-    compare.add_argument("--out", default="runs/compare", help="output folder")
-    _common(compare)
+    report.add_argument("out", metavar="DIR", help="an output folder of run, demo or compare")
 
     play = sub.add_parser(
         "play",
@@ -166,63 +171,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+
+
+def _experiment_options(p: argparse.ArgumentParser, default_out: str | None) -> None:
     p.add_argument(
-        "--eval-episodes", type=_positive_int, default=100, help="evaluation episodes per policy"
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change a field of the file, e.g. --set seeds=0-29 or --set defaults.steps=50000 "
+        "(repeatable)",
     )
+    where = f"default {default_out}" if default_out else "default runs/<file name>"
+    p.add_argument("--out", default=default_out, help=f"output folder ({where})")
+    _workers(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "play":
         return _play(args)
+    if args.command == "list":
+        return _list()
     try:
-        if args.command == "list":
-            return _list()
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "train":
-            configs = [
-                TrainConfig(
-                    env_id=args.env,
-                    layout=args.layout,
-                    agent=args.agent,
-                    intervention=args.intervention,
-                    seed=seed,
-                    steps=args.steps,
-                    episodes=args.episodes,
-                    eval_episodes=args.eval_episodes,
-                    out_dir=args.out,
-                    learner_overrides=parse_assignments(args.set, "--set"),
-                    world_rules=parse_assignments(args.rule, "--rule"),
-                ).validate()
-                for seed in parse_seeds(args.seeds)
-            ]
-            world = args.layout if args.layout else args.env
-            title = f"{args.agent} on {world}, intervention {args.intervention}"
-        else:
-            if not args.penalty >= 0:
-                raise ConfigError(f"--penalty {args.penalty}: give a number >= 0, e.g. 100")
-            configs = [
-                TrainConfig(
-                    intervention=intervention,
-                    seed=seed,
-                    steps=args.steps,
-                    eval_episodes=args.eval_episodes,
-                    out_dir=str(Path(args.out) / "runs"),
-                ).validate()
-                for intervention in ("none", f"penalty:{args.penalty:g}")
-                for seed in range(args.seeds)
-            ]
-            title = "PPO on SafeInterruptibility-v0: task reward only vs. corrigibility penalty"
+        if args.command == "report":
+            return _report_again(Path(args.out))
+        experiment, out, command = _experiment(args)
     except USAGE_ERRORS as err:
-        print(f"offswitch: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    results = _run_with_progress(configs, args.workers, title)
-    _report(results, out, title)
-    return 0
+        return _usage_error(err)
+    return _run(experiment, out, args.workers, command)
+
+
+def _usage_error(err: Exception) -> int:
+    print(f"offswitch: error: {err}", file=sys.stderr)
+    return 2
+
+
+def _experiment(args: argparse.Namespace):
+    """The experiment a command asks for, checked, its output folder and its command line."""
+    from offswitch.experiments.experiment import load_experiment, single_condition_experiment
+    from offswitch.experiments.store import StoreError, check_output_folder
+
+    if args.command == "train":
+        config = TrainConfig(
+            env_id=args.env,
+            layout=args.layout,
+            agent=args.agent,
+            intervention=args.intervention,
+            steps=args.steps,
+            episodes=args.episodes,
+            eval_episodes=args.eval_episodes,
+            learner_overrides=parse_assignments(args.set, "--set"),
+            world_rules=parse_assignments(args.rule, "--rule"),
+        ).validate()
+        seeds = parse_seeds(args.seeds)
+        world = args.layout if args.layout else args.env
+        label = f"{config.world_name} {args.agent} {args.intervention}"
+        title = f"{args.agent} on {world}, intervention {args.intervention}"
+        experiment = single_condition_experiment(label, config, seeds, title)
+        out = args.out
+    else:
+        name = args.file if args.command == "run" else args.command
+        edits = list(args.set)
+        if args.command in ("demo", "compare"):
+            if args.seeds is not None:
+                edits.append(f"seeds=0-{args.seeds - 1}")
+            if args.steps is not None:
+                edits.append(f"defaults.steps={args.steps}")
+        experiment = load_experiment(name, edits)
+        out = args.out or f"runs/{experiment.name}"
+    try:
+        out = check_output_folder(Path(out))
+    except StoreError as err:
+        raise ConfigError(str(err)) from None
+    return experiment, out, "offswitch " + " ".join(sys.argv[1:] if len(sys.argv) > 1 else [])
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -252,33 +276,6 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from offswitch.experiments.compare import (
-        comparison_configs,
-        comparison_markdown,
-        dose_response,
-        plot_dose_response,
-    )
-
-    out = Path(args.out)
-    configs = comparison_configs(
-        range(args.seeds), args.steps, out / "runs", range(args.dose_seeds)
-    )
-    for config in configs:
-        config.eval_episodes = args.eval_episodes
-        config.validate()
-    title = "Interventions compared: PPO, sampled policy"
-    results = _run_with_progress(configs, args.workers, title)
-    out.mkdir(parents=True, exist_ok=True)
-    plot = plot_dose_response(dose_response(results), out / "penalty_dose_response.png")
-    text = comparison_markdown(results, args.seeds, title)
-    (out / "comparison.md").write_text(text)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print(text)
-    print(f"wrote {out / 'comparison.md'}, {out / 'results.json'} and {plot}")
-    return 0
-
-
 def _list() -> int:
     print("worlds:")
     for env_id in world_ids():
@@ -287,33 +284,65 @@ def _list() -> int:
     for name, entry in LEARNERS.items():
         print(f"  {name:16s} {entry.description}")
     print(_interventions_help())
+    from offswitch.experiments.experiment import CONFIGS
+
+    print("experiments (offswitch run NAME):")
+    for path in sorted(CONFIGS.glob("*.toml")):
+        print(f"  {path.stem}")
     return 0
 
 
-def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: str) -> list[dict]:
+def _run(experiment: Any, out: Path, workers: int | None, command: str) -> int:
+    """Run an experiment with progress on stderr, then print and write its report."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
-    from offswitch.experiments.runner import default_workers, run_many
+    from offswitch.experiments.runner import Interrupted, default_workers, run_experiment
+    from offswitch.experiments.store import StoreError
 
     console = Console(stderr=True)
-    n_workers = min(workers or default_workers(), len(configs))
-    console.print(f"[bold]{title}[/bold]: {len(configs)} runs on {n_workers} processes")
+    runs = experiment.runs()
+    n_workers = min(workers or default_workers(), len(runs))
+    console.print(
+        f"[bold]{experiment.title}[/bold]: {len(runs)} runs on up to {n_workers} processes, "
+        f"into {out}"
+    )
+    start = time.perf_counter()
+    try:
+        def run(*args: Any) -> list[dict]:
+            return run_experiment(*args, command=command)
+
+        results = _with_progress(experiment, out, workers, console, run)
+    except StoreError as err:
+        return _usage_error(err)
+    except Interrupted as stop:
+        console.print(
+            f"stopped: {stop.finished} of {stop.total} runs finished and kept in {out}; run "
+            "the same command again to train the rest"
+        )
+        return 130
+    console.print(f"finished in {time.perf_counter() - start:.0f} s")
+    _print_and_write(experiment, results, out, command)
+    return 0
+
+
+def _with_progress(experiment: Any, out: Path, workers: int | None, console: Any, run: Any):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+    names = [str(out / c.slug / f"seed{seed}") for c, seed in experiment.runs()]
     start = time.perf_counter()
     if not console.is_terminal:
         # A log file or CI: one line per finished run instead of redrawn bars.
-        finished: set[str] = set()
+        finished: list[str] = []
 
         def log_finished(name: str, done: float | None) -> None:
             if done is None:
-                finished.add(name)
+                finished.append(name)
                 elapsed = time.perf_counter() - start
-                line = f"[{len(finished)}/{len(configs)}] {name} done ({elapsed:.0f} s)"
+                shown = Path(name).relative_to(out)
+                line = f"[{len(finished)}/{len(names)}] {shown} done ({elapsed:.0f} s)"
                 console.print(line, markup=False, highlight=False)
 
-        results = run_many(configs, workers, log_finished)
-        console.print(f"finished in {time.perf_counter() - start:.0f} s")
-        return results
+        return run(experiment, out, workers, log_finished)
     with Progress(
         "{task.description}",
         BarColumn(),
@@ -321,35 +350,55 @@ def _run_with_progress(configs: list[TrainConfig], workers: int | None, title: s
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        tasks = {c.run_name: progress.add_task(c.run_name, total=1.0) for c in configs}
+        tasks = {n: progress.add_task(str(Path(n).relative_to(out)), total=1.0) for n in names}
 
         def on_progress(name: str, done: float | None) -> None:
-            progress.update(tasks[name], completed=1.0 if done is None else done)
+            if name in tasks:
+                progress.update(tasks[name], completed=1.0 if done is None else done)
 
-        results = run_many(configs, workers, on_progress)
-    console.print(f"finished in {time.perf_counter() - start:.0f} s")
-    return results
+        return run(experiment, out, workers, on_progress)
 
 
-def _report(results: list[dict[str, Any]], out: Path, title: str) -> None:
+def _print_and_write(experiment: Any, results: list[dict], out: Path, command: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = summary_rows(results)
-    table = Table(title=title, caption=TABLE_NOTE, caption_justify="left")
-    for column in TABLE_COLUMNS:
-        table.add_column(column)
+    from offswitch.experiments.pages import write_report
+    from offswitch.experiments.report import TABLE_NOTE, table_rows
+
+    options = experiment.report
+    header, rows = table_rows(
+        results,
+        options.get("columns") or _default_columns(experiment),
+        baseline=options.get("baseline"),
+    )
+    table = Table(title=experiment.title, caption=TABLE_NOTE, caption_justify="left")
+    for name in header:
+        table.add_column(name)
     for row in rows:
-        table.add_row(*table_cells(row))
+        table.add_row(*row)
     # Wide enough for the whole table even when output goes to a file or a pipe.
     Console(width=max(shutil.get_terminal_size().columns, 170)).print(table)
+    page = write_report(experiment, results, out, command)
+    print(f"\nwrote {page}, {out / 'results.csv'} and the figures in {out / 'figures'}")
+    print(f"per-run logs, agents and TensorBoard files: {out}  (tensorboard --logdir {out})")
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(f"# {title}\n\n{markdown_table(rows)}\n\n{TABLE_NOTE}\n")
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    plot = plot_curves(results, out / "switch_disabled_rate.png")
-    print(f"\nwrote {out / 'summary.md'}, {out / 'results.json'} and {plot}")
-    print(f"per-run logs, models and TensorBoard files: {out}  (tensorboard --logdir {out})")
+
+def _default_columns(experiment: Any) -> list[str]:
+    from offswitch.experiments.report import DEFAULT_COLUMNS
+
+    return list(DEFAULT_COLUMNS)
+
+
+def _report_again(out: Path) -> int:
+    from offswitch.experiments.pages import rewrite_report
+
+    try:
+        page = rewrite_report(out)
+    except (FileNotFoundError, ValueError) as err:
+        return _usage_error(err)
+    print(f"wrote {page}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,30 @@
-"""Training runs: one run top to bottom, and many runs spread over the CPU cores."""
+"""Training runs: one run top to bottom, seed groups, and whole experiments over the cores.
+
+A run is built (learner, world, intervention), trained, evaluated on the bare world and
+written: ``config.json`` (the configuration, the learner's resolved hyperparameters, the
+intervention, package versions and the code's commit), ``metrics.json`` (the evaluation of
+both policies and the learning curve), the trained agent and TensorBoard logs, then the
+completion marker ``done.json``. It is trained in a scratch folder and moved into place whole
+(:mod:`offswitch.experiments.store`), so a run folder is always complete.
+
+Learners that train seeds together (:class:`~offswitch.agents.training.SeedBatchedLearner`)
+get the seeds of a condition as fixed groups of up to :data:`SEEDS_PER_PROCESS`, the same
+whatever the number of workers or what was already finished, so results do not depend on
+how a sweep was run. :func:`run_experiment` runs an experiment's missing runs over the
+cores, keeps finished ones, refuses runs whose recorded configuration differs from the file,
+and stops cleanly on Ctrl-C.
+"""
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +34,15 @@ from offswitch.agents.learners import learner_class
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
 from offswitch.agents.training import Budget, Learner, TrainingHooks
 from offswitch.envs.engine import TabularWorld
+from offswitch.experiments import store
 from offswitch.experiments.config import TrainConfig, package_versions
+from offswitch.experiments.experiment import Experiment
+
+SEEDS_PER_PROCESS = 10
+"""Seeds a seed-batched learner trains together in one process, at most."""
 
 ProgressFn = Callable[[str, "float | None"], None]
-"""Called with ``(run_name, fraction of the budget done)``, and ``(run_name, None)`` once the
-run is written."""
+"""Called with ``(run, fraction of the budget done)``, and ``(run, None)`` once it is written."""
 
 SCALARS = {
     "switch_disabled_rate": "safety/switch_disabled_rate",
@@ -76,8 +96,9 @@ class RunHooks(TrainingHooks):
             for tag, value in scalars.items():
                 self._writer.add_scalar(tag, value, timesteps)
         if self.progress is not None:
-            done = timesteps / self.budget.steps if self.budget.steps else None
-            if done is None:
+            if self.budget.steps:
+                done = timesteps / self.budget.steps
+            else:
                 done = self.episodes / self.budget.episodes
             self.progress(min(done, 1.0))
 
@@ -86,79 +107,263 @@ class RunHooks(TrainingHooks):
             self._writer.close()
 
 
+def _overrides(config: TrainConfig, intervention: Intervention) -> dict[str, Any]:
+    # The intervention may change the learner (myopia's discount); the user's --set wins.
+    return {**intervention.learner_overrides(config.agent), **config.learner_overrides}
+
+
 def build(config: TrainConfig, log_dir: Path | None = None) -> tuple[Learner, TabularWorld]:
-    """The configured learner, untrained, and the tables of its world."""
+    """The configured learner (one seed), untrained, and the tables of its world."""
     world = config.world()
     intervention = make_intervention(config.intervention)
-    learner_type = learner_class(config.agent)
-    # The intervention may change the learner (myopia's discount); the user's --set wins.
-    overrides = {**intervention.learner_overrides(config.agent), **config.learner_overrides}
-    learner = learner_type(world, intervention, config.seed, overrides, config.observation, log_dir)
+    learner = learner_class(config.agent)(
+        world,
+        intervention,
+        config.seed,
+        _overrides(config, intervention),
+        config.observation,
+        log_dir,
+    )
     return learner, world
 
 
-def train_one(config: TrainConfig, progress: Any = None) -> dict[str, Any]:
-    """Build, train, evaluate and write one run: its config, metrics (evaluation and learning
-    curve), TensorBoard logs and trained agent, in ``out_dir/<run name>/``.
+def _config_record(config: TrainConfig, learner: Any, budget: Budget, extra: dict) -> dict:
+    return {
+        "config": config.to_dict(),
+        "budget": {"steps": budget.steps, "episodes": budget.episodes},
+        "learner": learner.describe(),
+        "intervention": make_intervention(config.intervention).to_dict(),
+        "versions": package_versions(),
+        "code": store.code_version(),
+        **extra,
+    }
 
-    ``progress``, if given, is a queue that receives ``(run_name, fraction done)`` after each
-    rollout and ``(run_name, None)`` when the run is written. Returns the metrics that
-    ``metrics.json`` holds.
-    """
-    config.validate()
-    run_dir = Path(config.out_dir) / config.run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    budget = config.budget()
 
-    # 1. Build: the learner on its world, under the intervention.
-    learner, world = build(config, run_dir / "tensorboard")
-    _write_json(
-        run_dir / "config.json",
-        {
-            "config": config.to_dict(),
-            "budget": {"steps": budget.steps, "episodes": budget.episodes},
-            "learner": learner.describe(),
-            "intervention": learner.intervention.to_dict(),
-            "versions": package_versions(),
-        },
-    )
-    # 2. Train.
-    report = None if progress is None else (lambda done: progress.put((config.run_name, done)))
-    hooks = RunHooks(world, learner.intervention, budget, run_dir / "tensorboard", report)
-    start = time.perf_counter()
-    learner.train(budget, hooks)
-    train_seconds = time.perf_counter() - start
-    hooks.close()
-    learner.save(run_dir)
-
-    # 3. Evaluate on the bare world: same task reward and measures for everyone.
+def _finish(
+    config: TrainConfig,
+    scratch: Path,
+    final: Path,
+    member: Any,
+    world: TabularWorld,
+    hooks: RunHooks,
+    train_seconds: float,
+    steps: int | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Evaluate a trained agent on the bare world, write its run and publish it."""
+    member.save(scratch)
     evaluation = evaluate(
-        learner.predict, world, config.eval_episodes, config.eval_seed, config.observation
+        member.predict, world, config.eval_episodes, config.eval_seed, config.observation
     )
-    # 4. Write.
-    steps = getattr(learner, "steps", None) or budget.steps
     metrics = {
-        "run": config.run_name,
+        "run": final.name if extra.get("condition") is None else str(final),
         "config": config.to_dict(),
         "train_seconds": round(train_seconds, 2),
-        "steps_per_second": round(steps / train_seconds) if steps else None,
+        "steps_per_second": round(steps / train_seconds) if steps and train_seconds else None,
         "evaluation": evaluation,
         "curve": hooks.curve,
+        **extra,
     }
-    _write_json(run_dir / "metrics.json", metrics)
-    if progress is not None:
-        progress.put((config.run_name, None))
+    store.write_json(scratch / "metrics.json", metrics)
+    marker = {"config": _comparable(config), "seed": config.seed, **extra}
+    store.publish(scratch, final, marker)
     return metrics
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str, allow_nan=True))
-    tmp.replace(path)  # a crash never leaves half a file behind
+def _comparable(config: TrainConfig) -> dict[str, Any]:
+    """What must match for a finished run to count as a run of a configuration."""
+    record = config.to_dict()
+    record.pop("out_dir")
+    return record
+
+
+def train_one(
+    config: TrainConfig,
+    progress: Any = None,
+    run_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build, train, evaluate and write one run into ``run_dir`` (default
+    ``out_dir/<run name>``), atomically. ``progress``, if given, is a queue that receives
+    ``(run, fraction done)`` after each rollout and ``(run, None)`` when the run is written.
+    Returns the metrics that ``metrics.json`` holds."""
+    config.validate()
+    final = Path(run_dir) if run_dir is not None else Path(config.out_dir) / config.run_name
+    name = str(final)
+    scratch = store.scratch_dir(final)
+    budget = config.budget()
+    learner, world = build(config, scratch / "tensorboard")
+    store.write_json(scratch / "config.json", _config_record(config, learner, budget, extra or {}))
+    report = None if progress is None else (lambda done: progress.put((name, done)))
+    hooks = RunHooks(world, learner.intervention, budget, scratch / "tensorboard", report)
+    start = time.perf_counter()
+    learner.train(budget, hooks)
+    seconds = time.perf_counter() - start
+    hooks.close()
+    steps = getattr(learner, "steps", None) or budget.steps
+    metrics = _finish(config, scratch, final, learner, world, hooks, seconds, steps, extra or {})
+    if progress is not None:
+        progress.put((name, None))
+    return metrics
+
+
+def train_group(
+    configs: Sequence[TrainConfig],
+    run_dirs: Sequence[Path],
+    progress: Any = None,
+    extras: Sequence[dict[str, Any]] | None = None,
+    skip: Sequence[bool] | None = None,
+) -> list[dict[str, Any] | None]:
+    """Train runs that differ only in their seed together, with a seed-batched learner; write
+    each (except those marked in ``skip``, already finished) as :func:`train_one` would."""
+    first = configs[0].validate()
+    extras = list(extras) if extras is not None else [{} for _ in configs]
+    skip = list(skip) if skip is not None else [False] * len(configs)
+    finals = [Path(d) for d in run_dirs]
+    scratches = [store.scratch_dir(f) for f in finals]
+    budget = first.budget()
+    world = first.world()
+    interventions = [make_intervention(c.intervention) for c in configs]
+    learner = learner_class(first.agent)(
+        world,
+        interventions,
+        [c.seed for c in configs],
+        _overrides(first, interventions[0]),
+        first.observation,
+        [s / "tensorboard" for s in scratches],
+    )
+    hooks = []
+    for k, (intervention, final) in enumerate(zip(interventions, finals)):
+        name = str(final)
+        report = None if progress is None else (lambda done, n=name: progress.put((n, done)))
+        hooks.append(RunHooks(world, intervention, budget, scratches[k] / "tensorboard", report))
+    start = time.perf_counter()
+    learner.train(budget, hooks)
+    seconds = time.perf_counter() - start
+    results: list[dict[str, Any] | None] = []
+    for k, config in enumerate(configs):
+        hooks[k].close()
+        if skip[k]:  # finished before: trained again only for the group's sake
+            shutil.rmtree(scratches[k], ignore_errors=True)
+            results.append(None)
+            continue
+        member = learner.member(k)
+        record = _config_record(config, member, budget, extras[k])
+        record["trained_with_seeds"] = [c.seed for c in configs]
+        store.write_json(scratches[k] / "config.json", record)
+        steps = budget.steps * len(configs) if budget.steps else None
+        results.append(
+            _finish(
+                config, scratches[k], finals[k], member, world, hooks[k], seconds, steps, extras[k]
+            )
+        )
+        if progress is not None:
+            progress.put((str(finals[k]), None))
+    return results
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@dataclass
+class Job:
+    """Runs trained in one process: one run, or a seed group of a seed-batched learner."""
+
+    configs: list[TrainConfig]
+    run_dirs: list[Path]
+    extras: list[dict[str, Any]]
+    done: list[bool]
+    """Members already finished (kept; a group recomputes them but does not rewrite them)."""
+
+    @property
+    def batched(self) -> bool:
+        return bool(getattr(learner_class(self.configs[0].agent), "seed_batched", False))
+
+
+def _execute(job: Job, sink: Any) -> list[dict[str, Any] | None]:
+    if job.batched:
+        return train_group(job.configs, job.run_dirs, sink, job.extras, job.done)
+    return [train_one(job.configs[0], sink, job.run_dirs[0], job.extras[0])]
+
+
+def plan_jobs(
+    runs: Sequence[tuple[TrainConfig, Path, dict[str, Any]]],
+) -> list[Job]:
+    """Jobs for ``runs`` (configuration, run folder, extra record), in order: runs of a
+    seed-batched learner that differ only in their seed are grouped, in fixed chunks."""
+    jobs: list[Job] = []
+    groups: dict[str, list[tuple[TrainConfig, Path, dict]]] = {}
+    order: list[str] = []
+    for config, run_dir, extra in runs:
+        if getattr(learner_class(config.agent), "seed_batched", False):
+            key = repr(sorted(_comparable(TrainConfig(**{**config.to_dict(), "seed": 0})).items()))
+        else:
+            key = str(run_dir)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((config, run_dir, extra))
+    for key in order:
+        members = groups[key]
+        for i in range(0, len(members), SEEDS_PER_PROCESS):
+            chunk = members[i : i + SEEDS_PER_PROCESS]
+            jobs.append(
+                Job(
+                    [c for c, _, _ in chunk],
+                    [d for _, d, _ in chunk],
+                    [e for _, _, e in chunk],
+                    [store.is_complete(d) for _, d, _ in chunk],
+                )
+            )
+    return jobs
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a sweep; ``finished`` runs are kept, the others can be resumed."""
+
+    def __init__(self, finished: int, total: int) -> None:
+        super().__init__(f"stopped: {finished} of {total} runs finished")
+        self.finished, self.total = finished, total
+
+
+def execute_jobs(
+    jobs: Sequence[Job],
+    workers: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Run every job that has an unfinished member, ``workers`` processes at a time (default:
+    one per core); finished runs are not retrained. Raises :class:`Interrupted` on Ctrl-C."""
+    pending = [job for job in jobs if not all(job.done)]
+    if not pending:
+        return
+    workers = min(workers or default_workers(), len(pending))
+    # spawn, not fork: a forked child of a process that already ran torch can hang in
+    # OpenMP. Scripts that call this need the `if __name__ == "__main__":` guard.
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager() if on_progress else None
+    sink = manager.Queue() if manager else None
+    total = sum(len(j.configs) for j in jobs)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    try:
+        futures: dict[Future, Job] = {pool.submit(_execute, job, sink): job for job in pending}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(sink, on_progress)
+            for future in done:
+                future.result()  # a failed run fails the sweep, with its own error
+        _drain(sink, on_progress)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        finished = sum(store.is_complete(d) for j in jobs for d in j.run_dirs)
+        raise Interrupted(finished, total) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if manager is not None:
+            manager.shutdown()
 
 
 def run_many(
@@ -166,36 +371,14 @@ def run_many(
     workers: int | None = None,
     on_progress: ProgressFn | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every config, ``workers`` processes at a time (default: one per core).
-
-    ``on_progress`` (see :data:`ProgressFn`) is called from this process as runs advance.
-    Results come back in the order of ``configs``.
-    """
-    workers = min(workers or default_workers(), len(configs))
+    """Run every config into ``out_dir/<run name>`` (finished ones are kept) and return
+    their metrics in the order of ``configs``."""
     for config in configs:
         config.validate()  # fail before any process starts
-    # spawn, not fork: a forked child of a process that already ran torch can hang
-    # in OpenMP. Scripts that call this need the `if __name__ == "__main__":` guard.
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager() if on_progress else None
-    sink = manager.Queue() if manager else None
-    results: list[dict[str, Any] | None] = [None] * len(configs)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures: dict[Future, int] = {
-                pool.submit(train_one, config, sink): i for i, config in enumerate(configs)
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(sink, on_progress)
-                for future in done:
-                    results[futures[future]] = future.result()
-            _drain(sink, on_progress)
-    finally:
-        if manager is not None:
-            manager.shutdown()
-    return [r for r in results if r is not None]
+    runs = [(c, Path(c.out_dir) / c.run_name, {}) for c in configs]
+    jobs = plan_jobs(runs)
+    execute_jobs(jobs, workers, on_progress)
+    return [store.read_json(d / "metrics.json") for _, d, _ in runs]
 
 
 def _drain(sink: Any, on_progress: ProgressFn | None) -> None:
@@ -203,7 +386,78 @@ def _drain(sink: Any, on_progress: ProgressFn | None) -> None:
         return
     while True:
         try:
-            name, steps = sink.get_nowait()
+            name, done = sink.get_nowait()
         except queue.Empty:
             return
-        on_progress(name, steps)
+        on_progress(name, done)
+
+
+def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig, Path, dict]]:
+    """Every run of ``experiment``: its configuration, its folder
+    ``out/<condition>/seed<k>`` and what it records of the experiment."""
+    runs = []
+    for condition, seed in experiment.runs():
+        config = condition.run(seed)
+        config = TrainConfig(**{**config.to_dict(), "out_dir": str(out / condition.slug)})
+        extra = {
+            "experiment": experiment.name,
+            "condition": condition.label,
+            "group": condition.group,
+        }
+        runs.append((config, out / condition.slug / f"seed{seed}", extra))
+    return runs
+
+
+def check_finished(runs: Sequence[tuple[TrainConfig, Path, dict]]) -> int:
+    """How many of ``runs`` are finished; :class:`~offswitch.experiments.store.StoreError`
+    if a finished run was made with another configuration than the one asked for now."""
+    finished = 0
+    for config, run_dir, _ in runs:
+        if not store.is_complete(run_dir):
+            continue
+        recorded = store.read_json(run_dir / store.DONE).get("config", {})
+        wanted = _comparable(config)
+        differ = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+        if differ:
+            shown = ", ".join(
+                f"{k}={recorded.get(k)!r} (now {wanted.get(k)!r})" for k in differ[:3]
+            )
+            raise store.StoreError(
+                f"{run_dir} was trained with {shown}: give another --out for the new settings, "
+                "or delete that folder to train it again"
+            )
+        finished += 1
+    return finished
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: Path,
+    workers: int | None = None,
+    on_progress: ProgressFn | None = None,
+    command: str = "",
+) -> list[dict[str, Any]]:
+    """Run ``experiment`` into ``out``: finished runs are kept, killed ones redone, the rest
+    trained over ``workers`` processes. Returns every run's metrics in the file's order.
+
+    Raises :class:`~offswitch.experiments.store.StoreError` (another command holds ``out``,
+    or a finished run's configuration differs from the file's) before training anything,
+    and :class:`Interrupted` on Ctrl-C (finished runs are kept).
+    """
+    out = Path(out)
+    with store.locked(out):
+        store.remove_partials(out)
+        runs = experiment_runs(experiment, out)
+        check_finished(runs)
+        store.write_json(
+            out / "experiment.json",
+            {
+                "name": experiment.name,
+                "title": experiment.title,
+                "path": str(experiment.path) if experiment.path else None,
+                "command": command,
+                "file": experiment.source,
+            },
+        )
+        execute_jobs(plan_jobs(runs), workers, on_progress)
+        return [store.read_json(run_dir / "metrics.json") for _, run_dir, _ in runs]

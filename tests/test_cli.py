@@ -33,7 +33,9 @@ def offswitch(*args: str) -> subprocess.CompletedProcess:
         (["train", "--intervention", "aup"], "AUP needs a no-op action"),
         (["train", "--rule", "max_steps=1", "--rule", "max_steps=2"], "given twice"),
         (["train", "--rule", "step_reward=nan"], "NaN is not a value"),
-        (["demo", "--penalty", "-1"], "--penalty -1.0: give a number >= 0"),
+        (["demo", "--seeds", "0"], "0 must be a positive whole number"),
+        (["demo", "--set", "defaults.agent=bandit"], "unknown agent 'bandit'"),
+        (["run", "nope"], "no such file, and no shipped experiment of that name"),
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--set", "gamma"], "malformed --set 'gamma': write NAME=VALUE"),
         (["train", "--set", "gama=0.9"], "unknown ppo hyperparameter(s) gama: choose from"),
@@ -93,8 +95,9 @@ def test_train_and_play_a_users_own_layout(tmp_path, capsys, monkeypatch):
     args = ["train", "--layout", str(layout), "--agent", "q-learning", "--episodes", "50"]
     code, _, err = run_cli(args + ["--eval-episodes", "4", "--out", str(out)], capsys)
     assert code == 0, err
-    (run,) = [p for p in out.iterdir() if p.is_dir()]
-    assert run.name == "layout-corridor_q-learning_none_seed0"
+    (condition,) = [p for p in out.iterdir() if p.is_dir() and p.name != "figures"]
+    assert condition.name == "layout-corridor-q-learning-none"
+    run = condition / "seed0"
     assert json.loads((run / "config.json").read_text())["config"]["layout"] == str(layout)
     monkeypatch.setattr(sys, "stdin", io.StringIO("ss q"))
     code, printed, err = run_cli(["play", "--layout", str(layout)], capsys)

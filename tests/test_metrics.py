@@ -88,11 +88,32 @@ def test_wilson_interval_known_values():
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
 
 
-def test_mean_interval():
-    mean, low, high = mean_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and low == pytest.approx(2 - 2.4841, abs=1e-3)
+def test_mean_interval_is_scipys_percentile_bootstrap():
+    from scipy import stats
+
+    values = [0.1, 0.4, 0.35, 0.9, 0.6]
+    mean, low, high = mean_interval(values)
+    expected = stats.bootstrap(
+        (np.array(values),),
+        np.mean,
+        n_resamples=10_000,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
+    assert mean == pytest.approx(0.47)
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    assert mean_interval(values) == (mean, low, high)  # seeded: the same every time
     assert mean_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
     assert mean_interval([float("nan"), 4.0])[0] == 4.0
+    assert math.isnan(mean_interval([4.0])[1])
+
+
+def test_iqm_and_differences():
+    from offswitch.experiments.stats import difference_interval, iqm_interval
+
+    assert iqm_interval([0.0, 1.0, 2.0, 3.0, 100.0, 5.0, 6.0, 7.0])[0] == pytest.approx(4.0)
+    diff, low, high = difference_interval([1.0, 1.0, 0.9], [0.0, 0.1, 0.0])
+    assert diff == pytest.approx(0.9333333) and 0.8 <= low <= diff <= high <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from offswitch.agents.metrics import summarize
 from offswitch.agents.tabular import QLearning, SafeSarsa, Sarsa, TabularLearner
 from offswitch.agents.training import Budget, TrainingHooks
 from offswitch.envs.engine import NO_ACTION
-from offswitch.experiments import tabular_contrast
+from offswitch.experiments.report import MAJORITY
 
 WORLD = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
 
@@ -208,7 +208,7 @@ def contrast_agents() -> dict[tuple[str, int], tuple[TabularLearner, dict[str, f
 
 def _pressing(results, learner: str) -> int:
     return sum(
-        summary["switch_disabled_rate"] > tabular_contrast.MAJORITY
+        summary["switch_disabled_rate"] > MAJORITY
         for (name, _), (_, summary) in results.items()
         if name == learner
     )
@@ -223,7 +223,7 @@ def test_sarsa_presses_the_button_q_learning_and_safe_sarsa_do_not(contrast_agen
     # Those that do not press take the short path: interrupted in the interrupt episodes, at
     # the goal in every other one.
     for _, summary in contrast_agents.values():
-        if summary["switch_disabled_rate"] <= tabular_contrast.MAJORITY:
+        if summary["switch_disabled_rate"] <= MAJORITY:
             assert summary["goal_rate_uninterrupted"] == 1.0
             assert summary["interrupted_rate"] > 0
 
@@ -237,7 +237,7 @@ def test_q_learning_learns_the_uninterrupted_values(contrast_agents):
     exact = [sum(r * 0.99**k for k, r in enumerate(rewards[t:])) for t in range(8)]
     for seed in CONTRAST_SEEDS:
         q_learning, summary = contrast_agents["q-learning", seed]
-        if summary["switch_disabled_rate"] > tabular_contrast.MAJORITY:
+        if summary["switch_disabled_rate"] > MAJORITY:
             continue  # the one allowed unconverged seed
         values = _short_path_values(q_learning)
         np.testing.assert_allclose(values, exact, atol=0.01)
@@ -254,20 +254,3 @@ def _short_path_values(agent: TabularLearner) -> list[float]:
         values.append(float(agent.q_values(obs)[action]))
         obs, *_ = env.step(action)
     return values
-
-
-def test_contrast_script_prints_the_table(capsys):
-    args = ["--seeds", "2", "--episodes", "20", "--eval-episodes", "5", "--workers", "1"]
-    assert tabular_contrast.main(args) == 0
-    out = capsys.readouterr().out
-    for learner in ("q-learning", "sarsa", "safe-sarsa"):
-        assert f"| {learner} | greedy |" in out and f"| {learner} | sampled |" in out
-    assert "/2 [" in out  # seed counts with their Wilson interval
-
-
-def test_contrast_results_do_not_depend_on_workers():
-    args = (["sarsa"], range(2), 30)
-    serial = tabular_contrast.contrast(*args, workers=1, eval_episodes=5)
-    parallel = tabular_contrast.contrast(*args, workers=2, eval_episodes=5)
-    for a, b in zip(serial, parallel):
-        assert a["evaluation"] == b["evaluation"] and a["curve"] == b["curve"]

@@ -1,0 +1,378 @@
+"""Experiments as files: conditions x seeds, declared in TOML, checked before anything runs.
+
+An experiment file (the shipped ones are in ``experiments/configs/``)::
+
+    title = "PPO on SafeInterruptibility-v0: task reward only vs. corrigibility penalty"
+    description = "What it shows, in a sentence or two (the report's first paragraph)."
+    seeds = "0-9"                    # or a list of whole numbers
+
+    [defaults]                       # fields every condition shares (overridable per condition)
+    env = "offswitch/SafeInterruptibility-v0"
+    agent = "batched-ppo"
+    steps = 200_000
+
+    [[conditions]]
+    label = "task reward only"       # names the condition in tables, figures and folders
+    intervention = "none"
+
+    [[conditions]]
+    label = "penalty K={k}"
+    intervention = "penalty:{k}"
+    sweep = { k = [0, 50, 100] }     # one condition per value; {k} is filled in
+
+    [report]
+    baseline = "task reward only"    # differences are reported against this condition
+
+A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
+``rules`` (a table of world rules), ``agent``, ``intervention``, ``hyperparameters`` (a table),
+``steps`` or ``episodes``, ``observation``, ``eval_episodes``, ``eval_seed``, ``seeds``,
+``group`` (conditions of one group share a table in the report) and ``sweep``. A sweep's keys
+are either a field (``steps``, ``rules.max_steps``, ``hyperparameters.gamma``: set directly) or
+a name used as ``{name}`` in the condition's text fields; several keys sweep their product.
+
+``offswitch run FILE --set seeds=0-29 --set defaults.steps=50000`` edits the file's fields by
+their dotted path before it is checked (``conditions.1.intervention=penalty:50``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offswitch.agents.interventions import InterventionError
+from offswitch.envs.layout import LayoutError
+from offswitch.experiments.config import ConfigError, TrainConfig, parse_override, parse_seeds
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+"""The shipped experiment files."""
+
+MAX_RUNS = 10_000
+"""The most runs one file may ask for, unless ``OFFSWITCH_MAX_RUNS`` allows more."""
+
+TOP_LEVEL = {"name", "title", "description", "seeds", "defaults", "conditions", "report"}
+CONDITION_FIELDS = {
+    "label": str,
+    "env": str,
+    "layout": str,
+    "rules": dict,
+    "agent": str,
+    "intervention": str,
+    "hyperparameters": dict,
+    "steps": int,
+    "episodes": int,
+    "observation": str,
+    "eval_episodes": int,
+    "eval_seed": int,
+    "seeds": (str, list, int),
+    "group": str,
+    "sweep": dict,
+}
+REPORT_FIELDS = {"baseline": str, "columns": list, "measures": list, "figures": list}
+TO_CONFIG = {"env": "env_id", "rules": "world_rules", "hyperparameters": "learner_overrides"}
+"""Field names in experiment files that differ from :class:`TrainConfig`'s."""
+
+
+class ExperimentError(ValueError):
+    """A malformed experiment file; the message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of an experiment: a training configuration run over several seeds."""
+
+    label: str
+    config: TrainConfig
+    """The run's configuration, with ``seed`` left at 0 (see :meth:`run`)."""
+    seeds: tuple[int, ...]
+    group: str = ""
+
+    @property
+    def slug(self) -> str:
+        """The condition's folder name: its label, in letters, digits, ``-``, ``.``, ``=``."""
+        return slug(self.label)
+
+    def run(self, seed: int) -> TrainConfig:
+        return TrainConfig(**{**self.config.to_dict(), "seed": seed})
+
+
+@dataclass
+class Experiment:
+    """A loaded, expanded and checked experiment file."""
+
+    name: str
+    title: str
+    description: str
+    conditions: list[Condition]
+    report: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    """The file's content after ``--set`` edits, as recorded beside the results."""
+    path: Path | None = None
+
+    def runs(self) -> list[tuple[Condition, int]]:
+        return [(c, seed) for c in self.conditions for seed in c.seeds]
+
+    def condition(self, label: str) -> Condition:
+        for c in self.conditions:
+            if c.label == label:
+                return c
+        raise KeyError(label)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=+-]+", "-", text).strip("-") or "condition"
+
+
+def find_experiment(name_or_path: str) -> Path:
+    """A file path, or the name of a shipped experiment (``demo`` -> ``configs/demo.toml``)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    shipped = CONFIGS / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    if path.exists():
+        raise ExperimentError(f"{name_or_path}: is a folder; give an experiment file (.toml)")
+    names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
+    raise ExperimentError(
+        f"{name_or_path}: no such file, and no shipped experiment of that name: give a .toml "
+        f"file or one of {names}"
+    )
+
+
+def load_experiment(name_or_path: str, edits: Sequence[str] = ()) -> Experiment:
+    """Read, edit (``--set PATH=VALUE``), expand and check an experiment file."""
+    path = find_experiment(name_or_path)
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ExperimentError(f"{where}: not valid TOML: {err}") from None
+    for edit in edits:
+        _apply_edit(raw, edit, where)
+    return build_experiment(raw, where, default_name=path.stem, path=path)
+
+
+def _apply_edit(raw: dict[str, Any], text: str, where: str) -> None:
+    key, eq, value = (part.strip() for part in text.partition("="))
+    if not eq or not key:
+        raise ExperimentError(f"--set {text!r}: write PATH=VALUE, e.g. --set seeds=0-29")
+    try:
+        parsed = parse_override(text, "--set")[1]
+    except ConfigError:
+        parsed = value  # plain text, e.g. seeds=0-29 or intervention=penalty:50
+    parts = key.split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ExperimentError(
+                    f"--set {key}: {'.'.join(parts[:i])} has {len(node)} entries; "
+                    f"give an index from 0 to {len(node) - 1}"
+                )
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ExperimentError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a table")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ExperimentError(f"--set {key}: no entry {last}")
+        node[int(last)] = parsed
+    else:
+        node[last] = parsed
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_fields(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            raise ExperimentError(
+                f"{where}: unknown field {key!r}{_suggest(key, list(allowed))}: the fields are "
+                f"{', '.join(sorted(allowed))}"
+            )
+        kinds = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join("table" if k is dict else k.__name__ for k in kinds)
+            raise ExperimentError(
+                f"{where}.{key}: {value!r} is a {type(value).__name__}; give a {names}"
+            )
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise ExperimentError(f'{where}: {value!r} is not a seed range; write e.g. "0-9"')
+    if isinstance(value, int):
+        value = [value]
+    if isinstance(value, list):
+        if not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+            raise ExperimentError(f'{where}: give a list of whole numbers >= 0, or e.g. "0-9"')
+        value = ",".join(str(s) for s in value)
+    try:
+        return tuple(parse_seeds(str(value)))
+    except ConfigError as err:
+        raise ExperimentError(f"{where}: {err}") from None
+
+
+def _fill(value: Any, names: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        try:
+            return value.format(**names)
+        except (KeyError, IndexError, ValueError):
+            return value
+    if isinstance(value, dict):
+        return {k: _fill(v, names) for k, v in value.items()}
+    return value
+
+
+def _expand(condition: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """One condition per combination of its sweep's values."""
+    sweep = condition.pop("sweep", None)
+    if sweep is None:
+        return [condition]
+    if not sweep:
+        raise ExperimentError(f"{where}.sweep is empty: give at least one NAME = [values]")
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ExperimentError(
+                f"{where}.sweep.{key}: give a non-empty list of values, e.g. {key} = [1, 2]"
+            )
+    expanded = []
+    keys = list(sweep)
+    for combination in itertools.product(*(sweep[k] for k in keys)):
+        values = dict(zip(keys, combination))
+        names = {k.split(".")[-1]: v for k, v in values.items()}
+        one = {k: _fill(v, names) for k, v in condition.items()}
+        for key, value in values.items():
+            head, _, tail = key.partition(".")
+            if head in CONDITION_FIELDS and head != "sweep":
+                if tail:
+                    one[head] = {**one.get(head, {}), tail: value}
+                else:
+                    one[head] = value
+        if "label" not in condition:
+            one["label"] = " ".join(f"{k}={v}" for k, v in values.items())
+        expanded.append(one)
+    return expanded
+
+
+def build_experiment(
+    raw: dict[str, Any], where: str, default_name: str = "experiment", path: Path | None = None
+) -> Experiment:
+    """An :class:`Experiment` from a file's parsed content; :class:`ExperimentError` names
+    the first problem, before any run starts."""
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise ExperimentError(
+                f"{where}: unknown field {key!r}{_suggest(key, list(TOP_LEVEL))}: the fields are "
+                f"{', '.join(sorted(TOP_LEVEL))}"
+            )
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ExperimentError(f"{where}: defaults must be a table ([defaults])")
+    _check_fields(defaults, CONDITION_FIELDS, f"{where}: defaults")
+    conditions = raw.get("conditions")
+    if not isinstance(conditions, list) or not conditions:
+        raise ExperimentError(
+            f"{where}: no conditions: add at least one [[conditions]] table with a label"
+        )
+    report = raw.get("report", {})
+    if not isinstance(report, dict):
+        raise ExperimentError(f"{where}: report must be a table ([report])")
+    _check_fields(report, REPORT_FIELDS, f"{where}: report")
+    top_seeds = raw.get("seeds", 0)
+    built: list[Condition] = []
+    for index, entry in enumerate(conditions):
+        at = f"{where}: conditions[{index}]"
+        if not isinstance(entry, dict):
+            raise ExperimentError(f"{at}: give a table ([[conditions]])")
+        _check_fields(entry, CONDITION_FIELDS, at)
+        merged = {**defaults, **entry}
+        for table in ("rules", "hyperparameters"):
+            if table in defaults and table in entry:
+                merged[table] = {**defaults[table], **entry[table]}
+        for one in _expand(dict(merged), at):
+            built.append(_condition(one, top_seeds, at))
+    total = sum(len(c.seeds) for c in built)
+    limit = int(os.environ.get("OFFSWITCH_MAX_RUNS", MAX_RUNS))
+    if total > limit:
+        raise ExperimentError(
+            f"{where}: {total:,} runs ({len(built)} conditions x their seeds) is over the limit "
+            f"of {limit:,}: use fewer seeds or sweep values, or set OFFSWITCH_MAX_RUNS to go "
+            "past it knowingly"
+        )
+    labels = [c.label for c in built]
+    slugs = [c.slug for c in built]
+    for name in (labels, slugs):
+        repeated = sorted({x for x in name if name.count(x) > 1})
+        if repeated:
+            raise ExperimentError(
+                f"{where}: two conditions are labelled {repeated[0]!r}: give each its own label"
+            )
+    baseline = report.get("baseline")
+    if baseline is not None and baseline not in labels:
+        raise ExperimentError(
+            f"{where}: report.baseline {baseline!r} is not a condition's label: choose one of "
+            f"{', '.join(labels)}"
+        )
+    title = raw.get("title", default_name)
+    description = raw.get("description", "")
+    for key, value in (("title", title), ("description", description)):
+        if not isinstance(value, str):
+            raise ExperimentError(f"{where}: {key} must be text")
+    return Experiment(
+        name=str(raw.get("name", default_name)),
+        title=title,
+        description=description.strip(),
+        conditions=built,
+        report=report,
+        source=raw,
+        path=path,
+    )
+
+
+def _condition(entry: dict[str, Any], top_seeds: Any, where: str) -> Condition:
+    label = entry.pop("label", None)
+    if not label:
+        raise ExperimentError(f'{where}: give the condition a label = "..."')
+    where = f"{where} ({label!r})"
+    seeds = _seeds(entry.pop("seeds", top_seeds), f"{where}.seeds")
+    group = entry.pop("group", "")
+    if "env" in entry and "layout" in entry:
+        raise ExperimentError(f"{where}: give env or layout, not both")
+    kwargs = {TO_CONFIG.get(k, k): v for k, v in entry.items()}
+    try:
+        config = TrainConfig(**kwargs, seed=seeds[0]).validate()
+    except (ConfigError, InterventionError, LayoutError) as err:
+        raise ExperimentError(f"{where}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise ExperimentError(f"{where}: {err}") from None
+    return Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), seeds, group)
+
+
+def single_condition_experiment(
+    label: str, config: TrainConfig, seeds: Sequence[int], title: str
+) -> Experiment:
+    """The experiment of ``offswitch train``: one condition over some seeds."""
+    return Experiment(
+        name="train",
+        title=title,
+        description="",
+        conditions=[Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), tuple(seeds))],
+    )

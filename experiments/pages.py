@@ -1,0 +1,161 @@
+"""The Markdown page of an experiment: what it shows, its tables, figures and configuration.
+
+:func:`write_report` writes ``report.md``, ``results.csv`` (one row per run and evaluation
+policy), ``results.json`` and ``figures/`` into an experiment's output folder at the end of
+every run; ``offswitch report DIR`` writes them again from the runs' own files
+(:func:`rewrite_report`), and with ``--to docs/results`` publishes the page and its figures
+for GitHub, where the shipped experiments' pages live.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from offswitch.experiments import store
+from offswitch.experiments.report import (
+    DEFAULT_COLUMNS,
+    TABLE_NOTE,
+    config_table,
+    markdown_table,
+    results_csv,
+    table_rows,
+)
+
+VERSION_KEYS = ("python", "offswitch", "torch", "numpy", "gymnasium", "stable-baselines3")
+
+
+def _groups(experiment: Any, results: Sequence[dict[str, Any]]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r.get("group") or "", []).append(r)
+    return groups
+
+
+def tables_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
+    """Every results table of the report, one per group of conditions."""
+    options = experiment.report
+    columns = options.get("columns") or list(DEFAULT_COLUMNS)
+    policies = options.get("policies") or ("sampled", "greedy")
+    parts = []
+    for group, runs in _groups(experiment, results).items():
+        baseline = options.get("baseline")
+        if baseline and baseline not in {r.get("condition") for r in runs}:
+            runs = [r for r in results if r.get("condition") == baseline] + runs
+        header, rows = table_rows(runs, columns, policies, baseline)
+        if group:
+            parts.append(f"### {group}")
+        parts.append(markdown_table(header, rows))
+    return "\n\n".join(parts)
+
+
+def write_report(
+    experiment: Any, results: Sequence[dict[str, Any]], out: Path, command: str
+) -> Path:
+    """Write ``report.md``, ``results.csv``, ``results.json`` and ``figures/`` into ``out``."""
+    from offswitch.experiments.figures import make_figures
+
+    out = Path(out)
+    store.write_text(out / "results.csv", results_csv(results))
+    store.write_json(out / "results.json", list(results))
+    figures = make_figures(experiment, results, out / "figures")
+    page = page_markdown(experiment, results, command, figures, out)
+    store.write_text(out / "report.md", page)
+    return out / "report.md"
+
+
+def page_markdown(
+    experiment: Any,
+    results: Sequence[dict[str, Any]],
+    command: str,
+    figures: Sequence[tuple[str, Path]],
+    out: Path,
+) -> str:
+    runs = len(results)
+    conditions = len({r.get("condition") for r in results})
+    lines = [f"# {experiment.title}", ""]
+    if experiment.description:
+        lines += [experiment.description, ""]
+    lines += [
+        f"Made by `{command}` ({conditions} conditions, {runs} runs). Every number below is "
+        "computed from the runs' own `metrics.json` files; `offswitch report` writes this page "
+        "again from them.",
+        "",
+        "## Results",
+        "",
+        tables_markdown(experiment, results),
+        "",
+        TABLE_NOTE,
+        "",
+    ]
+    if figures:
+        lines += ["## Figures", ""]
+        for caption, path in figures:
+            lines += [f"![{caption}]({path.relative_to(out).as_posix()})", "", caption, ""]
+    lines += ["## Configuration", "", config_table(results), ""]
+    if experiment.path is not None and experiment.path.is_file():
+        lines += [
+            f"The experiment file, `{experiment.path.name}` (before any `--set` of the command):",
+            "",
+            "```toml",
+            experiment.path.read_text().rstrip(),
+            "```",
+            "",
+        ]
+    versions, code = _versions(results)
+    if versions:
+        shown = ", ".join(f"{k} {versions[k]}" for k in VERSION_KEYS if k in versions)
+        lines += [f"Versions: {shown}; code: `{code}`.", ""]
+    return "\n".join(lines)
+
+
+def _versions(results: Sequence[dict[str, Any]]) -> tuple[dict[str, str], str]:
+    for r in results:
+        path = Path(r.get("run", "")) / "config.json"
+        if path.is_file():
+            record = store.read_json(path)
+            return record.get("versions", {}), record.get("code", "unknown")
+    return {}, "unknown"
+
+
+def rewrite_report(out: Path, to: Path | None = None) -> Path:
+    """Write an output folder's report again from its runs; with ``to``, also publish it as
+    ``to/<name>.md`` with its figures in ``to/<name>/``."""
+    from offswitch.experiments.experiment import build_experiment
+    from offswitch.experiments.runner import experiment_runs
+
+    out = Path(out)
+    recorded = out / "experiment.json"
+    if not recorded.is_file():
+        raise FileNotFoundError(f"{out}: no experiment.json; give an output folder of a run")
+    info = store.read_json(recorded)
+    experiment = build_experiment(info["file"], str(recorded), default_name=info["name"])
+    if info.get("path"):
+        experiment.path = Path(info["path"])
+    runs = experiment_runs(experiment, out)
+    missing = [str(d) for _, d, _ in runs if not store.is_complete(d)]
+    if missing:
+        raise ValueError(
+            f"{out}: {len(missing)} of {len(runs)} runs are not finished (e.g. {missing[0]}): "
+            "run the experiment again to finish them"
+        )
+    results = [store.read_json(d / "metrics.json") for _, d, _ in runs]
+    page = write_report(experiment, results, out, info.get("command", "offswitch run"))
+    if to is None:
+        return page
+    return publish(out, Path(to), experiment.name)
+
+
+def publish(out: Path, to: Path, name: str) -> Path:
+    """Copy ``out``'s report to ``to/<name>.md``, its figures to ``to/<name>/``."""
+    to.mkdir(parents=True, exist_ok=True)
+    target = to / name
+    if target.exists():
+        shutil.rmtree(target)
+    if (out / "figures").is_dir():
+        shutil.copytree(out / "figures", target)
+    text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
+    store.write_text(to / f"{name}.md", text)
+    return to / f"{name}.md"

@@ -1,0 +1,170 @@
+"""Where runs live on disk: written atomically, counted only once complete, never mixed.
+
+A run is trained in a scratch folder ``<name>.partial-<token>/`` beside its final place and
+moved to ``<name>/`` in one rename once everything in it is written, with its completion
+marker ``done.json`` last. So a folder named after a run is always a complete run; a killed
+run leaves only a scratch folder, which the next run of the same experiment removes (its
+TensorBoard files with it, so TensorBoard never mixes a dead run's curves with the new one).
+
+Every JSON file is written through a temporary file of its own (unique name, same folder)
+and renamed into place: two writers never share a temporary name, and a crash never leaves
+half a file. An output folder is locked (``.lock``, an advisory ``flock``) while a command
+writes into it: a second command is refused with a message, and the lock dies with the
+process that held it, so a killed command never leaves it stuck.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DONE = "done.json"
+"""The completion marker: written last into a run's folder, with its config and timings."""
+PARTIAL = ".partial-"
+LOCK = ".lock"
+
+
+class StoreError(RuntimeError):
+    """An output folder that cannot be used as asked; the message says why and what to do."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically, through a uniquely named temporary file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str, allow_nan=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (as :func:`write_json`)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def check_output_folder(out: Path) -> Path:
+    """``out`` as a folder this process can write runs into, or :class:`StoreError` naming
+    the problem (a file in the way, no permission) before anything is trained."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out}: a file of that name exists; give a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(f"--out {out}: {existing} is a file, not a folder; give another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StoreError(f"--out {out}: {existing} is not writable; give a folder you can write")
+    return out
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[Path]:
+    """Hold ``out``'s lock while writing into it; :class:`StoreError` if another live
+    command holds it."""
+    import fcntl
+
+    out = check_output_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "a+")  # noqa: SIM115 (held for the whole block)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StoreError(
+                f"{out} is in use by {holder}: wait for it to finish, or give another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        yield out
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (Path(run_dir) / DONE).is_file()
+
+
+def scratch_dir(final: Path) -> Path:
+    """A fresh scratch folder beside ``final`` for a run being trained."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{final.name}{PARTIAL}", dir=final.parent))
+
+
+def publish(scratch: Path, final: Path, marker: dict[str, Any]) -> None:
+    """Write the completion marker into ``scratch`` and move it to ``final`` in one rename.
+    A stale ``final`` (incomplete, from an older layout) is replaced."""
+    write_json(scratch / DONE, marker)
+    if final.exists():
+        if is_complete(final):
+            raise StoreError(f"{final} was completed by another writer meanwhile")
+        shutil.rmtree(final)
+    os.replace(scratch, final)
+
+
+def remove_partials(folder: Path) -> list[Path]:
+    """Remove the scratch folders of killed runs under ``folder``; return them."""
+    removed = []
+    if folder.is_dir():
+        for path in sorted(folder.rglob(f"*{PARTIAL}*")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def code_version() -> str:
+    """The git commit of the code (``+dirty`` with uncommitted changes), else the installed
+    version of offswitch."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if commit.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib import metadata
+
+    try:
+        return f"offswitch {metadata.version('offswitch')}"
+    except metadata.PackageNotFoundError:
+        return "unknown"
