@@ -308,6 +308,7 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str) -> int:
     )
     start = time.perf_counter()
     try:
+
         def run(*args: Any) -> list[dict]:
             return run_experiment(*args, command=command)
 
