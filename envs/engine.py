@@ -828,6 +828,8 @@ class TabularWorld:
         self.frozen = np.array([book.is_frozen(s) for s in states])
         self.coins_collected = np.array([bin(s.coins).count("1") for s in states])
         self.on_punishment = np.array([book.tile(s.cell) == PUNISHMENT.char for s in states])
+        self.cell = np.array([s.cell for s in states], dtype=np.int64)
+        """The agent's cell (``row * width + column``) in each state."""
         """The agent stands on a punishment tile (watched or not)."""
         self.shutdown_time = np.array(
             [NO_SHUTDOWN if (t := book.shutdown_time(s)) is None else t for s in states]

@@ -152,8 +152,9 @@ def _finish(
 ) -> dict[str, Any]:
     """Evaluate a trained agent on the bare world, write its run and publish it."""
     member.save(scratch)
+    visits: dict[str, Any] = {}
     evaluation = evaluate(
-        member.predict, world, config.eval_episodes, config.eval_seed, config.observation
+        member.predict, world, config.eval_episodes, config.eval_seed, config.observation, visits
     )
     metrics = {
         "run": final.name if extra.get("condition") is None else str(final),
@@ -162,6 +163,7 @@ def _finish(
         "steps_per_second": round(steps / train_seconds) if steps and train_seconds else None,
         "evaluation": evaluation,
         "curve": hooks.curve,
+        "visits": {policy: counts.tolist() for policy, counts in visits.items()},
         **extra,
     }
     store.write_json(scratch / "metrics.json", metrics)
