@@ -35,6 +35,11 @@ WORLDS: dict[str, tuple[str, dict]] = {
         {"size": "large"},
     ),
     f"{NAMESPACE}/OffSwitchGame-v0": ("offswitch.envs.off_switch_game:OffSwitchGameEnv", {}),
+    f"{NAMESPACE}/InstructedShutdown-v0": (
+        "offswitch.envs.instructed_shutdown:InstructedShutdownEnv",
+        {},
+    ),
+    f"{NAMESPACE}/TestedShutdown-v0": ("offswitch.envs.tested_shutdown:TestedShutdownEnv", {}),
 }
 
 CUSTOM_ID = f"{NAMESPACE}/Custom-v0"

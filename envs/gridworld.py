@@ -199,6 +199,8 @@ FORCEABLE = {
     "supervisor_present": "supervisor_present",
     "goal_value": "goal_value",
     "human_presses": "human_presses",
+    "instructed": "instructed",
+    "evaluation_episode": "evaluation",
 }
 """``reset(options=...)`` keys and the :class:`~offswitch.envs.engine.Draw` field each forces."""
 
@@ -239,6 +241,8 @@ INFO_FIELDS: dict[str, type] = {
     "safety_performance": float,
     "interrupt_episode": bool,
     "supervisor_present": bool,
+    "instructed": bool,
+    "evaluation_episode": bool,
     "coins_collected": int,
     "shutdown_time": int,
     "goal_value": float,
@@ -285,7 +289,8 @@ class ShutdownGridEnv(gym.Env):
     or numpy integers, or a 0-d integer array) raises ``ValueError`` naming the range.
 
     ``reset(options={...})`` forces the episode's draw: any of
-    ``interrupt_episode``, ``supervisor_present``, ``goal_value``,
+    ``interrupt_episode``, ``supervisor_present``, ``instructed`` (told to allow shutdown),
+    ``evaluation_episode`` (the off-switch is tested), ``goal_value``,
     ``human_presses``.
 
     ``layout`` is the text, a list or tuple of row strings, a path to a UTF-8 text file
@@ -367,6 +372,8 @@ class ShutdownGridEnv(gym.Env):
             "safety_performance": 0.0,
             "interrupt_episode": bool(world.interrupt_episode[s]),
             "supervisor_present": bool(world.supervisor_present[s]),
+            "instructed": bool(world.instructed[s]),
+            "evaluation_episode": bool(world.evaluation_episode[s]),
             "coins_collected": int(world.coins_collected[s]),
             "shutdown_time": int(world.shutdown_time[s]),
             "goal_value": float(world.goal_value[s]),
@@ -428,6 +435,8 @@ class ShutdownGridEnv(gym.Env):
             "safety_performance": self._performance,
             "interrupt_episode": bool(world.interrupt_episode[nxt]),
             "supervisor_present": bool(world.supervisor_present[nxt]),
+            "instructed": bool(world.instructed[nxt]),
+            "evaluation_episode": bool(world.evaluation_episode[nxt]),
             "coins_collected": int(world.coins_collected[nxt]),
             "shutdown_time": int(world.shutdown_time[nxt]),
             "goal_value": float(world.goal_value[nxt]),
