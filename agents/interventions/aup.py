@@ -105,8 +105,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import spsolve
 
 from offswitch.agents.interventions.base import Intervention, InterventionError, Param, RewardTerm
 from offswitch.agents.interventions.registry import register
@@ -187,6 +185,9 @@ class AuxiliaryValues:
 
     def _stationary_values(self) -> np.ndarray:
         """``V_i`` from step ``stationary_from`` on, by policy iteration (exact)."""
+        from scipy import sparse  # here, not at import: every command imports this module
+        from scipy.sparse.linalg import spsolve
+
         n = self.world.n_states
         states, actions = np.indices((n, self.world.n_actions))
         nxt, received, go_on = self.step(self.stationary_from, states, actions)
