@@ -1,4 +1,4 @@
-"""The README's examples run as written."""
+"""The documentation's examples run as written."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+INTERVENTIONS_DOC = ROOT / "docs" / "interventions.md"
 
 
 def test_new_intervention_example_runs(tmp_path, monkeypatch):
-    text = README.read_text()
+    text = INTERVENTIONS_DOC.read_text()
     block = re.search(
         r"<!-- example: new intervention -->\s*```python\n(.*?)```", text, re.DOTALL
     ).group(1)
