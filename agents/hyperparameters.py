@@ -80,9 +80,11 @@ def shown(value: Any, limit: int = 60) -> str:
     by its number of digits (its repr alone could be megabytes)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"<a whole number of about {int(value.bit_length() * math.log10(2))} digits>"
-    if isinstance(value, (str, bytes)) and len(value) > limit:
-        return repr(value[:limit])[:limit] + "..."
-    text = reprlib.repr(value)
+    if isinstance(value, (str, bytes)):
+        return repr(value) if len(value) <= limit else repr(value[:limit])[:limit] + "..."
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -106,6 +108,8 @@ def env_limit(var: str, default: int, error: type[Exception] = HyperparameterErr
 
 
 def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
     if isinstance(value, (bool, np.bool_)):
         return "a bool"
     name = type(value).__name__
@@ -161,7 +165,8 @@ class Number:
         return what
 
     def __call__(self, learner: str, name: str, value: Any) -> None:
-        value = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+        if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+            value = value.item()  # a numpy number as the Python one, in checks and messages
         if value is None and self.none is not None:
             return
         if self.schedule and callable(value) and not isinstance(value, type):

@@ -40,16 +40,28 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped (a value typed by
+    the user may hold them): an error is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
 def _positive_int(text: str) -> int:
+    return _int(text, 1, "a positive whole number")
+
+
+def _int(text: str, low: int, what: str) -> int:
     try:
         value = int(text.replace("_", ""))
-    except ValueError:  # also more than 4300 digits
+    except ValueError:
+        if text.strip().lstrip("+-").isdigit():  # more than 4300 digits
+            raise argparse.ArgumentTypeError(f"{shown(text)} is too large: give {what}") from None
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{_plain(text)} must be a positive whole number")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{_plain(text)} must be {what}")
     return value
 
 
@@ -59,13 +71,7 @@ def _plain(text: str) -> str:
 
 
 def _whole_number(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{_plain(text)} must be a whole number >= 0")
-    return value
+    return _int(text, 0, "a whole number >= 0")
 
 
 def _interventions_help() -> str:
@@ -234,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _usage_error(err: Exception) -> int:
-    print(f"offswitch: error: {err}", file=sys.stderr)
+    print(f"offswitch: error: {one_line(err)}", file=sys.stderr)
     return 2
 
 
@@ -300,8 +306,7 @@ def _play(args: argparse.Namespace) -> int:
             raise ConfigError("give a world id (offswitch list shows them) or --layout FILE")
         rules = parse_assignments(args.rule, "--rule", reserved=("seed", "clear", "render_mode"))
     except USAGE_ERRORS as err:
-        print(f"offswitch: error: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(err)
     keys = read_keys(sys.stdin)
     try:
         # Redraw in place only for a person at a terminal; a script's output scrolls.
@@ -311,8 +316,7 @@ def _play(args: argparse.Namespace) -> int:
         env_id = CUSTOM_ID if args.env_id is None else args.env_id
         play(env_id, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
     except USAGE_ERRORS as err:
-        print(f"offswitch: error: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(err)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -117,10 +117,17 @@ class TrainConfig:
             except (OSError, RuntimeError) as err:  # a name too long, no permission, ~nobody
                 reason = getattr(err, "strerror", None) or err
                 raise ConfigError(
-                    f"layout {shown(self.layout)}: {reason}; give a layout file"
+                    f"layout {shown(self.layout, PATH_SHOWN)}: {reason}; give a layout file"
                 ) from None
             if not found:
-                raise ConfigError(f"layout {shown(self.layout)}: no such file; give a layout file")
+                what = (
+                    "is a folder, not a layout file"
+                    if Path(self.layout).is_dir()
+                    else ("no such file")
+                )
+                raise ConfigError(
+                    f"layout {shown(self.layout, PATH_SHOWN)}: {what}; give a layout file"
+                )
         try:
             world = self.world()
         except (ValueError, TypeError, OSError, RuntimeError) as err:
@@ -214,7 +221,13 @@ class TrainConfig:
         return asdict(self)
 
 
+PATH_SHOWN = 300
+"""Paths are shown whole in messages up to this many characters."""
+
+
 def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
     if isinstance(value, bool):
         return "a bool"
     name = type(value).__name__

@@ -143,12 +143,12 @@ def find_experiment(name_or_path: str) -> Path:
     """A file path, or the name of a shipped experiment (``demo`` -> ``configs/demo.toml``)."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise ExperimentError(
-            f"experiment {shown(name_or_path)} is not a file name: give a .toml file or the "
+            f"experiment {shown(name_or_path, 300)} is not a file name: give a .toml file or the "
             "name of a shipped experiment"
         )
     name_or_path = os.fspath(name_or_path)
     if not isinstance(name_or_path, str) or "\0" in name_or_path or not name_or_path.strip():
-        raise ExperimentError(f"{shown(name_or_path)}: give an experiment file (.toml)")
+        raise ExperimentError(f"{shown(name_or_path, 300)}: give an experiment file (.toml)")
     try:
         path = Path(name_or_path).expanduser()
         if path.is_file():
@@ -159,13 +159,18 @@ def find_experiment(name_or_path: str) -> Path:
         exists = path.exists()
     except (OSError, RuntimeError) as err:  # a name too long, no permission, ~nobody
         reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
-        raise ExperimentError(f"{shown(name_or_path)}: {reason}; give an experiment file") from None
+        raise ExperimentError(
+            f"{shown(name_or_path, 300)}: {reason}; give an experiment file"
+        ) from None
     if exists:
         what = "a folder" if path.is_dir() else "not a regular file"
-        raise ExperimentError(f"{shown(name_or_path)}: is {what}; give an experiment file (.toml)")
+        raise ExperimentError(
+            f"{shown(name_or_path, 300)}: is {what}; give an experiment file (.toml)"
+        )
     names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
     raise ExperimentError(
-        f"{name_or_path}: no such file, and no shipped experiment of that name: give a .toml "
+        f"{shown(name_or_path, 300)}: no such file, and no shipped experiment of that name: "
+        "give a .toml "
         f"file or one of {names}"
     )
 
@@ -292,6 +297,8 @@ def _fill(value: Any, names: dict[str, Any]) -> Any:
     if isinstance(value, str):
         try:
             return _Filler().format(value, **names)
+        except ExperimentError:
+            raise
         except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return value
     if isinstance(value, dict):

@@ -136,6 +136,10 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
         if isinstance(err, FileNotFoundError) and not err.filename:
             raise
         raise store.StoreError(f"{out}: {err.strerror or err}; give an output folder") from None
+    except ValueError:  # not UTF-8, not JSON
+        raise store.StoreError(
+            f"{recorded} is not one this code wrote (not JSON): run the experiment again"
+        ) from None
     if not isinstance(info, dict) or not isinstance(info.get("file"), dict):
         raise store.StoreError(f"{recorded} is not one this code wrote: run the experiment again")
     name = info.get("name")

@@ -119,7 +119,7 @@ def check_output_folder(out: Path) -> Path:
 def _shown(value: Any) -> str:
     from offswitch.agents.hyperparameters import shown
 
-    return shown(value)
+    return shown(value, 300)  # paths whole, unless absurd
 
 
 @contextmanager
