@@ -547,6 +547,27 @@ def test_a_file_in_a_runs_place_is_refused_before_training(tmp_path, capsys):
     assert snapshot(out) == before
 
 
+def test_a_read_only_place_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    from offswitch.experiments import store
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: play the part of the permission check
+        real = os.access
+        monkeypatch.setattr(
+            store.os, "access", lambda path, mode: real(path, mode) and Path(path) != locked
+        )
+    args = ["train", "--agent", "q-learning", "--episodes", "5", "--out", str(locked / "out")]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    assert err.strip() == (
+        f"offswitch: error: --out '{locked / 'out'}': '{locked}' is not writable; give a "
+        "folder you can write"
+    )
+    assert not (locked / "out").exists()
+
+
 # -- real processes: no traceback, and no hang ---------------------------------------------
 
 
