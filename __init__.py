@@ -45,11 +45,13 @@ def make(
     it), :class:`~offswitch.envs.engine.WorldTooLargeError` (both of those: tables over
     ``MEMORY_LIMIT_MB``; set ``OFFSWITCH_MEMORY_LIMIT_MB`` to go past it), ``TypeError``
     (a layout of the wrong type, an unknown rule name, both or neither of ``env_id`` and
-    ``layout``), ``ValueError`` (an unknown ``observation`` or ``render_mode``) and
-    ``gymnasium.error.Error`` (an unknown env id).
+    ``layout``), ``ValueError`` (an unknown ``observation`` or ``render_mode``, a
+    ``max_episode_steps`` that is not a whole number >= 1, a ``disable_env_checker`` that is
+    not a bool) and ``gymnasium.error.Error`` (an unknown env id).
     """
     if (env_id is None) == (layout is None):
         raise TypeError("give either a registered env id or layout=..., not both or neither")
+    _check_make_options(kwargs)
     if layout is not None:
         # Type errors first: gymnasium appends every keyword (the whole layout) to a
         # TypeError raised inside the environment.
@@ -66,6 +68,36 @@ def make(
             f"unknown env id {env_id!r}{hint}: choose one of {', '.join(world_ids())}"
         )
     return gym.make(env_id, **kwargs)
+
+
+def _check_make_options(kwargs: dict[str, Any]) -> None:
+    """The options that gymnasium reads before the world does: refused here with a
+    ``ValueError`` (gymnasium would raise ``AttributeError`` or ``TypeError`` on some)."""
+    from offswitch.envs.gridworld import OBSERVATIONS, ShutdownGridEnv
+    from offswitch.envs.layout import _short_repr
+
+    modes = ShutdownGridEnv.metadata["render_modes"]
+    mode = kwargs.get("render_mode")
+    if mode is not None and not (isinstance(mode, str) and mode in modes):
+        raise ValueError(
+            f"render_mode={_short_repr(mode)} is not supported: choose one of "
+            f"{', '.join(modes)}, or None"
+        )
+    observation = kwargs.get("observation", "flat")
+    if not (isinstance(observation, str) and observation in OBSERVATIONS):
+        raise ValueError(
+            f"observation={_short_repr(observation)} is not known: choose one of "
+            f"{', '.join(OBSERVATIONS)}"
+        )
+    steps = kwargs.get("max_episode_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(
+            f"max_episode_steps={_short_repr(steps)} is not a whole number >= 1: give one, or "
+            "None for the world's own time limit (the max_steps rule)"
+        )
+    checker = kwargs.get("disable_env_checker")
+    if checker is not None and not isinstance(checker, bool):
+        raise ValueError(f"disable_env_checker={_short_repr(checker)}: give True or False")
 
 
 __all__ = ["__version__", "make", "world_ids"]

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from offswitch.agents.hyperparameters import Number, positive
 from offswitch.agents.tabular import ObservationTable, RowCache
 from offswitch.agents.training import Budget, Learner, SingleTrainingWorld, TrainingHooks
 from offswitch.envs.engine import TabularWorld
@@ -55,17 +56,28 @@ class TabularReinforce(Learner):
     defaults: ClassVar[dict[str, Any]] = dict(
         learning_rate=LEARNING_RATE, baseline_learning_rate=BASELINE_LEARNING_RATE, gamma=GAMMA
     )
+    ranges: ClassVar[dict[str, Any]] = dict(
+        learning_rate=positive("the policy-gradient step size, e.g. 0.1"),
+        baseline_learning_rate=Number(
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            why="the step size of the running mean b += lr * (G - b): above 1 overshoots",
+        ),
+        gamma=Number(
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            why="a discount factor; 0 would leave only each step's own reward",
+        ),
+    )
     default_budget = Budget(episodes=EPISODES)
     budget_units = ("episodes", "steps")
 
     def __init__(self, world: TabularWorld, *args: Any, **kwargs: Any) -> None:
         super().__init__(world, *args, **kwargs)
+        self.check_hyperparameters(self.hyperparameters)
         h = self.hyperparameters
-        for name in ("learning_rate", "baseline_learning_rate"):
-            if not h[name] > 0:
-                raise ValueError(f"{name}={h[name]!r}: give a number > 0, e.g. 0.1")
-        if not 0.0 < h["gamma"] <= 1.0:
-            raise ValueError(f"gamma={h['gamma']!r}: give a discount in (0, 1]")
         self.n_actions = world.n_actions
         self.learning_rate = float(h["learning_rate"])
         self.baseline_learning_rate = float(h["baseline_learning_rate"])

@@ -27,9 +27,29 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv
 
+from offswitch.agents.hyperparameters import (
+    MAX_BUFFER_SAMPLES,
+    MAX_REPEATS,
+    Flag,
+    HyperparameterError,
+    Number,
+    Subclass,
+    check_buffer,
+    check_net_arch,
+    check_ranges,
+    check_table,
+    count,
+    non_negative,
+    positive,
+    shown,
+    unit,
+    whole,
+)
 from offswitch.agents.training import Budget, Learner, TrainingHooks, TrainingWorlds
 
 
@@ -105,6 +125,83 @@ class _Hooks(BaseCallback):
         self.hooks.rollout_end(self.worlds.drain(), self.num_timesteps)
 
 
+SB3 = "Stable-Baselines3"
+SB3_RANGES: dict[str, Any] = dict(
+    learning_rate=positive(
+        schedule=True, why=f"{SB3}'s optimisers refuse a negative rate; 0 learns nothing"
+    ),
+    gamma=unit("the discount factor"),
+    max_grad_norm=positive("the gradient clipping norm"),
+    stats_window_size=whole(1, why="episodes averaged in the logs"),
+    use_sde=Flag(
+        only=False,
+        why=f"{SB3}: gSDE can only be used with continuous actions; these worlds' are discrete",
+    ),
+    sde_sample_freq=whole(None, why="used only by gSDE"),
+)
+"""What every SB3 algorithm here needs; each learner's ``ranges`` add its own."""
+
+ON_POLICY_RANGES: dict[str, Any] = dict(
+    n_steps=whole(1, why="steps per world per rollout"),
+    gae_lambda=unit("the GAE factor: 1 is the Monte-Carlo advantage, 0 the one-step one"),
+    ent_coef=non_negative("the entropy bonus; a negative one would reward certainty"),
+    vf_coef=non_negative("the weight of the value loss"),
+    normalize_advantage=Flag(),
+    rollout_buffer_class=Subclass(RolloutBuffer, none="SB3's own"),
+    rollout_buffer_kwargs=lambda learner, name, value: _no_kwargs(learner, name, value),
+)
+
+
+def _train_freq(learner: str, name: str, value: Any) -> None:
+    """DQN's ``train_freq``: a whole number of steps, or ``(N, "step")``. Episodes as the
+    unit need one world, and these learners step several."""
+    what = f"a whole number >= 1, or (N, 'step') ({SB3} trains every train_freq steps)"
+    if isinstance(value, tuple) and len(value) == 2:
+        if value[1] != "step":
+            raise HyperparameterError(
+                f"{learner} hyperparameter {name}={shown(value)}: the unit must be 'step' "
+                f"({SB3}: You must use only one env when doing episodic training): give {what}"
+            )
+        value = value[0]
+    elif isinstance(value, (tuple, list)):
+        raise HyperparameterError(
+            f"{learner} hyperparameter {name}={shown(value)} is not a frequency: give {what}"
+        )
+    whole(1)(learner, name, value)
+
+
+def _own_defaults(algorithm: type[BaseAlgorithm]) -> dict[str, Any]:
+    """The algorithm's own default of each hyperparameter that has one."""
+    import inspect
+
+    parameters = inspect.signature(algorithm.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _no_kwargs(learner: str, name: str, value: Any) -> None:
+    """None or ``{}``: SB3 sets every argument of its rollout buffer itself."""
+    if value is not None and value != {}:
+        raise HyperparameterError(
+            f"{learner} hyperparameter {name}={shown(value)}: {SB3} sets every argument of "
+            "its rollout buffer itself: give None or {}"
+        )
+
+
+def _replay_buffer_kwargs(learner: str, name: str, value: Any) -> None:
+    """The keyword arguments of SB3's replay buffer that SB3 does not set itself."""
+    if value is None:
+        return
+    check_table(learner, name, value, "{'handle_timeout_termination': False}")
+    unknown = sorted(set(value) - {"handle_timeout_termination"})
+    if unknown:
+        raise HyperparameterError(
+            f"{learner} hyperparameter {name} has the key(s) {', '.join(map(repr, unknown))}: "
+            f"{SB3} sets the others itself; give only handle_timeout_termination"
+        )
+    for key, item in value.items():
+        Flag()(learner, f"{name}['{key}']", item)
+
+
 class SB3Learner(Learner):
     """A Stable-Baselines3 algorithm with an MLP policy on :class:`OffSwitchVecEnv`."""
 
@@ -120,6 +217,7 @@ class SB3Learner(Learner):
         self.training_worlds = TrainingWorlds(
             self.world, self.n_envs, self.intervention, self.observation
         )
+        self.check_hyperparameters(self.hyperparameters)
         self.env = OffSwitchVecEnv(self.training_worlds)
         self.env.seed(self.seed)
         self.model = self.algorithm(
@@ -146,11 +244,33 @@ class SB3Learner(Learner):
             "device",
             "_init_setup_model",
         }
-        unknown = sorted(set(overrides) - valid)
+        unknown = sorted(map(str, set(overrides) - valid))
         if unknown:
             raise ValueError(
                 f"unknown {cls.name} hyperparameter(s) {', '.join(unknown)}: choose from "
                 f"{', '.join(sorted(valid))}"
+            )
+        values = {**_own_defaults(cls.algorithm), **cls.defaults, **overrides}
+        check_ranges(cls.name, {**SB3_RANGES, **cls.ranges}, values)
+        cls._check_together(values)
+        _check_policy_kwargs(cls, values)
+
+    @classmethod
+    def _check_together(cls, values: dict[str, Any]) -> None:
+        """Constraints between hyperparameters, and sizes held in memory."""
+        if cls.algorithm is not DQN:
+            samples = values["n_steps"] * cls.n_envs
+            if values["normalize_advantage"] and samples < 2:
+                raise HyperparameterError(
+                    f"{cls.name} hyperparameter n_steps={values['n_steps']} gives "
+                    f"n_steps * n_envs = {samples} sample per rollout: give n_steps >= 2 "
+                    f"({SB3} asserts n_steps * n_envs > 1 when normalize_advantage is on)"
+                )
+            check_buffer(
+                cls.name,
+                f"n_steps * n_envs = {count(values['n_steps'])} * {cls.n_envs}",
+                samples,
+                "give a smaller n_steps",
             )
 
     def value_of_obs(self, obs: np.ndarray) -> np.ndarray:
@@ -186,6 +306,23 @@ class PPOLearner(SB3Learner):
     name = "ppo"
     description = "Proximal Policy Optimization (Schulman et al. 2017), Stable-Baselines3"
     algorithm = PPO
+    ranges: ClassVar[dict[str, Any]] = dict(
+        ON_POLICY_RANGES,
+        batch_size=whole(
+            1,
+            MAX_BUFFER_SAMPLES,
+            why=f"the minibatch size; {SB3}'s PPO asserts batch_size > 1 when "
+            "normalize_advantage is on",
+        ),
+        n_epochs=whole(1, MAX_REPEATS, why="passes over each rollout"),
+        clip_range=positive(schedule=True, why="PPO's clipping of the probability ratio"),
+        clip_range_vf=positive(
+            schedule=True,
+            none="no clipping",
+            why=f"{SB3}: clip_range_vf must be positive, pass None to deactivate vf clipping",
+        ),
+        target_kl=positive(none="no limit", why="the KL divergence that stops an update early"),
+    )
     # 16 worlds x 128 steps = 2048 samples per update, SB3's default batch.
     n_envs = 16
     defaults: ClassVar[dict[str, Any]] = dict(
@@ -203,11 +340,26 @@ class PPOLearner(SB3Learner):
         policy_kwargs=dict(net_arch=[64, 64]),  # SB3 default MLP
     )
 
+    @classmethod
+    def _check_together(cls, values: dict[str, Any]) -> None:
+        super()._check_together(values)
+        if values["normalize_advantage"] and values["batch_size"] < 2:
+            raise HyperparameterError(
+                f"ppo hyperparameter batch_size={values['batch_size']} is out of range: give a "
+                f"whole number > 1 ({SB3}'s PPO asserts batch_size > 1 when "
+                "normalize_advantage is on), or set normalize_advantage=False"
+            )
+
 
 class A2CLearner(SB3Learner):
     name = "a2c"
     description = "Advantage Actor-Critic (Mnih et al. 2016), Stable-Baselines3"
     algorithm = A2C
+    ranges: ClassVar[dict[str, Any]] = dict(
+        ON_POLICY_RANGES,
+        rms_prop_eps=positive("RMSProp's epsilon, which keeps its denominator from 0"),
+        use_rms_prop=Flag(),
+    )
     n_envs = 16
     defaults: ClassVar[dict[str, Any]] = dict(
         # 16 worlds x 5 steps, as the RL Zoo's A2C settings for small discrete tasks.
@@ -223,6 +375,27 @@ class DQNLearner(SB3Learner):
     name = "dqn"
     description = "Deep Q-Network (Mnih et al. 2015), Stable-Baselines3"
     algorithm = DQN
+    ranges: ClassVar[dict[str, Any]] = dict(
+        buffer_size=whole(1, why="transitions the replay buffer holds"),
+        learning_starts=whole(0, why="steps collected before learning starts"),
+        batch_size=whole(1, MAX_BUFFER_SAMPLES, why="the minibatch size"),
+        tau=unit("the soft update coefficient, 1 for a hard update", low_open=True),
+        gradient_steps=whole(
+            1, MAX_REPEATS, also=(-1,), why="-1: as many as steps taken in the rollout"
+        ),
+        target_update_interval=whole(1, why="steps between updates of the target network"),
+        exploration_fraction=unit(
+            "the fraction of training over which epsilon falls; SB3 divides by it",
+            low_open=True,
+        ),
+        exploration_initial_eps=unit("a probability of acting at random"),
+        exploration_final_eps=unit("a probability of acting at random"),
+        n_steps=whole(1, MAX_REPEATS, why="steps of the n-step return"),
+        optimize_memory_usage=Flag(),
+        replay_buffer_class=Subclass(ReplayBuffer, none="SB3's own"),
+        replay_buffer_kwargs=_replay_buffer_kwargs,
+        train_freq=_train_freq,
+    )
     n_envs = 4
     defaults: ClassVar[dict[str, Any]] = dict(
         learning_rate=5e-4,
@@ -240,6 +413,127 @@ class DQNLearner(SB3Learner):
         gamma=0.99,
         policy_kwargs=dict(net_arch=[64, 64]),
     )
+
+    @classmethod
+    def _check_together(cls, values: dict[str, Any]) -> None:
+        fix = "give a smaller buffer_size"
+        check_buffer(cls.name, "buffer_size", values["buffer_size"], fix)
+        kwargs = values.get("replay_buffer_kwargs") or {}
+        if values["optimize_memory_usage"] and kwargs.get("handle_timeout_termination", True):
+            raise HyperparameterError(
+                "dqn hyperparameter optimize_memory_usage=True needs replay_buffer_kwargs="
+                f"{{'handle_timeout_termination': False}} ({SB3}'s ReplayBuffer does not support "
+                "both): give optimize_memory_usage=False"
+            )
+        if values["optimize_memory_usage"] and values["n_steps"] > 1:
+            raise HyperparameterError(
+                f"dqn hyperparameter optimize_memory_usage=True with n_steps={values['n_steps']} "
+                f"({SB3}'s NStepReplayBuffer does not support optimize_memory_usage): give "
+                "optimize_memory_usage=False or n_steps=1"
+            )
+
+
+def _check_policy_kwargs(cls: type[SB3Learner], values: dict[str, Any]) -> None:
+    """``policy_kwargs`` as the learner's policy takes them: a table of its keyword
+    arguments, ``net_arch`` checked by :func:`check_net_arch`."""
+    name = cls.name
+    kwargs = values.get("policy_kwargs")
+    if kwargs is None:
+        return
+    kwargs = check_table(name, "policy_kwargs", kwargs, "{'net_arch': [64, 64]}")
+    actor_critic = cls is not DQNLearner
+    allowed = dict(POLICY_KWARGS)
+    if actor_critic:
+        allowed.update(ACTOR_CRITIC_POLICY_KWARGS)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise HyperparameterError(
+            f"{name} hyperparameter policy_kwargs has the unknown key(s) "
+            f"{', '.join(map(repr, unknown))}: choose from {', '.join(sorted(allowed))}"
+        )
+    for key, value in kwargs.items():
+        where = f"policy_kwargs['{key}']"
+        if key == "net_arch":
+            check_net_arch(name, where, value, actor_critic=actor_critic)
+        elif allowed[key] == "table":
+            check_table(name, where, value, "{}")
+        else:
+            allowed[key](name, where, value)
+    _check_keywords(
+        name,
+        "policy_kwargs['features_extractor_kwargs']",
+        kwargs.get("features_extractor_kwargs"),
+        kwargs.get("features_extractor_class", FlattenExtractor),
+        {"self", "observation_space"},
+    )
+    optimizer = kwargs.get("optimizer_class", torch.optim.Adam)
+    given = kwargs.get("optimizer_kwargs")
+    if cls is A2CLearner and values["use_rms_prop"] and "optimizer_class" not in kwargs and given:
+        raise HyperparameterError(
+            f"a2c hyperparameter policy_kwargs['optimizer_kwargs']={shown(given)} would be "
+            f"replaced: {SB3}'s A2C sets RMSprop's own when use_rms_prop is on and no "
+            "optimizer_class is given; set use_rms_prop=False (Adam) to give them"
+        )
+    where = "policy_kwargs['optimizer_kwargs']"
+    _check_keywords(name, where, given, optimizer, {"self", "params", "lr"})
+    for key, value in (given or {}).items():
+        if key == "betas":
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise HyperparameterError(
+                    f"{name} hyperparameter {where}['betas']={shown(value)} is not a pair: "
+                    "give two numbers in [0, 1), e.g. (0.9, 0.999)"
+                )
+            for beta in value:
+                Number(0.0, 1.0, high_open=True)(name, f"{where}['betas']", beta)
+        elif key in ("eps", "weight_decay", "alpha", "momentum"):
+            non_negative(f"torch's {optimizer.__name__} refuses a negative one")(
+                name, f"{where}['{key}']", value
+            )
+        elif not isinstance(value, (bool, np.bool_, type(None))):
+            Number()(name, f"{where}['{key}']", value)
+
+
+def _check_keywords(
+    learner: str, where: str, given: Any, target: Any, set_by_sb3: set[str]
+) -> None:
+    """The keys of ``given`` (a table or None) are keyword arguments of ``target`` that
+    Stable-Baselines3 does not set itself."""
+    import inspect
+
+    if not given:
+        return
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # no signature to read: let it decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = set(parameters) - set_by_sb3
+    unknown = sorted(set(given) - valid)
+    if unknown:
+        choices = ", ".join(sorted(valid)) or "none"
+        raise HyperparameterError(
+            f"{learner} hyperparameter {where} has the unknown key(s) "
+            f"{', '.join(map(repr, unknown))}: {target.__name__} takes {choices}"
+            + (" (set learning_rate for the rate)" if "lr" in unknown else "")
+        )
+
+
+POLICY_KWARGS: dict[str, Any] = dict(
+    net_arch=None,  # check_net_arch
+    activation_fn=Subclass(torch.nn.Module, label="torch.nn.Module"),
+    features_extractor_class=Subclass(BaseFeaturesExtractor, label="SB3's BaseFeaturesExtractor"),
+    features_extractor_kwargs="table",
+    normalize_images=Flag(),
+    optimizer_class=Subclass(torch.optim.Optimizer, label="torch.optim.Optimizer"),
+    optimizer_kwargs="table",
+)
+"""The keyword arguments of Stable-Baselines3's DQN policy and what each must be."""
+ACTOR_CRITIC_POLICY_KWARGS: dict[str, Any] = dict(
+    ortho_init=Flag(), share_features_extractor=Flag(), log_std_init=Number()
+)
+"""Those that PPO's and A2C's actor-critic policy take besides (the gSDE ones left out:
+gSDE needs continuous actions)."""
 
 
 SB3_LEARNERS: Sequence[type[SB3Learner]] = (PPOLearner, A2CLearner, DQNLearner)

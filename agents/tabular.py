@@ -69,6 +69,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from offswitch.agents.hyperparameters import Number, unit
 from offswitch.agents.training import Budget, Learner, SingleTrainingWorld, TrainingHooks
 from offswitch.envs.engine import NO_ACTION, TabularWorld
 
@@ -203,11 +204,25 @@ class TabularLearner(Learner):
         epsilon_end=EPSILON_END,
         epsilon_decay_fraction=EPSILON_DECAY_FRACTION,
     )
+    ranges: ClassVar[dict[str, Any]] = dict(
+        learning_rate=Number(
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            why="the step size of Q += lr * (target - Q): 0 learns nothing, above 1 "
+            "overshoots the target and above 2 diverges",
+        ),
+        gamma=unit("a discount factor; the episodes end at the time limit, so 1 is allowed"),
+        epsilon_start=unit("a probability of acting at random"),
+        epsilon_end=unit("a probability of acting at random"),
+        epsilon_decay_fraction=unit("the fraction of the budget over which epsilon decays"),
+    )
     default_budget = Budget(episodes=EPISODES)
     budget_units = ("episodes", "steps")
 
     def __init__(self, world: TabularWorld, *args: Any, **kwargs: Any) -> None:
         super().__init__(world, *args, **kwargs)
+        self.check_hyperparameters(self.hyperparameters)
         h = self.hyperparameters
         self.n_actions = world.n_actions
         self.learning_rate = float(h["learning_rate"])

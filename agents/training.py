@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from offswitch.agents.hyperparameters import Check, check_ranges
 from offswitch.agents.interventions.base import Intervention, Shaping
 from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, episode_record
 from offswitch.envs.engine import TabularWorld, Transition
@@ -216,7 +217,7 @@ class StateCritic:
 
 def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
     """``ValueError`` naming any hyperparameter of ``overrides`` that ``defaults`` lacks."""
-    unknown = sorted(set(overrides) - set(defaults))
+    unknown = sorted(map(str, set(overrides) - set(defaults)))
     if unknown:
         raise ValueError(
             f"unknown {learner} hyperparameter(s) {', '.join(unknown)}: choose from "
@@ -235,6 +236,8 @@ class Learner(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    ranges: ClassVar[dict[str, Check]] = {}
+    """What each hyperparameter must be (:mod:`offswitch.agents.hyperparameters`)."""
     default_budget: ClassVar[Budget]
     budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     """The budgets it can train for: ``steps``, ``episodes`` or both."""
@@ -257,8 +260,11 @@ class Learner(ABC):
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming any unknown or out-of-range hyperparameter."""
+        """Raise ``ValueError`` naming any unknown hyperparameter, or
+        :class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
+        naming one of the wrong type or outside ``ranges``, with the defaults filled in."""
         check_known(cls.name, cls.defaults, overrides)
+        check_ranges(cls.name, cls.ranges, {**cls.defaults, **overrides})
 
     @abstractmethod
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
@@ -294,6 +300,7 @@ class SeedBatchedLearner(ABC):
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     default_budget: ClassVar[Budget]
+    ranges: ClassVar[dict[str, Check]] = {}
     budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     seed_batched: ClassVar[bool] = True
 
@@ -317,8 +324,11 @@ class SeedBatchedLearner(ABC):
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming any unknown or out-of-range hyperparameter."""
+        """Raise ``ValueError`` naming any unknown hyperparameter, or
+        :class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
+        naming one of the wrong type or outside ``ranges``, with the defaults filled in."""
         check_known(cls.name, cls.defaults, overrides)
+        check_ranges(cls.name, cls.ranges, {**cls.defaults, **overrides})
 
     @abstractmethod
     def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:

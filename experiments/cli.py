@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import INTERVENTIONS, InterventionError
 from offswitch.agents.learners import LEARNERS
 from offswitch.envs import CUSTOM_ID, world_ids
@@ -27,35 +28,50 @@ from offswitch.experiments.config import (
     parse_seeds,
 )
 from offswitch.experiments.experiment import ExperimentError
+from offswitch.experiments.limits import MAX_WORKERS_ENV, WORKERS_PER_CORE, max_workers
 
 USAGE_ERRORS = (ConfigError, InterventionError, LayoutError, ExperimentError)
+
+STEPS_HELP = "(default: the learner's), at most 10,000,000 (OFFSWITCH_MAX_TRAIN_STEPS raises it)"
+SEEDS_HELP = "seeds per condition, at most 10,000 (OFFSWITCH_MAX_SEEDS raises it)"
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped (a value typed by
+    the user may hold them): an error is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
 def _positive_int(text: str) -> int:
+    return _int(text, 1, "a positive whole number")
+
+
+def _int(text: str, low: int, what: str) -> int:
     try:
         value = int(text.replace("_", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive whole number")
+        if text.strip().lstrip("+-").isdigit():  # more than 4300 digits
+            raise argparse.ArgumentTypeError(f"{shown(text)} is too large: give {what}") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{_plain(text)} must be {what}")
     return value
+
+
+def _plain(text: str) -> str:
+    """A number as typed, cut short if huge."""
+    return text if len(text) <= 40 else shown(text, 40)
 
 
 def _whole_number(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
-    return value
+    return _int(text, 0, "a whole number >= 0")
 
 
 def _interventions_help() -> str:
@@ -87,13 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--layout", metavar="FILE", help="your own world: a layout file")
     train.add_argument("--agent", default="ppo", choices=list(LEARNERS), help="learner")
     train.add_argument("--intervention", default="none", help="see the list below")
-    train.add_argument("--seeds", default="0", help="e.g. 0-9, 3 or 0-4,9 (default 0)")
-    budget = train.add_mutually_exclusive_group()
-    budget.add_argument(
-        "--steps", type=_positive_int, help="env steps per run (default: the learner's)"
+    train.add_argument(
+        "--seeds",
+        default="0",
+        help="e.g. 0-9, 3 or 0-4,9 (default 0); seeds 0 to 2**31-1, at most 10,000 of them "
+        "(OFFSWITCH_MAX_SEEDS raises it)",
     )
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help=f"env steps per run {STEPS_HELP}")
     budget.add_argument(
-        "--episodes", type=_positive_int, help="training episodes per run (tabular learners)"
+        "--episodes",
+        type=_positive_int,
+        help="training episodes per run (tabular learners; default: the learner's), at most "
+        "1,000,000 (OFFSWITCH_MAX_TRAIN_EPISODES raises it)",
     )
     train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     train.add_argument(
@@ -111,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a world rule, e.g. --rule human_rationality=0 (repeatable)",
     )
     train.add_argument(
-        "--eval-episodes", type=_positive_int, default=100, help="evaluation episodes per policy"
+        "--eval-episodes",
+        type=_positive_int,
+        default=100,
+        help="evaluation episodes per policy (default 100), at most 100,000 "
+        "(OFFSWITCH_MAX_EVAL_EPISODES raises it)",
     )
     _workers(train)
 
@@ -130,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the classroom demo: task reward only vs. a corrigibility penalty (the experiment "
         "file demo.toml)",
     )
-    demo.add_argument("--seeds", type=_positive_int, default=None, help="seeds per condition")
-    demo.add_argument("--steps", type=_positive_int, default=None, help="env steps per run")
+    demo.add_argument("--seeds", type=_positive_int, default=None, help=SEEDS_HELP)
+    demo.add_argument(
+        "--steps", type=_positive_int, default=None, help=f"env steps per run {STEPS_HELP}"
+    )
     _experiment_options(demo, default_out="runs/demo")
 
     compare = sub.add_parser(
@@ -139,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="every intervention against the same worlds and seeds (the experiment file "
         "compare.toml)",
     )
-    compare.add_argument("--seeds", type=_positive_int, default=None, help="seeds per condition")
-    compare.add_argument("--steps", type=_positive_int, default=None, help="env steps per run")
+    compare.add_argument("--seeds", type=_positive_int, default=None, help=SEEDS_HELP)
+    compare.add_argument(
+        "--steps", type=_positive_int, default=None, help=f"env steps per run {STEPS_HELP}"
+    )
     _experiment_options(compare, default_out="runs/compare")
 
     report = sub.add_parser(
@@ -172,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _workers(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="processes (default: cores), at most 4 per core (OFFSWITCH_MAX_WORKERS raises it)",
+    )
 
 
 def _experiment_options(p: argparse.ArgumentParser, default_out: str | None) -> None:
@@ -205,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _usage_error(err: Exception) -> int:
-    print(f"offswitch: error: {err}", file=sys.stderr)
+    print(f"offswitch: error: {one_line(err)}", file=sys.stderr)
     return 2
 
 
@@ -215,6 +250,7 @@ def _experiment(args: argparse.Namespace):
     from offswitch.experiments.store import StoreError, check_output_folder
 
     if args.command == "train":
+        seeds = parse_seeds(args.seeds)  # first: it is cheap, and torch loads for the learner
         config = TrainConfig(
             env_id=args.env,
             layout=args.layout,
@@ -226,7 +262,6 @@ def _experiment(args: argparse.Namespace):
             learner_overrides=parse_assignments(args.set, "--set"),
             world_rules=parse_assignments(args.rule, "--rule"),
         ).validate()
-        seeds = parse_seeds(args.seeds)
         world = args.layout if args.layout else args.env
         label = f"{config.world_name} {args.agent} {args.intervention}"
         title = f"{args.agent} on {world}, intervention {args.intervention}"
@@ -242,8 +277,22 @@ def _experiment(args: argparse.Namespace):
                 edits.append(f"defaults.steps={args.steps}")
         experiment = load_experiment(name, edits)
         out = args.out or f"runs/{experiment.name}"
+    if args.workers is not None:
+        limit = max_workers(ConfigError)
+        if args.workers > limit:
+            raise ConfigError(
+                f"--workers {count(args.workers)} is over the limit of {limit} ({WORKERS_PER_CORE} "
+                f"per core): give fewer, or set {MAX_WORKERS_ENV} to go past it knowingly"
+            )
     try:
-        out = check_output_folder(Path(out))
+        out = check_output_folder(out)
+        from offswitch.experiments.runner import check_finished, experiment_runs
+
+        check_finished(experiment_runs(experiment, out))  # reads only
+        out.mkdir(parents=True, exist_ok=True)  # the last check: can it be written?
+    except OSError as err:
+        reason = err.strerror or err
+        raise ConfigError(f"--out {shown(str(out))}: {reason}; give another folder") from None
     except StoreError as err:
         raise ConfigError(str(err)) from None
     return experiment, out, "offswitch " + " ".join(sys.argv[1:] if len(sys.argv) > 1 else [])
@@ -257,18 +306,17 @@ def _play(args: argparse.Namespace) -> int:
             raise ConfigError("give a world id (offswitch list shows them) or --layout FILE")
         rules = parse_assignments(args.rule, "--rule", reserved=("seed", "clear", "render_mode"))
     except USAGE_ERRORS as err:
-        print(f"offswitch: error: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(err)
     keys = read_keys(sys.stdin)
     try:
         # Redraw in place only for a person at a terminal; a script's output scrolls.
         clear = sys.stdin.isatty() and sys.stdout.isatty()
         if args.layout is not None:
             rules["layout"] = args.layout
-        play(args.env_id or CUSTOM_ID, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
+        env_id = CUSTOM_ID if args.env_id is None else args.env_id
+        play(env_id, keys, sys.stdout, seed=args.seed, clear=clear, **rules)
     except USAGE_ERRORS as err:
-        print(f"offswitch: error: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(err)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -393,10 +441,11 @@ def _default_columns(experiment: Any) -> list[str]:
 
 def _report_again(out: Path) -> int:
     from offswitch.experiments.pages import rewrite_report
+    from offswitch.experiments.store import StoreError
 
     try:
         page = rewrite_report(out)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, StoreError) as err:
         return _usage_error(err)
     print(f"wrote {page}")
     return 0

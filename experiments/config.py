@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import numbers
 import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import LEARNERS, learner_class
 from offswitch.agents.training import Budget
 from offswitch.envs import CUSTOM_ID, ShutdownRules, world_ids
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import OBSERVATIONS
+from offswitch.experiments import limits
 
 
 class ConfigError(ValueError):
@@ -40,18 +44,23 @@ class TrainConfig:
     intervention: str = "none"
     """Intervention spec, ``name`` or ``name:PARAM``, e.g. ``penalty:100``."""
     seed: int = 0
-    """Seeds the learner, the training worlds and nothing else."""
+    """Seeds the learner, the training worlds and nothing else; from 0 to 2**31 - 1
+    (:data:`~offswitch.experiments.limits.MAX_SEED`)."""
     steps: int | None = None
     """Environment steps of training, summed over the parallel worlds. ``None`` (with
-    ``episodes`` also ``None``): the learner's default budget."""
+    ``episodes`` also ``None``): the learner's default budget. At most 10,000,000
+    (:data:`~offswitch.experiments.limits.MAX_TRAIN_STEPS`) unless the environment variable
+    ``OFFSWITCH_MAX_TRAIN_STEPS`` raises it."""
     episodes: int | None = None
     """Training episodes instead of steps, for learners that count episodes (the tabular
-    ones); give at most one of ``steps`` and ``episodes``."""
+    ones); give at most one of ``steps`` and ``episodes``. At most 1,000,000 unless
+    ``OFFSWITCH_MAX_TRAIN_EPISODES`` raises it."""
     eval_episodes: int = 100
-    """Episodes of the final evaluation, for each of the greedy and sampled policy."""
+    """Episodes of the final evaluation, for each of the greedy and sampled policy. At most
+    100,000 unless ``OFFSWITCH_MAX_EVAL_EPISODES`` raises it."""
     eval_seed: int = 10_000
     """Evaluation episode ``i`` is reset with seed ``eval_seed + i``: every run and
-    condition faces the same interrupt draws."""
+    condition faces the same interrupt draws. From 0 to 2**31 - 1, as ``seed``."""
     observation: str = "flat"
     """World observation variant: ``flat`` (for MLP policies) or ``grid``."""
     out_dir: str = "runs/train"
@@ -79,6 +88,15 @@ class TrainConfig:
         return learner_class(self.agent).default_budget
 
     def validate(self) -> TrainConfig:
+        """Check every field; :class:`ConfigError` (or ``InterventionError``,
+        ``LayoutError``) with a one-line message naming the field, the value and the fix.
+
+        Types come first (cheap), then the limits of :mod:`offswitch.experiments.limits`
+        (``steps`` up to 10,000,000, ``episodes`` up to 1,000,000, ``eval_episodes`` up to
+        100,000, each raised by its environment variable; ``seed`` and ``eval_seed`` from 0
+        to 2**31 - 1), then the world, the intervention and the learner's hyperparameters.
+        """
+        self._check_types()
         if self.layout is None and self.env_id not in world_ids():
             raise ConfigError(
                 f"unknown env id {self.env_id!r}: choose one of {', '.join(world_ids())}"
@@ -93,11 +111,26 @@ class TrainConfig:
                 f"unknown rule(s) {', '.join(unknown_rules)}: choose from "
                 f"{', '.join(sorted(rule_names))}"
             )
-        if self.layout is not None and not Path(self.layout).expanduser().is_file():
-            raise ConfigError(f"layout {self.layout!r}: no such file; give a layout file")
+        if self.layout is not None:
+            try:
+                found = Path(self.layout).expanduser().is_file()
+            except (OSError, RuntimeError) as err:  # a name too long, no permission, ~nobody
+                reason = getattr(err, "strerror", None) or err
+                raise ConfigError(
+                    f"layout {shown(self.layout, PATH_SHOWN)}: {reason}; give a layout file"
+                ) from None
+            if not found:
+                what = (
+                    "is a folder, not a layout file"
+                    if Path(self.layout).is_dir()
+                    else ("no such file")
+                )
+                raise ConfigError(
+                    f"layout {shown(self.layout, PATH_SHOWN)}: {what}; give a layout file"
+                )
         try:
             world = self.world()
-        except (ValueError, TypeError, OSError) as err:
+        except (ValueError, TypeError, OSError, RuntimeError) as err:
             where = self.layout if self.layout is not None else self.env_id
             raise ConfigError(f"{where}: {err}") from None
         intervention.check_world(world)  # e.g. AUP needs a no-op: InterventionError
@@ -106,14 +139,15 @@ class TrainConfig:
             learner.check_hyperparameters(self.learner_overrides)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        from_intervention = intervention.learner_overrides(self.agent)
+        try:  # the intervention's settings too (myopia's discount), as the runner merges them
+            learner.check_hyperparameters({**from_intervention, **self.learner_overrides})
+        except ValueError as err:
+            raise ConfigError(f"intervention {self.intervention!r}: {err}") from None
         if self.observation not in OBSERVATIONS:
             raise ConfigError(
                 f"unknown observation {self.observation!r}: choose one of {', '.join(OBSERVATIONS)}"
             )
-        for name in ("steps", "episodes"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"{name}={value!r}: give a positive whole number")
         if self.steps is not None and self.episodes is not None:
             raise ConfigError("give a budget of steps or of episodes, not both")
         unit = "steps" if self.steps is not None else "episodes" if self.episodes else None
@@ -122,11 +156,53 @@ class TrainConfig:
                 f"{self.agent} trains for a number of {' or '.join(learner.budget_units)}, "
                 f"not of {unit}: give --{learner.budget_units[0]}"
             )
-        if not isinstance(self.eval_episodes, int) or self.eval_episodes <= 0:
-            raise ConfigError(f"eval_episodes={self.eval_episodes!r}: give a positive whole number")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r}: give a whole number >= 0")
         return self
+
+    def _check_types(self) -> None:
+        """Each field's type, and the numbers' ranges and limits."""
+        for name in ("env_id", "agent", "intervention", "observation"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigError(f"{name}={shown(value)} is {_kind(value)}, not text: give text")
+        for name in ("layout", "out_dir"):
+            value = getattr(self, name)
+            if not (value is None and name == "layout") and not isinstance(value, (str, PathLike)):
+                raise ConfigError(
+                    f"{name}={shown(value)} is {_kind(value)}, not a path: give a file path"
+                )
+            if isinstance(value, str) and "\0" in value:
+                raise ConfigError(f"{name}={shown(value)} holds a NUL character: give a path")
+        for name in ("learner_overrides", "world_rules"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ConfigError(
+                    f"{name}={shown(value)} is not a table of names: give a dict such as "
+                    + ("{'gamma': 0.95}" if name == "learner_overrides" else "{'max_steps': 50}")
+                )
+        budgets = (
+            ("steps", limits.MAX_TRAIN_STEPS, limits.MAX_TRAIN_STEPS_ENV, "steps"),
+            ("episodes", limits.MAX_TRAIN_EPISODES, limits.MAX_TRAIN_EPISODES_ENV, "episodes"),
+            (
+                "eval_episodes",
+                limits.MAX_EVAL_EPISODES,
+                limits.MAX_EVAL_EPISODES_ENV,
+                "evaluation episodes",
+            ),
+        )
+        for name, default, var, what in budgets:
+            value = getattr(self, name)
+            if value is None and name != "eval_episodes":
+                continue
+            _whole_field(name, value, 1)
+            limits.check_limit(name, value, default, var, ConfigError, f"give fewer {what}")
+        for name in ("seed", "eval_seed"):
+            value = getattr(self, name)
+            _whole_field(name, value, 0)
+            if value > limits.MAX_SEED:
+                raise ConfigError(
+                    f"{name}={shown(value)} is over {limits.MAX_SEED:,}: give a seed from 0 to "
+                    f"{limits.MAX_SEED:,} (numpy seeds with 32-bit numbers)"
+                )
 
     @property
     def world_name(self) -> str:
@@ -143,6 +219,30 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+PATH_SHOWN = 300
+"""Paths are shown whole in messages up to this many characters."""
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "a bool"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _whole_field(name: str, value: Any, low: int) -> None:
+    """``value`` is a whole number (an ``int``, not a bool) >= ``low``, else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(
+            f"{name}={shown(value)} is {_kind(value)}, not a whole number: give a whole number "
+            f">= {low}"
+        )
+    if value < low:
+        raise ConfigError(f"{name}={shown(value)} is below {low}: give a whole number >= {low}")
 
 
 def rules_label(world_rules: dict[str, Any]) -> str:
@@ -205,20 +305,43 @@ def parse_assignments(
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-9"`` -> 0..9, ``"3"`` -> [3], ``"1,4,7"`` -> [1, 4, 7], ``"0-4,9"`` too."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, dash, hi = part.strip().partition("-")
+    """``"0-9"`` -> 0..9, ``"3"`` -> [3], ``"1,4,7"`` -> [1, 4, 7], ``"0-4,9"`` too.
+
+    Seeds are whole numbers from 0 to 2**31 - 1, each listed once, at most 10,000 of them
+    (:data:`~offswitch.experiments.limits.MAX_SEEDS`) unless the environment variable
+    ``OFFSWITCH_MAX_SEEDS`` raises it. The count is checked before any range is expanded, so
+    ``0-1000000`` is answered at once."""
+    if not isinstance(text, str):
+        raise ConfigError(f"seeds {shown(text)} is not text: write e.g. 0-9, 3, or 0-4,9")
+    ranges: list[tuple[int, int]] = []
+    total, most = 0, limits.MAX_SEEDS
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:  # ValueError also for an integer of more than 4300 digits
             first, last = int(lo), int(hi) if dash else int(lo)
-            if first < 0 or last < first:
-                raise ValueError
-            seeds.extend(range(first, last + 1))
-    except ValueError:
-        raise ConfigError(
-            f"malformed seed range {text!r}: write e.g. 0-9, 3, or 0-4,9 (whole numbers >= 0, "
-            "low-high with low <= high)"
-        ) from None
+        except ValueError:
+            first, last = -1, -1
+        if first < 0 or last < first:
+            raise ConfigError(
+                f"malformed seed range {shown(text)}: write e.g. 0-9, 3, or 0-4,9 (whole "
+                "numbers >= 0, low-high with low <= high)"
+            )
+        ranges.append((first, last))
+        total += last - first + 1
+        if total > most:
+            most = limits.limit(limits.MAX_SEEDS_ENV, limits.MAX_SEEDS, ConfigError)
+            if total > most:  # refused without expanding (or parsing) the rest
+                raise ConfigError(
+                    f"seeds {shown(text)} is over the limit of {most:,} seeds per command: "
+                    f"give fewer seeds, or set {limits.MAX_SEEDS_ENV} to go past it knowingly"
+                )
+    for _, last in ranges:
+        if last > limits.MAX_SEED:
+            raise ConfigError(
+                f"seed {count(last)} in {shown(text)} is over {limits.MAX_SEED:,}: give seeds "
+                f"from 0 to {limits.MAX_SEED:,} (numpy seeds with 32-bit numbers)"
+            )
+    seeds = [seed for first, last in ranges for seed in range(first, last + 1)]
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seed range {text!r} repeats a seed: list each seed once")
+        raise ConfigError(f"seed range {shown(text)} repeats a seed: list each seed once")
     return seeds

@@ -38,17 +38,22 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import os
 import re
+import string
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import InterventionError
 from offswitch.envs.layout import LayoutError
+from offswitch.experiments import limits
 from offswitch.experiments.config import ConfigError, TrainConfig, parse_override, parse_seeds
+from offswitch.experiments.limits import MAX_FILE_BYTES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,17 +141,36 @@ def slug(text: str) -> str:
 
 def find_experiment(name_or_path: str) -> Path:
     """A file path, or the name of a shipped experiment (``demo`` -> ``configs/demo.toml``)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    shipped = CONFIGS / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return shipped
-    if path.exists():
-        raise ExperimentError(f"{name_or_path}: is a folder; give an experiment file (.toml)")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ExperimentError(
+            f"experiment {shown(name_or_path, 300)} is not a file name: give a .toml file or the "
+            "name of a shipped experiment"
+        )
+    name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or "\0" in name_or_path or not name_or_path.strip():
+        raise ExperimentError(f"{shown(name_or_path, 300)}: give an experiment file (.toml)")
+    try:
+        path = Path(name_or_path).expanduser()
+        if path.is_file():
+            return path
+        shipped = CONFIGS / f"{name_or_path}.toml"
+        if "/" not in name_or_path and shipped.is_file():
+            return shipped
+        exists = path.exists()
+    except (OSError, RuntimeError) as err:  # a name too long, no permission, ~nobody
+        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+        raise ExperimentError(
+            f"{shown(name_or_path, 300)}: {reason}; give an experiment file"
+        ) from None
+    if exists:
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise ExperimentError(
+            f"{shown(name_or_path, 300)}: is {what}; give an experiment file (.toml)"
+        )
     names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
     raise ExperimentError(
-        f"{name_or_path}: no such file, and no shipped experiment of that name: give a .toml "
+        f"{shown(name_or_path, 300)}: no such file, and no shipped experiment of that name: "
+        "give a .toml "
         f"file or one of {names}"
     )
 
@@ -155,10 +179,26 @@ def load_experiment(name_or_path: str, edits: Sequence[str] = ()) -> Experiment:
     """Read, edit (``--set PATH=VALUE``), expand and check an experiment file."""
     path = find_experiment(name_or_path)
     where = str(path)
+    most = MAX_FILE_BYTES
     try:
-        raw = tomllib.loads(path.read_text())
+        with path.open("rb") as handle:  # no more than the limit is read
+            data = handle.read(most + 1)
+            if len(data) > most:
+                most = limits.limit(limits.MAX_FILE_BYTES_ENV, MAX_FILE_BYTES, ExperimentError)
+                data += handle.read(most + 1 - len(data))
+    except OSError as err:
+        raise ExperimentError(f"{where}: {err.strerror or err}; give a readable file") from None
+    if len(data) > most:
+        raise ExperimentError(
+            f"{where} is over the limit of {most:,} bytes for an experiment file: give a "
+            f"smaller file, or set {limits.MAX_FILE_BYTES_ENV} to go past it knowingly"
+        )
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ExperimentError(f"{where}: not valid TOML: {err}") from None
+    if isinstance(edits, str) or not all(isinstance(e, str) for e in edits):
+        raise ExperimentError(f"edits {shown(edits)}: give a list of PATH=VALUE texts")
     for edit in edits:
         _apply_edit(raw, edit, where)
     return build_experiment(raw, where, default_name=path.stem, path=path)
@@ -230,11 +270,36 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
         raise ExperimentError(f"{where}: {err}") from None
 
 
+class _Filler(string.Formatter):
+    """``str.format`` for ``{name}`` fields, without attribute or index look-ups and with
+    widths and precisions of at most :data:`MAX_FORMAT_WIDTH` (``{k:>999999999}`` would
+    build a gigabyte string)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        if not field_name.isidentifier():
+            raise KeyError(field_name)  # e.g. {k.__class__} or {k[0]}: left as written
+        return super().get_field(field_name, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", format_spec)):
+            raise ExperimentError(
+                f"format {{:{shown(format_spec)}}} asks for more than {MAX_FORMAT_WIDTH} "
+                "characters: give a smaller width or precision"
+            )
+        return super().format_field(value, format_spec)
+
+
+MAX_FORMAT_WIDTH = 100
+"""Widest field, and most digits, that a ``{name:spec}`` of a sweep may ask for."""
+
+
 def _fill(value: Any, names: dict[str, Any]) -> Any:
     if isinstance(value, str):
         try:
-            return value.format(**names)
-        except (KeyError, IndexError, ValueError):
+            return _Filler().format(value, **names)
+        except ExperimentError:
+            raise
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return value
     if isinstance(value, dict):
         return {k: _fill(v, names) for k, v in value.items()}
@@ -253,6 +318,12 @@ def _expand(condition: dict[str, Any], where: str) -> list[dict[str, Any]]:
             raise ExperimentError(
                 f"{where}.sweep.{key}: give a non-empty list of values, e.g. {key} = [1, 2]"
             )
+    size = math.prod(len(values) for values in sweep.values())
+    if size > MAX_RUNS and size > limits.limit("OFFSWITCH_MAX_RUNS", MAX_RUNS, ExperimentError):
+        raise ExperimentError(
+            f"{where}.sweep makes {count(size)} conditions, over the limit of runs: sweep fewer "
+            "values, or set OFFSWITCH_MAX_RUNS to go past it knowingly"
+        )
     expanded = []
     keys = list(sweep)
     for combination in itertools.product(*(sweep[k] for k in keys)):
@@ -310,7 +381,7 @@ def build_experiment(
         for one in _expand(dict(merged), at):
             built.append(_condition(one, top_seeds, at))
     total = sum(len(c.seeds) for c in built)
-    limit = int(os.environ.get("OFFSWITCH_MAX_RUNS", MAX_RUNS))
+    limit = limits.limit("OFFSWITCH_MAX_RUNS", MAX_RUNS, ExperimentError)
     if total > limit:
         raise ExperimentError(
             f"{where}: {total:,} runs ({len(built)} conditions x their seeds) is over the limit "
@@ -336,8 +407,18 @@ def build_experiment(
     for key, value in (("title", title), ("description", description)):
         if not isinstance(value, str):
             raise ExperimentError(f"{where}: {key} must be text")
+    name = raw.get("name", default_name)
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(r"[A-Za-z0-9._=+-]{1,100}", name)
+        or (name in (".", ".."))
+    ):
+        raise ExperimentError(
+            f"{where}: name {shown(name)} is not a folder name (runs/<name> by default): give "
+            "1 to 100 letters, digits, '.', '_', '-', '=' or '+'"
+        )
     return Experiment(
-        name=str(raw.get("name", default_name)),
+        name=name,
         title=title,
         description=description.strip(),
         conditions=built,

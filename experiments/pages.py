@@ -128,10 +128,22 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
 
     out = Path(out)
     recorded = out / "experiment.json"
-    if not recorded.is_file():
-        raise FileNotFoundError(f"{out}: no experiment.json; give an output folder of a run")
-    info = store.read_json(recorded)
-    experiment = build_experiment(info["file"], str(recorded), default_name=info["name"])
+    try:
+        if not recorded.is_file():
+            raise FileNotFoundError(f"{out}: no experiment.json; give an output folder of a run")
+        info = store.read_json(recorded)
+    except OSError as err:  # a name too long, no permission
+        if isinstance(err, FileNotFoundError) and not err.filename:
+            raise
+        raise store.StoreError(f"{out}: {err.strerror or err}; give an output folder") from None
+    except ValueError:  # not UTF-8, not JSON
+        raise store.StoreError(
+            f"{recorded} is not one this code wrote (not JSON): run the experiment again"
+        ) from None
+    if not isinstance(info, dict) or not isinstance(info.get("file"), dict):
+        raise store.StoreError(f"{recorded} is not one this code wrote: run the experiment again")
+    name = info.get("name")
+    experiment = build_experiment(info["file"], str(recorded), default_name=str(name))
     if info.get("path"):
         experiment.path = Path(info["path"])
     runs = experiment_runs(experiment, out)
@@ -141,7 +153,16 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
             f"{out}: {len(missing)} of {len(runs)} runs are not finished (e.g. {missing[0]}): "
             "run the experiment again to finish them"
         )
-    results = [store.read_json(d / "metrics.json") for _, d, _ in runs]
+    try:
+        results = [store.read_json(d / "metrics.json") for _, d, _ in runs]
+        # Everything computed from the runs' files before anything is written.
+        results_csv(results)
+        tables_markdown(experiment, results)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        raise store.StoreError(
+            f"{out}: a run's metrics.json is missing or not one this code wrote "
+            f"({type(err).__name__}: {str(err)[:80]}): run the experiment again into a new folder"
+        ) from None
     page = write_report(experiment, results, out, info.get("command", "offswitch run"))
     if to is None:
         return page

@@ -133,10 +133,19 @@ def make_world(env_id: str, **make_kwargs: Any) -> gym.Env:
         raise ConfigError(f"unknown env id {env_id!r}: choose one of {', '.join(world_ids())}")
     if "render_mode" in make_kwargs:
         raise ConfigError("play always draws the world as text: drop render_mode")
+    if env_id == CUSTOM_ID and "layout" not in make_kwargs:
+        raise ConfigError(f"{CUSTOM_ID} is your own world: give --layout FILE")
+    if env_id != CUSTOM_ID and {"layout", "rules"} & set(make_kwargs):
+        raise ConfigError(f"{env_id} has its own layout and rules: give single rules by name")
     try:
+        from offswitch import _check_make_options
+
+        _check_make_options(make_kwargs)  # the options gymnasium reads itself
         env = gym.make(env_id, render_mode="ansi", **make_kwargs)
     except (TypeError, ValueError) as err:  # unknown or out-of-range rules
-        raise ConfigError(f"cannot make {env_id}: {err}") from None
+        # gymnasium appends every keyword given; the first part says what is wrong.
+        reason = str(err).split(" was raised from the environment creator")[0]
+        raise ConfigError(f"cannot make {env_id}: {reason}") from None
     if not isinstance(env.action_space, spaces.Discrete):
         env.close()
         raise ConfigError(f"{env_id} has action space {env.action_space}: play needs Discrete")

@@ -415,9 +415,21 @@ def check_finished(runs: Sequence[tuple[TrainConfig, Path, dict]]) -> int:
     if a finished run was made with another configuration than the one asked for now."""
     finished = 0
     for config, run_dir, _ in runs:
+        for path in (run_dir.parent, run_dir):
+            if path.exists() and not path.is_dir():
+                raise store.StoreError(
+                    f"{path} is a file, where a run's folder goes: move it away, or give "
+                    "another --out"
+                )
         if not store.is_complete(run_dir):
             continue
-        recorded = store.read_json(run_dir / store.DONE).get("config", {})
+        try:
+            recorded = store.read_json(run_dir / store.DONE).get("config", {})
+        except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a table
+            raise store.StoreError(
+                f"{run_dir / store.DONE} is not a completion marker this code wrote: delete "
+                "that folder to train it again, or give another --out"
+            ) from None
         wanted = _comparable(config)
         differ = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
         if differ:
@@ -447,6 +459,8 @@ def run_experiment(
     and :class:`Interrupted` on Ctrl-C (finished runs are kept).
     """
     out = Path(out)
+    # Checked before the lock too: a command refused here changes nothing in ``out``.
+    check_finished(experiment_runs(experiment, out))
     with store.locked(out):
         store.remove_partials(out)
         runs = experiment_runs(experiment, out)

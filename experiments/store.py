@@ -29,6 +29,8 @@ DONE = "done.json"
 """The completion marker: written last into a run's folder, with its config and timings."""
 PARTIAL = ".partial-"
 LOCK = ".lock"
+NAME_MAX = 255
+"""The longest file or folder name, in bytes, that common file systems allow."""
 
 
 class StoreError(RuntimeError):
@@ -68,18 +70,56 @@ def read_json(path: Path) -> Any:
 
 def check_output_folder(out: Path) -> Path:
     """``out`` as a folder this process can write runs into, or :class:`StoreError` naming
-    the problem (a file in the way, no permission) before anything is trained."""
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"--out {out}: a file of that name exists; give a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StoreError(f"--out {out}: {existing} is a file, not a folder; give another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise StoreError(f"--out {out}: {existing} is not writable; give a folder you can write")
+    the problem (an empty name, a file in the way, a name the system refuses, no permission,
+    a read-only file system) before anything is trained. Reads only: nothing is created."""
+    try:
+        text = os.fspath(out)
+    except TypeError:
+        raise StoreError(f"--out {_shown(out)} is not a path: give a folder") from None
+    if not isinstance(text, str) or not text.strip():
+        raise StoreError(f"--out {_shown(text)}: give a folder name")
+    if "\0" in text:
+        raise StoreError(f"--out {_shown(text)} holds a NUL character: give a folder name")
+    try:
+        out = Path(text).expanduser()
+        longest = max((len(os.fsencode(part)) for part in out.parts), default=0)
+        if longest > NAME_MAX:
+            raise StoreError(
+                f"--out {_shown(text)} has a name of {longest} bytes, over the {NAME_MAX} that "
+                "file systems allow: give shorter names"
+            )
+        if out.exists() and not out.is_dir():
+            raise StoreError(f"--out {_shown(str(out))}: a file of that name exists; give a folder")
+        existing = out
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StoreError(
+                f"--out {_shown(str(out))}: {_shown(str(existing))} is a file, not a folder; "
+                "give another path"
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"--out {_shown(str(out))}: {_shown(str(existing))} is not writable; give a "
+                "folder you can write"
+            )
+        if hasattr(os, "statvfs") and os.statvfs(existing).f_flag & getattr(os, "ST_RDONLY", 1):
+            raise StoreError(
+                f"--out {_shown(str(out))}: {_shown(str(existing))} is on a read-only file "
+                "system; give a folder you can write"
+            )
+    except StoreError:
+        raise
+    except (OSError, RuntimeError) as err:  # a name too long, ~nobody, a dead mount...
+        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+        raise StoreError(f"--out {_shown(text)}: {reason}; give another folder") from None
     return out
+
+
+def _shown(value: Any) -> str:
+    from offswitch.agents.hyperparameters import shown
+
+    return shown(value, 300)  # paths whole, unless absurd
 
 
 @contextmanager
@@ -89,8 +129,11 @@ def locked(out: Path) -> Iterator[Path]:
     import fcntl
 
     out = check_output_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    handle = open(out / LOCK, "a+")  # noqa: SIM115 (held for the whole block)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK, "a+")  # noqa: SIM115 (held for the whole block)
+    except OSError as err:
+        raise StoreError(f"{out}: {err.strerror or err}; give another --out") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
