@@ -694,11 +694,8 @@ class BatchedPPO(SeedBatchedLearner):
         the rollout and the states it ends in."""
         n_steps, k_seeds, n = int(self.hyperparameters["n_steps"]), len(self.seeds), self.n_envs
         log_p, values = self.policy_table()
-        cdf = torch.cumsum(log_p.exp(), dim=-1).numpy()
+        sample = self.action_sampler(log_p, n_steps)
         log_p_np, values_np = log_p.numpy(), values.numpy()
-        uniforms = np.stack(
-            [torch.rand(n_steps, n, generator=g).numpy() for g in self.generators], axis=1
-        )
         shape = (n_steps, k_seeds, n)
         all_states = np.empty(shape, dtype=np.int64)
         actions = np.empty(shape, dtype=np.int64)
@@ -706,13 +703,9 @@ class BatchedPPO(SeedBatchedLearner):
         dones = np.empty(shape, dtype=bool)
         truncated = np.empty(shape, dtype=bool)
         final = np.empty(shape, dtype=np.int64)
-        seed_index = np.arange(k_seeds)[:, None]
-        last = self.world.n_actions - 1
         for t in range(n_steps):
             all_states[t] = states
-            # Inverse-CDF sampling from each seed's policy with its own uniforms.
-            cdf_t = cdf[seed_index, self.row_of_state[states]]
-            a = np.minimum((cdf_t < uniforms[t][..., None]).sum(-1), last)
+            a = sample(t, self.row_of_state[states])
             actions[t] = a
             for k, worlds in enumerate(self.training_worlds):
                 result = worlds.step(a[k])
@@ -748,6 +741,26 @@ class BatchedPPO(SeedBatchedLearner):
             final,
         )
         return rollout, states
+
+    def action_sampler(
+        self, log_p: torch.Tensor, n_steps: int
+    ) -> Callable[[int, np.ndarray], np.ndarray]:
+        """``sample(step, rows [K, n_envs]) -> actions [K, n_envs]`` for a rollout of the
+        policies ``log_p [K, U, A]``: inverse-CDF sampling with uniforms drawn from each
+        seed's generator once per rollout."""
+        cdf = torch.cumsum(log_p.exp(), dim=-1).numpy()
+        uniforms = np.stack(
+            [torch.rand(n_steps, self.n_envs, generator=g).numpy() for g in self.generators],
+            axis=1,
+        )
+        seed_index = np.arange(len(self.seeds))[:, None]
+        last = cdf.shape[-1] - 1
+
+        def sample(step: int, rows: np.ndarray) -> np.ndarray:
+            below = cdf[seed_index, rows] < uniforms[step][..., None]
+            return np.minimum(below.sum(-1), last)
+
+        return sample
 
     def permutations(self, size: int) -> torch.Tensor:
         """One fresh random permutation of the samples per seed, from its generator."""

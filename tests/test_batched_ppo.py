@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,7 @@ from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import learner_class
 from offswitch.agents.sb3 import PPOLearner
 from offswitch.agents.training import Budget, TrainingHooks, TrainingWorlds
+from offswitch.envs import world_ids
 from offswitch.experiments.config import TrainConfig
 
 WORLD = TrainConfig().world()
@@ -380,6 +382,40 @@ def test_one_update_equals_sb3s_from_the_same_rollout_and_permutations(batch_siz
         )
 
 
+class SB3Streams(BatchedPPO):
+    """Draws its actions and minibatch permutations as SB3's PPO does: ``Categorical.sample``
+    (``torch.multinomial``) on torch's global generator once per step, and
+    ``np.random.permutation`` once per epoch; one seed only."""
+
+    def action_sampler(self, log_p, n_steps):
+        def sample(step, rows):
+            logits = log_p[0][torch.as_tensor(rows[0])]
+            return torch.distributions.Categorical(logits=logits).sample().numpy()[None]
+
+        return sample
+
+    def permutations(self, size):
+        return torch.as_tensor(np.random.permutation(size))[None]
+
+
+def test_with_sb3s_random_streams_training_follows_sb3s_run():
+    """Whole rollouts and updates, five of them: given the same random numbers (the global
+    streams seeded as SB3 seeds them, advanced by the same initialisation), our rollouts
+    (bootstrap and GAE included) and updates end at SB3's weights."""
+    from stable_baselines3.common.utils import set_random_seed
+
+    sb3 = PPOLearner(WORLD, make_intervention("none"), 9, SMALL)
+    sb3.train(Budget(steps=5 * 256))
+    ours = SB3Streams(WORLD, [make_intervention("none")], [9], SMALL)
+    set_random_seed(9)
+    BatchedActorCritic.initial(OBS.shape[1], 4, (64, 64), (64, 64), [torch.default_generator])
+    ours.train(Budget(steps=5 * 256))
+    theirs, initial = sb3.model.policy.state_dict(), batched([9]).net.state_dict(0)
+    for name, tensor in ours.net.state_dict(0).items():
+        assert not torch.equal(tensor, initial[name])  # it trained
+        torch.testing.assert_close(tensor, theirs[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
 # -- 5 and 6. seeds are independent, runs deterministic --------------------------------------
 
 
@@ -450,6 +486,31 @@ def test_lagrangian_multipliers_are_each_seeds_own():
         multiplier = 5.0 * costs[0] + 5.0 * costs[1]  # LR 5, budget 0
         assert intervention.multiplier == pytest.approx(multiplier) and multiplier > 0
     assert len({i.multiplier for i in learner.interventions}) == 3
+
+
+@pytest.mark.parametrize("env_id", sorted(world_ids()))
+@pytest.mark.parametrize("observation", ["flat", "grid"])
+def test_trains_on_every_world_and_observation(env_id, observation):
+    """A rollout and an update on each world; the critic bound to the intervention and the
+    member's predictions read the full observation, which training restricts."""
+    world = gym.make(env_id).unwrapped.world
+    learner = BatchedPPO(
+        world, [make_intervention("none") for _ in range(2)], [0, 1], SMALL, observation
+    )
+    learner.train(Budget(steps=1))
+    obs = learner.training_worlds[0].obs_table
+    for k in range(2):
+        member = learner.member(k)
+        assert member.predict(obs, True).shape == (len(obs),)
+        log_p, values = learner.policy_table()
+        np.testing.assert_allclose(
+            member.value_of_obs(obs), values[k, learner.row_of_state].numpy(), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            torch.log_softmax(learner.net.logits(obs, k), 1),
+            log_p[k, learner.row_of_state],
+            atol=1e-5,
+        )
 
 
 # -- members: predict, save, load ------------------------------------------------------------
