@@ -30,7 +30,15 @@ consequences, exact rewrites rather than approximations:
   the critic bound to the intervention, and saving) keep the others at their initial values.
 
 Rollouts sample from a table of the policy too: the policy does not change within a rollout,
-so its probabilities and values for every distinct observation are computed once per rollout.
+so its probabilities and values for every distinct observation are computed once per rollout,
+and each seed's actions are drawn by inverse-CDF sampling with uniforms from its own
+generator. SB3 draws the same distribution through ``torch.multinomial`` on torch's global
+generator, and its minibatch permutations with ``np.random.permutation``: the same seed
+therefore gives a different run here than in SB3, from equally distributed random numbers.
+Given SB3's random streams, this learner follows SB3's run (``tests/test_batched_ppo.py``).
+
+Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
+minibatch) and schedules (the hyperparameters are constants, as this project's defaults are).
 """
 
 from __future__ import annotations
