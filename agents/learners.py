@@ -2,7 +2,10 @@
 
 Each entry is a :class:`~offswitch.agents.training.Learner`: Stable-Baselines3's PPO, A2C
 and DQN (:mod:`offswitch.agents.sb3`), the tabular Q-learning, SARSA and safe SARSA
-(:mod:`offswitch.agents.tabular`) and tabular REINFORCE (:mod:`offswitch.agents.reinforce`).
+(:mod:`offswitch.agents.tabular`) and tabular REINFORCE (:mod:`offswitch.agents.reinforce`);
+or a :class:`~offswitch.agents.training.SeedBatchedLearner` (its class attribute
+``seed_batched`` is true): PPO with K seeds trained as one batched network
+(:mod:`offswitch.agents.batched_ppo`).
 The registry names where each lives, so that listing the learners imports neither torch nor
 Stable-Baselines3 (``offswitch list`` answers at once).
 """
@@ -26,6 +29,9 @@ LEARNERS: dict[str, LearnerEntry] = {
     "ppo": LearnerEntry(
         "offswitch.agents.sb3:PPOLearner",
         "Proximal Policy Optimization (Schulman et al. 2017), Stable-Baselines3",
+    ),
+    "batched-ppo": LearnerEntry(
+        "offswitch.agents.batched_ppo:BatchedPPO", "PPO, K seeds trained as one batched network"
     ),
     "a2c": LearnerEntry(
         "offswitch.agents.sb3:A2CLearner",

@@ -1,0 +1,1025 @@
+"""PPO with K seeds trained as one batched network, in one process.
+
+The algorithm is Stable-Baselines3's PPO (``stable_baselines3.PPO`` with an ``MlpPolicy``)
+at this project's defaults (:class:`~offswitch.agents.sb3.PPOLearner`): separate actor and
+critic MLPs with tanh, SB3's orthogonal initialisation, a categorical policy, rollouts of
+``n_steps`` on ``n_envs`` worlds with the critic's bootstrap added to the reward of a
+truncated step, GAE, then ``n_epochs`` passes of shuffled minibatches with the clipped
+surrogate, value and entropy losses, gradients clipped to ``max_grad_norm`` and Adam
+(``eps=1e-5``). ``tests/test_batched_ppo.py`` checks each piece against SB3's code.
+
+What differs is how the K seeds are computed. Each seed has its own weights, Adam state,
+torch generator and training worlds, but the weights of all K sit in tensors with a leading
+seed dimension (``[K, in, out]``) and every layer is one ``torch.baddbmm`` over the seeds,
+as PureJaxRL does with ``vmap``. Each seed's loss is its own mean over its own minibatch and
+the gradient of their sum is each seed's own gradient, clipped by its own norm; Adam acts
+element by element. So a seed trained among K follows the same trajectory as trained alone
+(``tests/test_batched_ppo.py``), and K seeds cost about one seed's Python overhead.
+
+The worlds are tabular: every observation is a row of the world's observation table. Two
+consequences, exact rewrites rather than approximations:
+
+* A network's output depends only on the observation, so the actor and critic are computed
+  once per *distinct observation* (tens of rows) rather than once per sample (hundreds per
+  minibatch) whenever there are fewer distinct observations than samples, and each sample's
+  log-probability, entropy and value is gathered from that table; the gradient of the gather
+  adds up the samples of each observation, as the per-sample graph would.
+* An input feature that is 0 in every observation has a gradient of exactly 0 on its
+  first-layer weights, which Adam then never moves. Training uses only the features that
+  are set somewhere in the table; the full weights (for :meth:`BatchedPPOMember.predict`,
+  the critic bound to the intervention, and saving) keep the others at their initial values.
+
+Rollouts sample from a table of the policy too: the policy does not change within a rollout,
+so its probabilities and values for every distinct observation are computed once per rollout,
+and each seed's actions are drawn by inverse-CDF sampling with uniforms from its own
+generator. SB3 draws the same distribution through ``torch.multinomial`` on torch's global
+generator, and its minibatch permutations with ``np.random.permutation``: the same seed
+therefore gives a different run here than in SB3, from equally distributed random numbers.
+Given SB3's random streams, this learner follows SB3's run (``tests/test_batched_ppo.py``).
+
+Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
+minibatch) and schedules (the hyperparameters are constants, as this project's defaults are).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+
+from offswitch.agents.interventions.base import Intervention
+from offswitch.agents.training import (
+    Budget,
+    Learner,
+    SeedBatchedLearner,
+    TrainingHooks,
+    TrainingWorlds,
+    check_known,
+)
+from offswitch.envs.engine import TabularWorld
+from offswitch.envs.gridworld import observation_table
+
+NAME = "batched-ppo"
+DESCRIPTION = "PPO, K seeds trained as one batched network"
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "model.json"
+FORMAT = 1
+"""Version of the ``model.pt`` / ``model.json`` pair."""
+
+INIT_GAINS = {"hidden": math.sqrt(2), "action": 0.01, "value": 1.0}
+"""SB3's orthogonal gains: hidden layers, the action head and the value head."""
+ADAM_EPS = 1e-5
+"""SB3's Adam epsilon for actor-critic policies."""
+
+TB_SCALARS = (
+    "train/entropy_loss",
+    "train/policy_gradient_loss",
+    "train/value_loss",
+    "train/approx_kl",
+    "train/clip_fraction",
+    "train/loss",
+    "train/explained_variance",
+    "train/learning_rate",
+    "train/clip_range",
+)
+"""The training scalars written per seed, named as SB3's PPO names them."""
+
+
+# -- the batched network -------------------------------------------------------------------
+
+
+def parse_net_arch(net_arch: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(actor sizes, critic sizes)`` of SB3's ``net_arch``: a list for both, or a dict
+    with ``pi`` and ``vf``; ``ValueError`` for anything else."""
+    if isinstance(net_arch, dict):
+        if set(net_arch) != {"pi", "vf"}:
+            raise ValueError(
+                f"policy_kwargs net_arch={net_arch!r}: give a list of layer sizes, or a dict "
+                "with exactly the keys pi and vf"
+            )
+        pi, vf = net_arch["pi"], net_arch["vf"]
+    else:
+        pi = vf = net_arch
+    sizes = []
+    for part in (pi, vf):
+        if not isinstance(part, (list, tuple)) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in part
+        ):
+            raise ValueError(
+                f"policy_kwargs net_arch={net_arch!r}: layer sizes must be whole numbers >= 1"
+            )
+        sizes.append(tuple(int(n) for n in part))
+    return sizes[0], sizes[1]
+
+
+def sb3_layer_names(pi: Sequence[int], vf: Sequence[int]) -> list[tuple[str, str, int]]:
+    """``(SB3 module name, our layer name, layer index)`` of every linear layer, in the order
+    SB3's ``ActorCriticPolicy`` builds them (which is the order its init draws numbers)."""
+    names = [(f"mlp_extractor.policy_net.{2 * i}", "pi", i) for i in range(len(pi))]
+    names += [(f"mlp_extractor.value_net.{2 * i}", "vf", i) for i in range(len(vf))]
+    names += [("action_net", "pi", len(pi)), ("value_net", "vf", len(vf))]
+    return names
+
+
+def layer_shapes(
+    obs_dim: int, n_actions: int, pi: Sequence[int], vf: Sequence[int]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """``(in, out)`` of layer ``i`` of ``net`` (``"pi"``, ``"vf"``), keyed ``(net, i)``."""
+    shapes = {}
+    for net, hidden, head in (("pi", pi, n_actions), ("vf", vf, 1)):
+        sizes = (obs_dim, *hidden, head)
+        for i in range(len(sizes) - 1):
+            shapes[(net, i)] = (sizes[i], sizes[i + 1])
+    return shapes
+
+
+class BatchedActorCritic:
+    """K actor-critic MLPs as tensors with a leading seed dimension.
+
+    ``weights[(net, i)]`` is ``(W [K, in, out], b [K, 1, out])`` of layer ``i`` of ``net``
+    (``"pi"`` or ``"vf"``); the last layer of ``pi`` is the action head, that of ``vf`` the
+    value head. These are the full weights (every input feature), used to predict, to give
+    the critic to an intervention and to save.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        pi: Sequence[int],
+        vf: Sequence[int],
+        weights: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.pi, self.vf = tuple(pi), tuple(vf)
+        self.weights = weights
+        self.k = next(iter(weights.values()))[0].shape[0]
+
+    def shapes(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """``(in, out)`` of every layer."""
+        return layer_shapes(self.obs_dim, self.n_actions, self.pi, self.vf)
+
+    @classmethod
+    def initial(
+        cls,
+        obs_dim: int,
+        n_actions: int,
+        pi: Sequence[int],
+        vf: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> BatchedActorCritic:
+        """SB3's initialisation, one seed per generator: each ``nn.Linear``'s default init
+        then the orthogonal one, drawn in SB3's order, so that a generator seeded ``s`` gives
+        the weights of ``PPO(..., seed=s)``'s policy."""
+        per_seed = [cls._initial_one(obs_dim, n_actions, pi, vf, g) for g in generators]
+        weights = {
+            key: (
+                torch.stack([w[key][0] for w in per_seed]),
+                torch.stack([w[key][1] for w in per_seed]),
+            )
+            for key in per_seed[0]
+        }
+        return cls(obs_dim, n_actions, pi, vf, weights)
+
+    @staticmethod
+    def _initial_one(
+        obs_dim: int, n_actions: int, pi: Sequence[int], vf: Sequence[int], g: torch.Generator
+    ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
+        shapes = layer_shapes(obs_dim, n_actions, pi, vf)
+        order = sb3_layer_names(pi, vf)
+        linear: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        for _, net, i in order:  # nn.Linear.reset_parameters, in construction order
+            fan_in, fan_out = shapes[(net, i)]
+            w = torch.empty(fan_out, fan_in)
+            torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)
+            b = torch.empty(fan_out)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            torch.nn.init.uniform_(b, -bound, bound, generator=g)
+            linear[(net, i)] = (w, b)
+        # The orthogonal init (ActorCriticPolicy._build): mlp_extractor, then the heads.
+        out = {}
+        for _, net, i in order:
+            w, _ = linear[(net, i)]
+            head = i == (len(pi) if net == "pi" else len(vf))
+            gain = INIT_GAINS[("action" if net == "pi" else "value") if head else "hidden"]
+            torch.nn.init.orthogonal_(w, gain=gain, generator=g)
+            out[(net, i)] = (w.T.contiguous(), torch.zeros(1, w.shape[0]))
+        return out
+
+    # -- forward ---------------------------------------------------------------------------
+    def _layers(self, net: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        count = len(self.pi if net == "pi" else self.vf) + 1
+        return [self.weights[(net, i)] for i in range(count)]
+
+    def _flat(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.from_numpy(np.array(obs, dtype=np.float32).reshape(len(obs), -1))
+        if x.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"observations of {x.shape[1]} features: this network takes {self.obs_dim}"
+            )
+        return x
+
+    def logits(self, obs: np.ndarray, k: int) -> torch.Tensor:
+        """Seed ``k``'s action logits of an observation batch (no gradient)."""
+        with torch.no_grad():
+            return mlp(self._flat(obs), self._layers("pi"), k)
+
+    def values(self, obs: np.ndarray, k: int) -> np.ndarray:
+        """Seed ``k``'s critic values of an observation batch (no gradient)."""
+        with torch.no_grad():
+            return mlp(self._flat(obs), self._layers("vf"), k).reshape(-1).numpy()
+
+    # -- SB3's parameter names -------------------------------------------------------------
+    def state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Seed ``k``'s weights under the names and layouts of SB3's ``ActorCriticPolicy``
+        state dict (``[out, in]`` weights): a plain dict of tensors."""
+        state = {}
+        for name, net, i in sb3_layer_names(self.pi, self.vf):
+            w, b = self.weights[(net, i)]
+            state[f"{name}.weight"] = w[k].T.clone().contiguous()
+            state[f"{name}.bias"] = b[k, 0].clone()
+        return state
+
+    @classmethod
+    def from_state_dicts(
+        cls,
+        states: Sequence[dict[str, torch.Tensor]],
+        obs_dim: int,
+        n_actions: int,
+        pi: Sequence[int],
+        vf: Sequence[int],
+    ) -> BatchedActorCritic:
+        """K networks from K state dicts named as :meth:`state_dict` writes them (SB3's
+        policy state dicts also work: keys beyond the MLP's are ignored)."""
+        shapes = layer_shapes(obs_dim, n_actions, pi, vf)
+        weights = {}
+        for name, net, i in sb3_layer_names(pi, vf):
+            fan_in, fan_out = shapes[(net, i)]
+            ws, bs = [], []
+            for state in states:
+                w, b = state.get(f"{name}.weight"), state.get(f"{name}.bias")
+                if not isinstance(w, torch.Tensor) or tuple(w.shape) != (fan_out, fan_in):
+                    raise ValueError(
+                        f"{name}.weight: expected a tensor of shape ({fan_out}, {fan_in})"
+                    )
+                if not isinstance(b, torch.Tensor) or tuple(b.shape) != (fan_out,):
+                    raise ValueError(f"{name}.bias: expected a tensor of shape ({fan_out},)")
+                ws.append(w.detach().float().T)
+                bs.append(b.detach().float().reshape(1, fan_out))
+            weights[(net, i)] = (torch.stack(ws).contiguous(), torch.stack(bs).contiguous())
+        return cls(obs_dim, n_actions, pi, vf, weights)
+
+
+def mlp(
+    x: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int
+) -> torch.Tensor:
+    """Seed ``k``'s MLP (tanh between layers, none after the last) on ``x [n, in]``."""
+    for j, (w, b) in enumerate(layers):
+        x = torch.addmm(b[k], x, w[k])
+        if j < len(layers) - 1:
+            x = torch.tanh(x)
+    return x
+
+
+def batched_mlp(
+    x: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Every seed's MLP at once: ``x [K, n, in]`` (may be an expanded view) to
+    ``[K, n, out]``, one ``baddbmm`` per layer.
+
+    A layer with one output (the value head) is a product and a sum instead: ``bmm`` with
+    one output column takes another path for one seed than for several, which would give
+    a seed trained alone different last bits than among others.
+    """
+    for j, (w, b) in enumerate(layers):
+        if w.shape[-1] == 1:
+            x = (x * w.transpose(1, 2)).sum(-1, keepdim=True) + b
+        else:
+            x = torch.baddbmm(b, x, w)
+        if j < len(layers) - 1:
+            x = torch.tanh(x)
+    return x
+
+
+# -- GAE and the PPO losses, as SB3 computes them ----------------------------------------
+
+
+def compute_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    dones: np.ndarray,
+    last_values: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(advantages, returns)`` of a rollout, arrays ``[n_steps, ...]`` of float32.
+
+    ``dones[t]``: the episode ended at step ``t`` (SB3's ``episode_starts[t + 1]``, and its
+    ``dones`` for the last step). The same float32 operations in the same order as SB3's
+    ``RolloutBuffer.compute_returns_and_advantage``, for any trailing shape (here
+    ``[K, n_envs]``).
+    """
+    rewards = rewards.astype(np.float32, copy=False)
+    values = values.astype(np.float32, copy=False)
+    not_done = 1.0 - dones.astype(np.float32)
+    advantages = np.zeros_like(rewards)
+    last_gae_lam: Any = 0
+    n = len(rewards)
+    for step in reversed(range(n)):
+        next_values = last_values if step == n - 1 else values[step + 1]
+        next_non_terminal = not_done[step]
+        delta = rewards[step] + gamma * next_values * next_non_terminal - values[step]
+        last_gae_lam = delta + gamma * gae_lambda * next_non_terminal * last_gae_lam
+        advantages[step] = last_gae_lam
+    return advantages, advantages + values
+
+
+class Losses(NamedTuple):
+    """One minibatch's losses and statistics, each ``[K]``: one per seed."""
+
+    policy: torch.Tensor
+    value: torch.Tensor
+    entropy: torch.Tensor
+    total: torch.Tensor
+    approx_kl: torch.Tensor
+    clip_fraction: torch.Tensor
+
+
+def ppo_losses(
+    log_prob: torch.Tensor,
+    entropy: torch.Tensor,
+    values: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor,
+    clip_range: float,
+    clip_range_vf: float | None,
+    ent_coef: float,
+    vf_coef: float,
+    normalize_advantage: bool,
+) -> Losses:
+    """SB3's PPO losses of a minibatch, per seed: every argument is ``[K, batch]``.
+
+    The advantage is normalised within each seed's minibatch (unbiased std, ``+ 1e-8``),
+    unless the minibatch has one sample; the clipped surrogate, the (optionally clipped)
+    squared value error and minus the entropy are each averaged over the minibatch.
+    """
+    if normalize_advantage and advantages.shape[1] > 1:
+        mean = advantages.mean(dim=1, keepdim=True)
+        std = advantages.std(dim=1, keepdim=True)
+        advantages = (advantages - mean) / (std + 1e-8)
+    ratio = torch.exp(log_prob - old_log_prob)
+    surrogate = torch.min(
+        advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    )
+    policy_loss = -surrogate.mean(dim=1)
+    if clip_range_vf is not None:
+        values = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    value_loss = ((returns - values) ** 2).mean(dim=1)
+    entropy_loss = -entropy.mean(dim=1)
+    total = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+    with torch.no_grad():
+        log_ratio = log_prob - old_log_prob
+        approx_kl = ((torch.exp(log_ratio) - 1) - log_ratio).mean(dim=1)
+        clip_fraction = ((ratio - 1).abs() > clip_range).float().mean(dim=1)
+    return Losses(policy_loss, value_loss, entropy_loss, total, approx_kl, clip_fraction)
+
+
+def categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log-probabilities, entropy)`` of categorical policies with these logits, as
+    ``torch.distributions.Categorical`` computes them."""
+    log_p = logits - logits.logsumexp(dim=-1, keepdim=True)
+    clamped = torch.clamp(log_p, min=torch.finfo(log_p.dtype).min)
+    entropy = -(clamped * torch.softmax(logits, dim=-1)).sum(-1)
+    return log_p, entropy
+
+
+# -- hyperparameters ---------------------------------------------------------------------
+
+DEFAULTS: dict[str, Any] = dict(
+    # PPOLearner.defaults (agents/sb3.py), where it sets them: why each value, there.
+    n_steps=128,
+    batch_size=512,
+    n_epochs=4,
+    learning_rate=5e-4,
+    ent_coef=0.02,
+    gamma=0.99,
+    gae_lambda=0.95,
+    policy_kwargs=dict(net_arch=[64, 64]),
+    # SB3's PPO defaults for the rest.
+    clip_range=0.2,
+    clip_range_vf=None,
+    normalize_advantage=True,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    # PPOLearner.n_envs.
+    n_envs=16,
+)
+
+
+def _number(h: dict[str, Any], name: str) -> float:
+    value = h[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name}={value!r}: give a number")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name}={value!r}: give a finite number")
+    return float(value)
+
+
+def _whole(h: dict[str, Any], name: str, low: int, why: str = "") -> int:
+    value = h[name]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not float(value).is_integer()
+        or value < low
+    ):
+        raise ValueError(f"{name}={value!r}: give a whole number >= {low}{why}")
+    return int(value)
+
+
+def check_values(h: dict[str, Any]) -> None:
+    """``ValueError`` quoting the constraint broken by any resolved hyperparameter."""
+    two = ", as advantage normalisation needs (SB3 asserts it)"
+    normalize = h["normalize_advantage"]
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise ValueError(f"normalize_advantage={normalize!r}: give true or false")
+    n_steps = _whole(h, "n_steps", 1)
+    n_envs = _whole(h, "n_envs", 1)
+    _whole(h, "batch_size", 2 if normalize else 1, two if normalize else "")
+    _whole(h, "n_epochs", 1)
+    if normalize and n_steps * n_envs < 2:
+        raise ValueError(
+            f"n_steps * n_envs = {n_steps * n_envs}: give at least 2 samples per rollout{two}"
+        )
+    for name in ("gamma", "gae_lambda"):
+        if not 0.0 <= _number(h, name) <= 1.0:
+            raise ValueError(f"{name}={h[name]!r}: give a number in [0, 1]")
+    for name in ("learning_rate", "clip_range", "max_grad_norm"):
+        if not _number(h, name) > 0:
+            raise ValueError(f"{name}={h[name]!r}: give a number > 0")
+    for name in ("ent_coef", "vf_coef"):
+        if not _number(h, name) >= 0:
+            raise ValueError(f"{name}={h[name]!r}: give a number >= 0")
+    if h["clip_range_vf"] is not None and not _number(h, "clip_range_vf") > 0:
+        raise ValueError(
+            f"clip_range_vf={h['clip_range_vf']!r}: give a number > 0, or None for no clipping"
+        )
+    kwargs = h["policy_kwargs"]
+    if not isinstance(kwargs, dict) or set(kwargs) - {"net_arch"}:
+        raise ValueError(
+            f"policy_kwargs={kwargs!r}: {NAME} takes only net_arch (tanh MLPs, SB3's "
+            "orthogonal init)"
+        )
+    parse_net_arch(kwargs.get("net_arch", [64, 64]))
+
+
+# -- the learner ---------------------------------------------------------------------------
+
+
+class Rollout(NamedTuple):
+    """One rollout of every seed, as arrays ``[n_steps, K, n_envs]`` (``last_*``:
+    ``[K, n_envs]``)."""
+
+    rows: np.ndarray
+    """The distinct-observation row each sample was observed in."""
+    actions: np.ndarray
+    rewards: np.ndarray
+    """float32, truncated steps' bootstrap included."""
+    dones: np.ndarray
+    values: np.ndarray
+    log_probs: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    states: np.ndarray
+    """The world state each sample was observed in."""
+    truncated: np.ndarray
+    """The step was truncated (never together with terminated)."""
+    final_states: np.ndarray
+    """The state each step ended in, before any reset."""
+
+
+class _Trainable:
+    """The weights training changes, in one leaf tensor ``[K, P]`` (one Adam, one norm per
+    seed): every layer, with the first layers restricted to the input features used.
+
+    The layers are pieces of one ``split`` (whose backward is one concatenation, where
+    slices would each add a zero-filled ``[K, P]``). ``P`` is padded to a whole number of
+    vector lanes, so that no seed's weights fall in the scalar tail of an element-wise
+    kernel: a seed gets the same bits among K as alone.
+    """
+
+    PAD = 64
+
+    def __init__(self, net: BatchedActorCritic, active: np.ndarray) -> None:
+        self.net = net
+        self.active = torch.as_tensor(active, dtype=torch.long)
+        self.slots: list[tuple[tuple[str, int], tuple[int, int]]] = []
+        self.sizes: list[int] = []
+        for key, (fan_in, fan_out) in net.shapes().items():
+            if key[1] == 0:
+                fan_in = len(active)
+            self.slots.append((key, (fan_in, fan_out)))
+            self.sizes += [fan_in * fan_out, fan_out]
+        used = sum(self.sizes)
+        self.sizes.append(-used % self.PAD)
+        self.flat = torch.zeros(net.k, used + self.sizes[-1])
+        self.pull()
+        self.flat.requires_grad_(True)
+
+    def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``{"pi": [(W [K, in, out], b [K, 1, out]), ...], "vf": [...]}``, views of
+        ``flat`` (for autograd when it requires grad)."""
+        k = self.flat.shape[0]
+        pieces = self.flat.split(self.sizes, dim=1)
+        out: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"pi": [], "vf": []}
+        for j, ((net, _), (fan_in, fan_out)) in enumerate(self.slots):
+            w = pieces[2 * j].view(k, fan_in, fan_out)
+            out[net].append((w, pieces[2 * j + 1].view(k, 1, fan_out)))
+        return out
+
+    def pull(self) -> None:
+        """``flat`` from the network's full weights."""
+        with torch.no_grad():
+            layers = self.layers()
+            for net in ("pi", "vf"):
+                for i, (w, b) in enumerate(layers[net]):
+                    full_w, full_b = self.net.weights[(net, i)]
+                    w.copy_(full_w[:, self.active] if i == 0 else full_w)
+                    b.copy_(full_b)
+
+    def push(self) -> None:
+        """The network's full weights from ``flat`` (unused features keep theirs)."""
+        with torch.no_grad():
+            layers = self.layers()
+            for net in ("pi", "vf"):
+                for i, (w, b) in enumerate(layers[net]):
+                    full_w, full_b = self.net.weights[(net, i)]
+                    if i == 0:
+                        full_w[:, self.active] = w
+                    else:
+                        full_w.copy_(w)
+                    full_b.copy_(b)
+
+
+class BatchedPPO(SeedBatchedLearner):
+    """K independent PPO agents (SB3's algorithm and this project's defaults) trained as one
+    batched network (module docstring)."""
+
+    name = NAME
+    description = DESCRIPTION
+    defaults: ClassVar[dict[str, Any]] = DEFAULTS
+    default_budget = Budget(steps=200_000)
+
+    def __init__(
+        self,
+        world: TabularWorld,
+        interventions: Sequence[Intervention],
+        seeds: Sequence[int],
+        hyperparameters: dict[str, Any] | None = None,
+        observation: str = "flat",
+        log_dirs: Sequence[Path | None] | None = None,
+    ) -> None:
+        if isinstance(seeds, (int, np.integer)) or isinstance(interventions, Intervention):
+            raise TypeError(
+                f"{NAME} trains several seeds together: give a list of seeds and one "
+                "intervention object per seed"
+            )
+        super().__init__(world, interventions, seeds, hyperparameters, observation, log_dirs)
+        self.check_hyperparameters(hyperparameters or {})
+        # One torch thread per process: the runner runs a process per core.
+        torch.set_num_threads(1)
+        h = self.hyperparameters
+        self.n_envs = int(h["n_envs"])
+        self.gamma = float(h["gamma"])
+        self.pi_arch, self.vf_arch = parse_net_arch(h["policy_kwargs"].get("net_arch", [64, 64]))
+
+        table = observation_table(world, observation)
+        self.obs_shape = tuple(table.shape[1:])
+        flat = table.reshape(len(table), -1)
+        unique, self.row_of_state = np.unique(flat, axis=0, return_inverse=True)
+        self.row_of_state = self.row_of_state.reshape(-1)
+        self.active = np.flatnonzero(unique.any(axis=0))
+        self.inputs = torch.as_tensor(unique[:, self.active], dtype=torch.float32)
+        """The distinct observations, restricted to the features used: ``[U, used]``."""
+
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in self.seeds]
+        self.net = BatchedActorCritic.initial(
+            flat.shape[1], world.n_actions, self.pi_arch, self.vf_arch, self.generators
+        )
+        self.trainable = _Trainable(self.net, self.active)
+        # Fused: one kernel over every seed's weights; the same element-wise update as SB3's
+        # default Adam up to rounding.
+        self.optimizer = torch.optim.Adam(
+            [self.trainable.flat], lr=float(h["learning_rate"]), eps=ADAM_EPS, fused=True
+        )
+        self.training_worlds = [
+            TrainingWorlds(world, self.n_envs, intervention, observation)
+            for intervention in self.interventions
+        ]
+        for k, worlds in enumerate(self.training_worlds):
+            worlds.bind_critic(self.value_function(k), self.gamma)
+        self.steps = 0
+        """Environment steps taken per seed."""
+        self.last_stats: dict[str, np.ndarray] = {}
+        """The last update's mean statistics per seed (SB3's ``train/`` scalars)."""
+
+    @classmethod
+    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
+        check_known(cls.name, cls.defaults, overrides)
+        check_values({**cls.defaults, **overrides})
+
+    def value_function(self, k: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Seed ``k``'s critic of an observation batch, as an intervention asks for it."""
+        return lambda obs: self.net.values(obs, k)
+
+    def member(self, k: int) -> BatchedPPOMember:
+        return BatchedPPOMember(
+            self.net,
+            k,
+            world=self.world,
+            intervention=self.interventions[k],
+            seed=self.seeds[k],
+            hyperparameters=self.hyperparameters,
+            observation=self.observation,
+            obs_shape=self.obs_shape,
+            batch=self,
+        )
+
+    # -- training --------------------------------------------------------------------------
+    def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:
+        """Train every seed for ``budget.steps`` environment steps, rounded up to whole
+        rollouts of ``n_steps * n_envs`` as SB3 does; report seed ``k``'s rollouts to
+        ``hooks[k]``. Continues from the current weights on freshly reset worlds."""
+        if budget.steps is None:
+            raise ValueError(f"{self.name} trains for a number of steps, not of episodes")
+        hooks = list(hooks) if hooks is not None else [TrainingHooks() for _ in self.seeds]
+        if len(hooks) != len(self.seeds):
+            raise ValueError(f"got {len(hooks)} hooks for {len(self.seeds)} seeds: give one each")
+        per_rollout = int(self.hyperparameters["n_steps"]) * self.n_envs
+        rollouts = max(1, -(-budget.steps // per_rollout))
+        writers = self._writers()
+        try:
+            states = self._reset_worlds()
+            for _ in range(rollouts):
+                rollout, states = self.collect(states)
+                self.steps += per_rollout
+                for k, worlds in enumerate(self.training_worlds):
+                    hooks[k].rollout_end(worlds.drain(), self.steps)
+                stats = self.update(rollout)
+                self._log(writers, stats, rollout)
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    writer.close()
+
+    def _reset_worlds(self) -> np.ndarray:
+        """Copy ``i`` of seed ``s`` seeded ``s + i`` (``make_vec_env``); the states."""
+        for seed, worlds in zip(self.seeds, self.training_worlds):
+            worlds.seed([seed + i for i in range(self.n_envs)])
+            worlds.reset()
+        return np.stack([w.worlds.state for w in self.training_worlds])
+
+    def policy_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every seed's log-probabilities ``[K, U, A]`` and values ``[K, U]`` of each
+        distinct observation, from the trained weights (no gradient)."""
+        with torch.no_grad():
+            x = self.inputs.expand(len(self.seeds), *self.inputs.shape)
+            layers = self.trainable.layers()
+            logits = batched_mlp(x, layers["pi"])
+            values = batched_mlp(x, layers["vf"])[..., 0]
+            log_p, _ = categorical(logits)
+        return log_p, values
+
+    def collect(self, states: np.ndarray) -> tuple[Rollout, np.ndarray]:
+        """One rollout of ``n_steps`` on every seed's worlds from ``states [K, n_envs]``;
+        the rollout and the states it ends in."""
+        n_steps, k_seeds, n = int(self.hyperparameters["n_steps"]), len(self.seeds), self.n_envs
+        log_p, values = self.policy_table()
+        sample = self.action_sampler(log_p, n_steps)
+        log_p_np, values_np = log_p.numpy(), values.numpy()
+        shape = (n_steps, k_seeds, n)
+        all_states = np.empty(shape, dtype=np.int64)
+        actions = np.empty(shape, dtype=np.int64)
+        rewards = np.empty(shape, dtype=np.float32)
+        dones = np.empty(shape, dtype=bool)
+        truncated = np.empty(shape, dtype=bool)
+        final = np.empty(shape, dtype=np.int64)
+        for t in range(n_steps):
+            all_states[t] = states
+            a = sample(t, self.row_of_state[states])
+            actions[t] = a
+            for k, worlds in enumerate(self.training_worlds):
+                result = worlds.step(a[k])
+                rewards[t, k] = result.reward  # float32, as SB3's DummyVecEnv keeps it
+                dones[t, k] = result.terminated | result.truncated
+                truncated[t, k] = result.truncated
+                final[t, k] = result.final_states
+                states[k] = worlds.worlds.state
+        rows = self.row_of_state[all_states]
+        seed_index = np.arange(k_seeds)[None, :, None]
+        # Truncated (never terminated) steps: + gamma * V(terminal observation), as SB3.
+        if truncated.any():
+            bootstrap = values_np[seed_index, self.row_of_state[final]]
+            rewards = np.where(truncated, rewards + self.gamma * bootstrap, rewards)
+        step_values = values_np[seed_index, rows]
+        step_log_probs = log_p_np[seed_index, rows, actions]
+        last_values = values_np[np.arange(k_seeds)[:, None], self.row_of_state[states]]
+        h = self.hyperparameters
+        advantages, returns = compute_gae(
+            rewards, step_values, dones, last_values, self.gamma, float(h["gae_lambda"])
+        )
+        rollout = Rollout(
+            rows,
+            actions,
+            rewards,
+            dones,
+            step_values,
+            step_log_probs,
+            advantages,
+            returns,
+            all_states,
+            truncated,
+            final,
+        )
+        return rollout, states
+
+    def action_sampler(
+        self, log_p: torch.Tensor, n_steps: int
+    ) -> Callable[[int, np.ndarray], np.ndarray]:
+        """``sample(step, rows [K, n_envs]) -> actions [K, n_envs]`` for a rollout of the
+        policies ``log_p [K, U, A]``: inverse-CDF sampling with uniforms drawn from each
+        seed's generator once per rollout."""
+        cdf = torch.cumsum(log_p.exp(), dim=-1).numpy()
+        uniforms = np.stack(
+            [torch.rand(n_steps, self.n_envs, generator=g).numpy() for g in self.generators],
+            axis=1,
+        )
+        seed_index = np.arange(len(self.seeds))[:, None]
+        last = cdf.shape[-1] - 1
+
+        def sample(step: int, rows: np.ndarray) -> np.ndarray:
+            below = cdf[seed_index, rows] < uniforms[step][..., None]
+            return np.minimum(below.sum(-1), last)
+
+        return sample
+
+    def permutations(self, size: int) -> torch.Tensor:
+        """One fresh random permutation of the samples per seed, from its generator."""
+        return torch.stack([torch.randperm(size, generator=g) for g in self.generators])
+
+    def update(self, rollout: Rollout) -> dict[str, np.ndarray]:
+        """``n_epochs`` passes over the rollout in shuffled minibatches, every seed at once;
+        the mean statistics per seed (SB3's ``train/`` scalars)."""
+        h = self.hyperparameters
+        batch_size, n_actions = int(h["batch_size"]), self.world.n_actions
+        k_seeds = len(self.seeds)
+
+        def samples(a: np.ndarray) -> torch.Tensor:
+            # [n_steps, K, n_envs] -> [K, n_envs * n_steps], SB3's swap_and_flatten order.
+            return torch.as_tensor(np.ascontiguousarray(a.transpose(1, 2, 0))).reshape(k_seeds, -1)
+
+        rows = samples(rollout.rows)
+        row_action = rows * n_actions + samples(rollout.actions)
+        floats = torch.stack(
+            [
+                samples(x).float()
+                for x in (rollout.log_probs, rollout.advantages, rollout.returns, rollout.values)
+            ],
+            dim=-1,
+        )
+        size = rows.shape[1]
+        # Per distinct observation when there are fewer of them than samples in a minibatch.
+        table = len(self.inputs) <= min(batch_size, size)
+        max_norm = float(h["max_grad_norm"])
+        clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
+        collected: list[torch.Tensor] = []
+        approx_kl: list[torch.Tensor] = []
+        flat = self.trainable.flat
+        for _ in range(int(h["n_epochs"])):
+            approx_kl = []  # SB3 logs the last epoch's
+            order = self.permutations(size)
+            for start in range(0, size, batch_size):
+                index = order[:, start : start + batch_size]
+                rows_b = rows.gather(1, index)
+                data = floats.gather(1, index[..., None].expand(-1, -1, floats.shape[-1]))
+                if table:
+                    x = self.inputs.expand(k_seeds, *self.inputs.shape)
+                    at, at_action = rows_b, row_action.gather(1, index)
+                else:
+                    x = self.inputs[rows_b]
+                    at = torch.arange(rows_b.shape[1]).expand_as(rows_b)
+                    at_action = at * n_actions + row_action.gather(1, index) % n_actions
+                layers = self.trainable.layers()
+                logits = batched_mlp(x, layers["pi"])
+                values = batched_mlp(x, layers["vf"])[..., 0]
+                log_p, entropy = categorical(logits)
+                losses = ppo_losses(
+                    log_p.reshape(k_seeds, -1).gather(1, at_action),
+                    entropy.gather(1, at),
+                    values.gather(1, at),
+                    data[..., 0],
+                    data[..., 1],
+                    data[..., 2],
+                    data[..., 3],
+                    float(h["clip_range"]),
+                    clip_range_vf,
+                    float(h["ent_coef"]),
+                    float(h["vf_coef"]),
+                    bool(h["normalize_advantage"]),
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                losses.total.sum().backward()
+                with torch.no_grad():  # each seed's own gradient norm, clipped as SB3 does
+                    norm = flat.grad.norm(dim=1, keepdim=True)
+                    flat.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+                self.optimizer.step()
+                parts = (losses.policy, losses.value, losses.entropy, losses.clip_fraction)
+                collected.append(torch.stack(parts).detach())
+                approx_kl.append(losses.approx_kl)
+        self.trainable.push()
+        means = torch.stack(collected).mean(0).numpy()
+        stats = {
+            "train/policy_gradient_loss": means[0],
+            "train/value_loss": means[1],
+            "train/entropy_loss": means[2],
+            "train/clip_fraction": means[3],
+            "train/approx_kl": torch.stack(approx_kl).mean(0).numpy(),
+            "train/loss": losses.total.detach().numpy(),
+        }
+        self.last_stats = stats
+        return stats
+
+    # -- logging ---------------------------------------------------------------------------
+    def _writers(self) -> list[Any]:
+        writers: list[Any] = []
+        for log_dir in self.log_dirs:
+            if log_dir is None:
+                writers.append(None)
+                continue
+            from torch.utils.tensorboard import SummaryWriter
+
+            writers.append(SummaryWriter(str(log_dir)))
+        return writers
+
+    def _log(self, writers: list[Any], stats: dict[str, np.ndarray], rollout: Rollout) -> None:
+        if not any(w is not None for w in writers):
+            return
+        explained = explained_variance(rollout.values, rollout.returns)
+        h = self.hyperparameters
+        for k, writer in enumerate(writers):
+            if writer is None:
+                continue
+            scalars = {name: float(value[k]) for name, value in stats.items()}
+            scalars["train/explained_variance"] = float(explained[k])
+            scalars["train/learning_rate"] = float(h["learning_rate"])
+            scalars["train/clip_range"] = float(h["clip_range"])
+            for tag in TB_SCALARS:
+                writer.add_scalar(tag, scalars[tag], self.steps)
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """SB3's ``explained_variance`` per seed of arrays ``[n_steps, K, n_envs]``: 1 - Var[returns
+    - values] / Var[returns], NaN where the returns do not vary."""
+    y = returns.transpose(1, 0, 2).reshape(returns.shape[1], -1)
+    pred = values.transpose(1, 0, 2).reshape(values.shape[1], -1)
+    var_y = np.var(y, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(var_y == 0, np.nan, 1 - np.var(y - pred, axis=1) / var_y)
+
+
+# -- one seed ------------------------------------------------------------------------------
+
+
+class BatchedPPOMember(Learner):
+    """One seed of a :class:`BatchedPPO` (or one loaded by :func:`load_member`): predicts,
+    gives its critic, saves and describes itself. Training happens on the batch."""
+
+    name = NAME
+    description = DESCRIPTION
+    defaults: ClassVar[dict[str, Any]] = DEFAULTS
+    default_budget = Budget(steps=200_000)
+
+    def __init__(
+        self,
+        net: BatchedActorCritic,
+        k: int,
+        *,
+        world: TabularWorld | None,
+        intervention: Intervention | None,
+        seed: int,
+        hyperparameters: dict[str, Any],
+        observation: str,
+        obs_shape: tuple[int, ...],
+        steps: int = 0,
+        batch: BatchedPPO | None = None,
+    ) -> None:
+        super().__init__(world, intervention, seed, hyperparameters, observation)  # type: ignore[arg-type]
+        self.net, self.k = net, k
+        self.obs_shape = tuple(obs_shape)
+        self._steps, self._batch = steps, batch
+        # Sampled actions come from a generator of their own, never training's.
+        state = np.random.SeedSequence([int(seed), 0x9E3779B9]).generate_state(1)[0]
+        self.eval_generator = torch.Generator().manual_seed(int(state))
+
+    @property
+    def steps(self) -> int:
+        """Environment steps trained (those of the batch it belongs to, if any)."""
+        return self._batch.steps if self._batch is not None else self._steps
+
+    def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
+        raise TypeError(f"a {NAME} member does not train alone: train the BatchedPPO that holds it")
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        logits = self.net.logits(obs, self.k)
+        if deterministic:
+            return logits.argmax(dim=1).numpy()
+        probs = torch.softmax(logits, dim=1)
+        return torch.multinomial(probs, 1, generator=self.eval_generator)[:, 0].numpy()
+
+    def value_of_obs(self, obs: np.ndarray) -> np.ndarray:
+        """The critic's value of each observation in the batch."""
+        return self.net.values(obs, self.k)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "n_envs": int(self.hyperparameters["n_envs"])}
+
+    def save(self, directory: Path) -> list[Path]:
+        """``model.pt``, this seed's weights as a plain dict of tensors named as SB3's policy
+        names them, and ``model.json``, what :func:`load_member` needs to rebuild it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights, config = directory / MODEL_FILE, directory / CONFIG_FILE
+        torch.save(self.net.state_dict(self.k), weights)
+        config.write_text(
+            json.dumps(
+                {
+                    "learner": NAME,
+                    "format": FORMAT,
+                    "seed": self.seed,
+                    "observation": self.observation,
+                    "observation_shape": list(self.obs_shape),
+                    "n_actions": self.net.n_actions,
+                    "net_arch": {"pi": list(self.net.pi), "vf": list(self.net.vf)},
+                    "activation": "tanh",
+                    "hyperparameters": self.hyperparameters,
+                    "steps": self.steps,
+                },
+                indent=2,
+            )
+        )
+        return [weights, config]
+
+
+def load_member(directory: Path) -> BatchedPPOMember:
+    """A member saved by :meth:`BatchedPPOMember.save`, ready to predict. ``model.pt`` is
+    read with ``weights_only=True`` and must hold tensors only, of the shapes ``model.json``
+    says."""
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    if config.get("learner") != NAME or config.get("format") != FORMAT:
+        raise ValueError(
+            f"{directory / CONFIG_FILE} is not a {NAME} model of format {FORMAT}: "
+            f"learner={config.get('learner')!r}, format={config.get('format')!r}"
+        )
+    try:
+        state = torch.load(directory / MODEL_FILE, weights_only=True)
+    except Exception as err:  # the unpickler names what it refused
+        raise ValueError(
+            f"{directory / MODEL_FILE} holds more than plain tensors; refusing to load it: {err}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and type(value) is torch.Tensor for key, value in state.items()
+    ):
+        raise ValueError(
+            f"{directory / MODEL_FILE} must be a dict of parameter name -> tensor, nothing else"
+        )
+    obs_shape = tuple(config["observation_shape"])
+    pi, vf = parse_net_arch(config["net_arch"])
+    expected = {
+        f"{name}.{part}" for name, _, _ in sb3_layer_names(pi, vf) for part in ("weight", "bias")
+    }
+    if set(state) != expected:
+        raise ValueError(
+            f"{directory / MODEL_FILE} has parameters {sorted(state)}: expected {sorted(expected)}"
+        )
+    net = BatchedActorCritic.from_state_dicts(
+        [state], int(np.prod(obs_shape)), int(config["n_actions"]), pi, vf
+    )
+    return BatchedPPOMember(
+        net,
+        0,
+        world=None,
+        intervention=None,
+        seed=int(config["seed"]),
+        hyperparameters=config["hyperparameters"],
+        observation=config["observation"],
+        obs_shape=obs_shape,
+        steps=int(config.get("steps", 0)),
+    )
