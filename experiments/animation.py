@@ -46,6 +46,11 @@ from offswitch.envs.render import (
 
 TILE = 32
 """Pixels per cell in animations."""
+PANEL_WIDTH = 330
+"""The narrowest column of an animation, in pixels: room for the flags' words."""
+TITLE_SIZE = 17
+TEXT_SIZE = 16
+"""Font sizes of animations, in pixels."""
 BACKGROUND = (255, 255, 255)
 INK = (25, 25, 30)
 ALERT = (200, 30, 30)
@@ -90,10 +95,11 @@ def _text_width(text: str, face: ImageFont.FreeTypeFont) -> int:
 
 
 def _wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """``text`` in lines no wider than ``width`` pixels, broken between words."""
+    """``text`` in lines no wider than ``width`` pixels, broken at spaces (a no-break space
+    keeps two words together)."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        words = paragraph.split()
+        words = [w for w in paragraph.split(" ") if w]
         line = ""
         for word in words:
             candidate = f"{line} {word}".strip()
@@ -128,11 +134,7 @@ def legend_entries(worlds: Sequence[TabularWorld]) -> list[tuple[np.ndarray, str
         entries.append((tile_icon(BUTTON.char, TILE, switch_disabled=True), "button pressed"))
     if DELAY.char in present:
         entries.append((tile_icon(DELAY.char, TILE, switch_disabled=True), "delay pressed"))
-    switch = {INTERRUPTION.char, BUTTON.char, CABLE.char, HUMAN.char} & present or any(
-        (world.shutdown_time >= 0).any() for world in worlds
-    )
-    if switch:
-        entries.append((_swatch(SWITCH_LIVE), "top bar red: off-switch live"))
+    entries.append((_swatch(SWITCH_LIVE), "top bar red: off-switch live"))
     if {BUTTON.char, CABLE.char} & present:
         entries.append((_swatch(SWITCH_DISABLED), "top bar grey: off-switch disabled"))
     if PUNISHMENT.char in present:
@@ -315,7 +317,7 @@ class Column:
 
 
 def _panel(column: Column, step: Step, width: int, title_lines: int) -> Image.Image:
-    title_face, face = font(15, bold=True), font(14)
+    title_face, face = font(TITLE_SIZE, bold=True), font(TEXT_SIZE)
     frame = Image.fromarray(render_rgb(column.world, step.state, tile=TILE))
     lines = flag_lines(step, column.world)
     title = _wrap(column.title, title_face, width)
@@ -367,13 +369,13 @@ def _frames(columns: Sequence[Column]) -> list[tuple[list[Step], int, str]]:
 def episodes_gif(path: Path, columns: Sequence[Column], heading: str) -> Path:
     """An animated GIF of ``columns``' episodes side by side, in lockstep, under ``heading``,
     with the tile legend below."""
-    width = max(max(c.world.layout.shape[1] * TILE for c in columns), 300)
+    width = max(max(c.world.layout.shape[1] * TILE for c in columns), PANEL_WIDTH)
     gap = 24
     total = len(columns) * width + (len(columns) - 1) * gap
-    head_face, note_face = font(16, bold=True), font(14)
+    head_face, note_face = font(TITLE_SIZE + 1, bold=True), font(TEXT_SIZE)
     head = _wrap(heading, head_face, total)
-    title_lines = max(len(_wrap(c.title, font(15, bold=True), width)) for c in columns)
-    legend = tile_legend([c.world for c in columns], total, size=13)
+    title_lines = max(len(_wrap(c.title, font(TITLE_SIZE, bold=True), width)) for c in columns)
+    legend = tile_legend([c.world for c in columns], total, size=TEXT_SIZE - 1)
     images, durations = [], []
     for steps, duration, note in _frames(columns):
         panels = [_panel(c, s, width, title_lines) for c, s in zip(columns, steps)]
