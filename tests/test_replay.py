@@ -182,3 +182,14 @@ def test_unknown_agents_and_files_are_refused_with_the_reason(runs, tmp_path, ca
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     code, out, err = run_cli(["replay", str(tmp_path / "nowhere")], capsys)
     assert code == 2 and "no such folder" in err
+
+
+def test_replay_films_the_agent_as_a_gif(runs, tmp_path, capsys):
+    from PIL import Image
+
+    path = tmp_path / "agent.gif"
+    code, out, err = run_cli(["replay", str(runs["q-learning"]), "--gif", str(path)], capsys)
+    assert code == 0, err
+    assert f"wrote {path}" in out
+    gif = Image.open(path)
+    assert gif.n_frames > 1 and path.stat().st_size < 400_000
