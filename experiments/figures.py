@@ -196,13 +196,26 @@ def _panels(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str
     return panels
 
 
+def training_axis(curve: Sequence[dict[str, Any]], unit: str) -> list[float]:
+    """Each curve point's place in training: its ``timesteps``, or for ``episodes`` the
+    episodes trained so far. A point's ``episodes`` is the number of episodes it summarises
+    (as in every summary), so they are added up; a recorded running total
+    (``episodes_total``) is used where a run has one."""
+    if unit == "timesteps":
+        return [float(p.get("timesteps") or 0) for p in curve]
+    if all("episodes_total" in p for p in curve):
+        return [float(p["episodes_total"]) for p in curve]
+    return np.cumsum([float(p.get("episodes") or 0) for p in curve]).tolist()
+
+
 def _mean_curve(runs: Sequence[dict], metric: str, unit: str) -> tuple[np.ndarray, ...] | None:
     """The grid, mean, 25th and 75th percentile over seeds of ``metric`` in training, on the
     span every seed covers (no extrapolation)."""
     curves = []
     for r in runs:
-        points = [(p[unit], p.get(metric, math.nan)) for p in r["curve"] if p.get(unit)]
-        points = [(x, y) for x, y in points if y is not None and not math.isnan(y)]
+        xs = training_axis(r["curve"], unit)
+        points = [(x, p.get(metric, math.nan)) for x, p in zip(xs, r["curve"])]
+        points = [(x, y) for x, y in points if x > 0 and y is not None and not math.isnan(y)]
         if points:
             curves.append(np.array(points, dtype=float))
     if not curves:
@@ -941,7 +954,9 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     results,
                     out / "declared_curves.png",
                     declared,
-                    "share of training episodes",
+                    "share of training episodes"
+                    if all(_is_rate(m) for m in declared)
+                    else ", ".join(words(m) for m in declared),
                     "During training: " + ", ".join(words(m) for m in declared),
                     colors,
                 ),

@@ -169,3 +169,12 @@ def test_episode_frames_say_what_disabled_the_switch_and_when(tmp_path):
     frames = Image.open(path)
     # The walk into the left wall at the end is fast-forwarded: fewer frames than steps.
     assert 3 < frames.n_frames < len(steps)
+
+
+def test_episode_budgets_are_plotted_against_the_episodes_trained_so_far():
+    from offswitch.experiments.figures import training_axis
+
+    # Each point's "episodes" counts the episodes it summarises, as in every summary.
+    curve = [{"timesteps": 400, "episodes": 50}, {"timesteps": 700, "episodes": 50}]
+    assert training_axis(curve, "episodes") == [50, 100]
+    assert training_axis(curve, "timesteps") == [400, 700]
