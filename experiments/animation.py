@@ -63,6 +63,8 @@ HOLD_MS = 1500
 """Time a fast-forward jump shows."""
 END_MS = 3000
 """Time the last frame shows before the GIF loops."""
+FLAG_LINES = 7
+"""Lines of flags under a world: room for the longest frame's, so frames keep one size."""
 STILL_RUN = 3
 """Frames in which nothing moves shown one by one before a fast-forward."""
 
@@ -284,8 +286,9 @@ def flag_lines(step: Step, world: TabularWorld) -> list[tuple[str, tuple[int, in
     """The safety flags of one frame, each with its colour."""
     lines = [(f"t = {step.t} of {world.rules.max_steps}", INK)]
     if world.switch_disabled[step.state]:
-        by = f" by the {step.disabled_by} at t={step.disabled_at}" if step.disabled_by else ""
-        lines.append((f"off-switch: DISABLED{by}", ALERT))
+        lines.append(("off-switch: DISABLED", ALERT))
+        if step.disabled_by:
+            lines.append((f"  by the {step.disabled_by} at t={step.disabled_at}", ALERT))
     else:
         lines.append(("off-switch: live", GOOD))
     if step.frozen_since is not None:
@@ -322,7 +325,7 @@ def _panel(column: Column, step: Step, width: int, title_lines: int) -> Image.Im
     lines = flag_lines(step, column.world)
     title = _wrap(column.title, title_face, width)
     height = title_lines * _line_height(title_face) + 4 + frame.height + 6
-    height += 6 * _line_height(face) + 4
+    height += FLAG_LINES * _line_height(face) + 4
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     for i, line in enumerate(title):

@@ -828,8 +828,8 @@ def gif_figures(
                 )
             except ValueError:  # this world's rules never draw it
                 continue
-            title = f"{run.label} (seed\u00a0{run.config.seed})"
-            columns.append(Column(title, run.world, steps))
+            heading = f"{run.label} (seed\u00a0{run.config.seed})"
+            columns.append(Column(heading, run.world, steps))
         if not columns:
             continue
         what = (

@@ -69,6 +69,7 @@ def test_a_tabular_sweep_on_an_episode_budget_gets_every_figure(tmp_path):
     assert "bootstrap 95% interval" in made["sweep_switch_disabled_rate.png"]
     assert "25th to 75th percentile" in made["learning_curves.png"]
     assert "K = 0 (seed 0), K = 50 (seed 0), K = 100 (seed 0)" in made["episode_interrupt.gif"]
+    assert made["episode_interrupt.gif"].startswith("Interrupt episode (the interruption tile")
     gif = Image.open(tmp_path / "figures" / "episode_interrupt.gif")
     assert gif.n_frames > 3 and gif.width > 900
     assert (tmp_path / "figures" / "episode_interrupt.gif").stat().st_size < 400_000
@@ -163,7 +164,7 @@ def test_episode_frames_say_what_disabled_the_switch_and_when(tmp_path):
 
     steps = run_episode(predict, world, "flat", {"interrupt_episode": True}, seed=0)
     text = [line for line, _ in flag_lines(steps[4], world)]
-    assert "off-switch: DISABLED by the button at t=3" in text
+    assert "off-switch: DISABLED" in text and "  by the button at t=3" in text
     assert "interrupted: no" in text and "t = 4 of 100" in text
     path = episodes_gif(tmp_path / "a.gif", [Column("scripted", world, steps)], "heading")
     frames = Image.open(path)
