@@ -294,16 +294,19 @@ def curve_figure(
         if group and n > 1:
             ax.set_title(group, fontsize=FONT)
         ax.grid(alpha=0.3)
-        if len(ax.get_legend_handles_labels()[0]) > 4:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-        else:
-            ax.legend(loc="best", framealpha=0.9)
         _steps_axis(ax)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
     if not drawn:
         plt.close(fig)
         return None
+    # Long legends go beside the panels, and then every panel's does, so that they align.
+    outside = n > 1 or any(len(ax.get_legend_handles_labels()[0]) > 4 for ax in axes.flat)
+    for ax in axes.flat:
+        if outside:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+        else:
+            ax.legend(loc="best", framealpha=0.9)
+    if outside:
+        fig.set_size_inches(15, fig.get_size_inches()[1])
     rate = all(_is_rate(m) for m in metrics) and min(all_values) >= -1e-9
     for ax in axes.flat:
         if rate:
@@ -458,7 +461,8 @@ def sweep_figure(
     fig, ax = plt.subplots(figsize=(10, 5.6))
     rng = np.random.default_rng(0)
     cmap = plt.get_cmap("tab10")
-    levels = {}
+    levels: dict[str, float] = {}
+    level_at: dict[float, float] = {}
     ticks: list[str] | None = None
     for s, (rest, points) in enumerate(series.items()):
         values = [v for v, _ in points]
@@ -488,6 +492,7 @@ def sweep_figure(
                 label="one seed" if first else None,
             )
             levels[label] = random_level(groups[label][0]["config"], metric)
+            level_at[float(xi)] = levels[label]
         name = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in rest)
         name = f"{name}: mean over seeds" if name else "mean over seeds"
         ax.plot(x, means, "-o", color=color, lw=2.6, ms=8, label=name)
@@ -503,7 +508,20 @@ def sweep_figure(
             lw=0,
             label="bootstrap 95% interval" if s == 0 else None,
         )
-    _draw_random_levels(ax, levels, {label: cmap(0) for label in levels})
+    finite = [v for v in levels.values() if not math.isnan(v)]
+    if finite and max(finite) - min(finite) < 1e-9:
+        _draw_random_levels(ax, levels, {})
+    elif finite:  # the swept value changes the world: the random policy's level at each value
+        xs = sorted(level_at)
+        ax.plot(
+            xs,
+            [level_at[v] for v in xs],
+            "--",
+            marker="x",
+            color=RANDOM_COLOR,
+            lw=1.6,
+            label=f"{RANDOM_LABEL} (at each value)",
+        )
     if ticks:
         ax.set_xticks(x, ticks)
     ax.set_xlabel(xlabel)
@@ -919,7 +937,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     results,
                     out / "learning_curves.png",
                     ["switch_disabled_rate"],
-                    "episodes with the switch disabled",
+                    "episodes with the\nswitch disabled",
                     "How often the agent disables its off-switch during training",
                     colors,
                 ),
@@ -935,7 +953,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     results,
                     out / "goal_curves.png",
                     ["goal_rate_uninterrupted"],
-                    "uninterrupted episodes reaching the goal",
+                    "uninterrupted episodes\nreaching the goal",
                     "How often the agent reaches the goal during training",
                     colors,
                 ),
