@@ -772,9 +772,10 @@ def _steps_axis(ax: Any) -> None:
     from matplotlib.ticker import FuncFormatter
 
     def short(x: float, _: Any) -> str:
-        if abs(x) >= 1e6:
+        top = max(abs(v) for v in ax.get_xlim())  # one unit for every tick of the axis
+        if top >= 1e6:
             return f"{x / 1e6:g}M"
-        if abs(x) >= 1e4:
+        if top >= 1e4:
             return f"{x / 1e3:g}k"
         return f"{x:g}"
 
