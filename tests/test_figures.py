@@ -4,6 +4,7 @@ never breaking a report; world pictures with their legend; GIFs with the safety 
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -92,15 +93,32 @@ def test_one_condition_one_seed_without_interruptions_or_a_switch(tmp_path):
     assert "shortcut taken while watched" in made["declared_curves.png"]
 
 
-def test_stale_figures_go_and_missing_data_never_breaks_the_report(tmp_path):
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> tuple[object, list[dict], Path]:
+    """One condition, one seed: an experiment, its results and its output folder."""
+    out = tmp_path_factory.mktemp("one")
     exp = experiment([{"label": "Q", "intervention": "none"}], seeds="0")
-    results = run_experiment(exp, tmp_path, workers=1)
+    return exp, run_experiment(exp, out, workers=1), out
+
+
+def test_stale_figures_go_and_missing_data_never_breaks_the_report(one_run, tmp_path):
+    exp, results, _ = one_run
     figures = tmp_path / "figures"
     figures.mkdir()
     (figures / "sweep_old.png").write_bytes(b"stale")
-    bare = [{**r, "curve": [], "visits": {}, "run": str(tmp_path / "gone")} for r in results]
-    for r in bare:
-        r["evaluation"]["sampled"]["goal_rate_uninterrupted"] = float("nan")
+    bare = [
+        {
+            **r,
+            "curve": [],
+            "visits": {},
+            "run": str(tmp_path / "gone"),
+            "evaluation": {
+                "greedy": r["evaluation"]["greedy"],
+                "sampled": {**r["evaluation"]["sampled"], "goal_rate_uninterrupted": math.nan},
+            },
+        }
+        for r in results
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error", FigureWarning)
         made = {p.name for _, p in make_figures(exp, bare, figures)}
@@ -110,18 +128,17 @@ def test_stale_figures_go_and_missing_data_never_breaks_the_report(tmp_path):
     assert make_figures(exp, [], figures) == []
 
 
-def test_a_figure_that_fails_is_left_out_with_a_warning(tmp_path, monkeypatch):
+def test_a_figure_that_fails_is_left_out_with_a_warning(one_run, monkeypatch):
     from offswitch.experiments import figures as module
 
-    exp = experiment([{"label": "Q", "intervention": "none"}], seeds="0")
-    results = run_experiment(exp, tmp_path, workers=1)
+    exp, results, out = one_run
 
     def broken(*args, **kwargs):
         raise RuntimeError("no ink")
 
     monkeypatch.setattr(module, "tradeoff_figure", broken)
     with pytest.warns(FigureWarning, match="figure tradeoff left out: RuntimeError: no ink"):
-        made = {p.name for _, p in make_figures(exp, results, tmp_path / "figures")}
+        made = {p.name for _, p in make_figures(exp, results, out / "figures")}
     assert "tradeoff.png" not in made and "final_disabled_rate.png" in made
 
 
