@@ -50,6 +50,9 @@ a baseline)."""
 BATCHED = "batched-ppo"
 POLICY_KWARGS = {"net_arch", "ortho_init", "share_features_extractor", "normalize_images"}
 """The ``policy_kwargs`` a rebuilt SB3 policy accepts: plain values only."""
+OPTIMIZER_KWARGS = {"optimizer_class", "optimizer_kwargs"}
+"""``policy_kwargs`` that configure training only (A2C records its RMSprop there): dropped,
+never read, as a policy that only acts has no optimizer to configure."""
 AGENT_FILES = {
     **dict.fromkeys(SB3_AGENTS, ("model.zip",)),
     **dict.fromkeys(TABULAR_AGENTS, ("table.npz",)),
@@ -208,6 +211,7 @@ def _policy_kwargs(hyperparameters: dict[str, Any], where: Path) -> dict[str, An
     kwargs = hyperparameters.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ReplayError(f"{where}: policy_kwargs is not a table")
+    kwargs = {k: v for k, v in kwargs.items() if k not in OPTIMIZER_KWARGS}
     unknown = sorted(set(kwargs) - POLICY_KWARGS)
     if unknown:
         raise ReplayError(

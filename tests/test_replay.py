@@ -35,11 +35,14 @@ class Payload:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """A short PPO run and a short Q-learning run, written by the runner."""
+    """Short runs of PPO, A2C (which records its optimizer in policy_kwargs), DQN and
+    Q-learning, written by the runner."""
     root = tmp_path_factory.mktemp("runs")
     made = {}
     for name, config in {
         "ppo": TrainConfig(agent="ppo", steps=2048, eval_episodes=20),
+        "a2c": TrainConfig(agent="a2c", steps=1024, eval_episodes=20),
+        "dqn": TrainConfig(agent="dqn", steps=2500, eval_episodes=20),
         "q-learning": TrainConfig(agent="q-learning", episodes=150, eval_episodes=20),
     }.items():
         run_dir = root / name / "seed0"
@@ -54,7 +57,7 @@ def copy_run(run_dir: Path, to: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("agent", ["ppo", "q-learning"])
+@pytest.mark.parametrize("agent", ["ppo", "a2c", "dqn", "q-learning"])
 def test_replay_reproduces_the_recorded_evaluation_exactly(runs, agent, capsys):
     run = load_run(runs[agent])
     recorded = json.loads((runs[agent] / "metrics.json").read_text())["evaluation"]
