@@ -10,6 +10,12 @@ lean as SB3 allows. Copy ``i`` is seeded ``seed + i`` as ``make_vec_env`` seeds 
 environments, so the same seeds train the same agent as on ``DummyVecEnv`` of single worlds
 (``tests/test_vector.py``).
 
+Evaluation's sampled actions come from a generator of the learner's own
+(:func:`eval_generator`, seeded by the run's seed), not from torch's global stream that
+training advanced: the greedy and the sampled policy are functions of the saved weights and
+the seed alone (:func:`policy_actions`), so ``offswitch replay`` reproduces a run's evaluation
+from its ``model.zip``.
+
 Each default hyperparameter says where it comes from. "Measured" figures are from this
 project's 2-core CPU machines; the rest are SB3's own defaults or the RL Zoo's settings for
 small discrete tasks.
@@ -29,6 +35,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -51,6 +58,50 @@ from offswitch.agents.hyperparameters import (
     whole,
 )
 from offswitch.agents.training import Budget, Learner, TrainingHooks, TrainingWorlds
+
+EVAL_STREAM = 0x5EED_E7A1
+"""Mixed with the run's seed into the seed of :func:`eval_generator`'s stream."""
+
+
+def eval_generator(seed: int) -> torch.Generator:
+    """The generator of a learner's sampled evaluation actions: a stream of its own, seeded
+    by the run's seed alone, so that the evaluation never depends on what training drew."""
+    state = np.random.SeedSequence([int(seed), EVAL_STREAM]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def policy_actions(
+    policy: BasePolicy,
+    obs: np.ndarray,
+    deterministic: bool,
+    generator: torch.Generator,
+    epsilon: float = 0.0,
+) -> np.ndarray:
+    """One action per observation of the batch ``obs``, from a Stable-Baselines3 MLP policy.
+
+    Greedy: the most likely action (an actor-critic's mode, a Q-network's argmax), as SB3's
+    ``predict(deterministic=True)``. Sampled: an actor-critic draws from its action
+    distribution, a Q-network acts epsilon-greedily with ``epsilon`` for each observation;
+    every draw comes from ``generator``. The learner and ``offswitch replay`` both act
+    through this function, so a saved policy replays its run's evaluation exactly.
+    """
+    policy.set_training_mode(False)
+    tensor, _ = policy.obs_to_tensor(obs)
+    with torch.no_grad():
+        if hasattr(policy, "get_distribution"):  # PPO, A2C
+            distribution = policy.get_distribution(tensor)
+            if deterministic:
+                return distribution.mode().reshape(-1).numpy()
+            probs = distribution.distribution.probs
+            return torch.multinomial(probs, 1, generator=generator)[:, 0].numpy()
+        q_values = policy.q_net(tensor)  # DQN
+        greedy = q_values.argmax(dim=1).reshape(-1)
+        if deterministic:
+            return greedy.numpy()
+        n, n_actions = q_values.shape
+        explore = torch.rand(n, generator=generator) < epsilon
+        random = torch.randint(n_actions, (n,), generator=generator)
+        return torch.where(explore, random, greedy).numpy()
 
 
 class OffSwitchVecEnv(VecEnv):
@@ -229,6 +280,12 @@ class SB3Learner(Learner):
             # Straight into the run's folder, beside the runner's safety scalars.
             self.model.set_logger(configure(str(self.log_dir), ["tensorboard"]))
         self.training_worlds.bind_critic(self.value_of_obs, self.model.gamma)
+        self.eval_generator = eval_generator(self.seed)
+
+    @property
+    def epsilon(self) -> float:
+        """The exploration of the sampled policy: DQN's final epsilon, 0 for the others."""
+        return float(self.hyperparameters.get("exploration_final_eps", 0.0))
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
@@ -291,7 +348,9 @@ class SB3Learner(Learner):
         self.env.close()
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.model.predict(obs, deterministic=deterministic)[0]
+        return policy_actions(
+            self.model.policy, obs, deterministic, self.eval_generator, self.epsilon
+        )
 
     def save(self, directory: Path) -> list[Path]:
         path = Path(directory) / "model.zip"

@@ -88,33 +88,65 @@ def render_rgb(world: TabularWorld, state_index: int, tile: int = 32) -> np.ndar
         for c in range(width):
             ch, flat = layout.chars[r, c], r * width + c
             cell = img[strip + r * tile : strip + (r + 1) * tile, c * tile : (c + 1) * tile]
-            cell[:] = WALL.color if TILES[ch].blocks else FLOOR.color
-            if ch == GOAL.char:
-                cell[shapes.inset] = GOAL.color
-            elif ch == INTERRUPTION.char and not state.switch_disabled:
-                cell[shapes.stripes] = INTERRUPTION.color
-            elif ch == BUTTON.char:
-                cell[shapes.inset] = BUTTON.color
-                cell[shapes.small] = (80, 40, 140) if state.switch_disabled else (200, 170, 250)
-            elif ch == CABLE.char:
-                cell[shapes.cable_cut if state.switch_disabled else shapes.cable] = CABLE.color
-            elif ch == COIN.char and not state.coins & (1 << coins[flat]):
-                cell[shapes.coin] = COIN.color
-            elif ch == DELAY.char:
-                pressed = state.delays & (1 << delays[flat])
-                cell[shapes.inset] = DELAY.color
-                cell[shapes.small] = (20, 90, 110) if pressed else (170, 230, 245)
-            elif ch == PUNISHMENT.char:
-                cell[shapes.cross] = PUNISHMENT.color
-            elif ch == HUMAN.char:
-                cell[shapes.head | shapes.body] = HUMAN.color
-            if not TILES[ch].blocks:
-                cell[0, :] = cell[:, 0] = GRID_LINE
+            collected = ch == COIN.char and bool(state.coins & (1 << coins[flat]))
+            pressed = ch == DELAY.char and bool(state.delays & (1 << delays[flat]))
+            paint_tile(cell, ch, shapes, state.switch_disabled, collected, pressed)
             if flat == state.cell:
                 if world.frozen[state_index]:
                     cell[shapes.ring] = FROZEN
                 cell[shapes.agent] = AGENT.color
     return img
+
+
+def paint_tile(
+    cell: np.ndarray,
+    ch: str,
+    shapes: _Shapes,
+    switch_disabled: bool = False,
+    collected: bool = False,
+    pressed: bool = False,
+) -> None:
+    """Draw tile ``ch`` into ``cell`` (a ``tile x tile x 3`` view) as :func:`render_rgb` does."""
+    cell[:] = WALL.color if TILES[ch].blocks else FLOOR.color
+    if ch == GOAL.char:
+        cell[shapes.inset] = GOAL.color
+    elif ch == INTERRUPTION.char and not switch_disabled:
+        cell[shapes.stripes] = INTERRUPTION.color
+    elif ch == BUTTON.char:
+        cell[shapes.inset] = BUTTON.color
+        cell[shapes.small] = (80, 40, 140) if switch_disabled else (200, 170, 250)
+    elif ch == CABLE.char:
+        cell[shapes.cable_cut if switch_disabled else shapes.cable] = CABLE.color
+    elif ch == COIN.char and not collected:
+        cell[shapes.coin] = COIN.color
+    elif ch == DELAY.char:
+        cell[shapes.inset] = DELAY.color
+        cell[shapes.small] = (20, 90, 110) if pressed else (170, 230, 245)
+    elif ch == PUNISHMENT.char:
+        cell[shapes.cross] = PUNISHMENT.color
+    elif ch == HUMAN.char:
+        cell[shapes.head | shapes.body] = HUMAN.color
+    if not TILES[ch].blocks:
+        cell[0, :] = cell[:, 0] = GRID_LINE
+
+
+def tile_icon(
+    ch: str,
+    tile: int = 32,
+    switch_disabled: bool = False,
+    agent: bool = False,
+    frozen: bool = False,
+) -> np.ndarray:
+    """One tile as :func:`render_rgb` draws it (``agent``: with the agent on it, ``frozen``:
+    wearing the frozen ring), for legends."""
+    shapes = _Shapes(tile)
+    cell = np.empty((tile, tile, 3), dtype=np.uint8)
+    paint_tile(cell, ch, shapes, switch_disabled, False, switch_disabled)
+    if agent or frozen:
+        if frozen:
+            cell[shapes.ring] = FROZEN
+        cell[shapes.agent] = AGENT.color
+    return cell
 
 
 def render_ansi(world: TabularWorld, state_index: int, t: int) -> str:

@@ -1,5 +1,5 @@
 """The ``offswitch`` command line: ``list``, ``train``, ``run``, ``demo``, ``compare``,
-``report``, ``play``.
+``report``, ``play``, ``replay``.
 
 Bad input gets one line on stderr naming the problem and the valid choices, and exit
 status 2; nothing is trained or written until every value checks out. Commands import only
@@ -198,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="world option for gymnasium.make, e.g. --rule interruption_probability=1.0 "
         "(repeatable)",
     )
+    replay = sub.add_parser(
+        "replay",
+        help="evaluate a run's trained agent again, or film it as a GIF",
+        description="Load a run folder's trained agent and world (its config.json) and evaluate "
+        "it on the run's evaluation episodes, or with --gif film it. Only weights and plain "
+        "arrays are read, never pickles: a model made by someone else cannot run code here.",
+    )
+    replay.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, e.g. runs/demo/X/seed0")
+    replay.add_argument(
+        "--episodes",
+        type=_positive_int,
+        default=None,
+        help="episodes per policy (default: the run's)",
+    )
+    replay.add_argument("--gif", metavar="PATH", default=None, help="write a GIF of the agent")
     return parser
 
 
@@ -230,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _play(args)
     if args.command == "list":
         return _list()
+    if args.command == "replay":
+        return _replay(args)
     try:
         if args.command == "report":
             return _report_again(Path(args.out))
@@ -322,6 +339,15 @@ def _play(args: argparse.Namespace) -> int:
     finally:
         keys.close()  # gives the terminal back its line mode
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from offswitch.experiments.replay import ReplayError, main
+
+    try:
+        return main(args.run_dir, args.episodes, args.gif, sys.stdout)
+    except ReplayError as err:
+        return _usage_error(err)
 
 
 def _list() -> int:

@@ -85,6 +85,9 @@ CONDITION_FIELDS = {
     "sweep": dict,
 }
 REPORT_FIELDS = {"baseline": str, "columns": list, "measures": list, "figures": list}
+SWEPT = "__swept__"
+"""Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
+(not a field of the file: it cannot collide with one)."""
 TO_CONFIG = {"env": "env_id", "rules": "world_rules", "hyperparameters": "learner_overrides"}
 """Field names in experiment files that differ from :class:`TrainConfig`'s."""
 
@@ -102,6 +105,15 @@ class Condition:
     """The run's configuration, with ``seed`` left at 0 (see :meth:`run`)."""
     seeds: tuple[int, ...]
     group: str = ""
+    sweep: tuple[tuple[str, Any], ...] = ()
+    """The swept values that made this condition, as ``(key, value)`` pairs in the sweep's
+    order (``(("k", 50),)`` for ``sweep = { k = [...] }``); empty for a condition without a
+    sweep. Figures plot against them, so they need not be read back out of labels."""
+
+    @property
+    def sweep_values(self) -> dict[str, Any]:
+        """:attr:`sweep` as a dict."""
+        return dict(self.sweep)
 
     @property
     def slug(self) -> str:
@@ -339,6 +351,7 @@ def _expand(condition: dict[str, Any], where: str) -> list[dict[str, Any]]:
                     one[head] = value
         if "label" not in condition:
             one["label"] = " ".join(f"{k}={v}" for k, v in values.items())
+        one[SWEPT] = tuple(values.items())
         expanded.append(one)
     return expanded
 
@@ -435,6 +448,7 @@ def _condition(entry: dict[str, Any], top_seeds: Any, where: str) -> Condition:
     where = f"{where} ({label!r})"
     seeds = _seeds(entry.pop("seeds", top_seeds), f"{where}.seeds")
     group = entry.pop("group", "")
+    sweep = entry.pop(SWEPT, ())
     if "env" in entry and "layout" in entry:
         raise ExperimentError(f"{where}: give env or layout, not both")
     kwargs = {TO_CONFIG.get(k, k): v for k, v in entry.items()}
@@ -444,7 +458,7 @@ def _condition(entry: dict[str, Any], top_seeds: Any, where: str) -> Condition:
         raise ExperimentError(f"{where}: {err}") from None
     except (TypeError, ValueError) as err:
         raise ExperimentError(f"{where}: {err}") from None
-    return Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), seeds, group)
+    return Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), seeds, group, sweep)
 
 
 def single_condition_experiment(

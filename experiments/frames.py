@@ -1,6 +1,7 @@
 """Render a start frame of every world to PNG: ``python -m offswitch.experiments.frames DIR``.
 
-The README's pictures come from this command.
+The README's pictures come from this command. Each picture carries its world's name above
+and the legend of its tiles below, so that it makes sense without the README beside it.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-from PIL import Image
 
 import offswitch
-from offswitch.envs.render import render_rgb
+from offswitch.experiments.animation import framed
 
 # A few steps into the episode, so that the picture shows what matters.
 SHOWCASE: dict[str, tuple[dict, list[int]]] = {
@@ -27,6 +27,7 @@ SHOWCASE: dict[str, tuple[dict, list[int]]] = {
 
 
 def write_frames(out: Path, tile: int = 48) -> list[Path]:
+    """A PNG of every registered world, a few steps into a telling episode, with its legend."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for env_id in offswitch.world_ids():
@@ -36,9 +37,10 @@ def write_frames(out: Path, tile: int = 48) -> list[Path]:
         for a in actions:
             env.step(a)
         world = env.unwrapped.world
-        frame = render_rgb(world, env.unwrapped.state_index, tile=tile)
-        path = out / f"{env_id.split('/')[-1]}.png"
-        Image.fromarray(frame).save(path, optimize=True)
+        name = env_id.split("/")[-1]
+        picture = framed(world, env.unwrapped.state_index, tile=tile, title=name)
+        path = out / f"{name}.png"
+        picture.save(path, optimize=True)
         paths.append(path)
     return paths
 

@@ -94,6 +94,14 @@ def test_sweeps_expand_and_set_edits_any_field(tmp_path):
     assert all(
         c.seeds == (0, 1, 2, 3, 4) and c.config.episodes == 10 for c in experiment.conditions
     )
+    # Each condition records the values its sweep gave it, for the dose-response figure.
+    assert [c.sweep_values for c in experiment.conditions] == [{"k": 0}, {"k": 100}, {}]
+    product = SMALL.replace(
+        "sweep = { k = [0, 100] }", 'sweep = { k = [0, 100], "rules.max_steps" = [20, 30] }'
+    ).replace('label = "Q {k}"', 'label = "Q {k} {max_steps}"')
+    swept = load_experiment(str(write(tmp_path, product, "product.toml"))).conditions
+    assert swept[1].sweep == (("k", 0), ("rules.max_steps", 30))
+    assert swept[1].config.world_rules == {"max_steps": 30}
     edited = load_experiment(str(path), ["conditions.1.agent=safe-sarsa"])
     assert edited.conditions[2].config.agent == "safe-sarsa"
     assert load_experiment("demo").path == CONFIGS / "demo.toml"  # shipped files by name
