@@ -52,6 +52,21 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch
 
+from offswitch.agents.hyperparameters import (
+    MAX_BUFFER_SAMPLES,
+    MAX_REPEATS,
+    Flag,
+    HyperparameterError,
+    check_buffer,
+    check_net_arch,
+    check_ranges,
+    check_table,
+    non_negative,
+    positive,
+    shown,
+    unit,
+    whole,
+)
 from offswitch.agents.interventions.base import Intervention
 from offswitch.agents.training import (
     Budget,
@@ -423,60 +438,52 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
-def _number(h: dict[str, Any], name: str) -> float:
-    value = h[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name}={value!r}: give a number")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name}={value!r}: give a finite number")
-    return float(value)
-
-
-def _whole(h: dict[str, Any], name: str, low: int, why: str = "") -> int:
-    value = h[name]
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not float(value).is_integer()
-        or value < low
-    ):
-        raise ValueError(f"{name}={value!r}: give a whole number >= {low}{why}")
-    return int(value)
+RANGES: dict[str, Any] = dict(
+    n_steps=whole(1, why="steps per world per rollout"),
+    n_envs=whole(1, why="worlds per seed"),
+    batch_size=whole(
+        1,
+        MAX_BUFFER_SAMPLES,
+        why="the minibatch size; PPO's advantage normalisation needs batch_size > 1",
+    ),
+    n_epochs=whole(1, MAX_REPEATS, why="passes over each rollout"),
+    learning_rate=positive("Adam's step size; 0 learns nothing"),
+    gamma=unit("the discount factor"),
+    gae_lambda=unit("the GAE factor: 1 is the Monte-Carlo advantage, 0 the one-step one"),
+    clip_range=positive("PPO's clipping of the probability ratio"),
+    clip_range_vf=positive(none="no clipping", why="the clipping of the value update"),
+    ent_coef=non_negative("the entropy bonus; a negative one would reward certainty"),
+    vf_coef=non_negative("the weight of the value loss"),
+    max_grad_norm=positive("the gradient clipping norm"),
+    normalize_advantage=Flag(),
+)
+"""The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
 
 def check_values(h: dict[str, Any]) -> None:
-    """``ValueError`` quoting the constraint broken by any resolved hyperparameter."""
-    two = ", as advantage normalisation needs (SB3 asserts it)"
-    normalize = h["normalize_advantage"]
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise ValueError(f"normalize_advantage={normalize!r}: give true or false")
-    n_steps = _whole(h, "n_steps", 1)
-    n_envs = _whole(h, "n_envs", 1)
-    _whole(h, "batch_size", 2 if normalize else 1, two if normalize else "")
-    _whole(h, "n_epochs", 1)
-    if normalize and n_steps * n_envs < 2:
-        raise ValueError(
-            f"n_steps * n_envs = {n_steps * n_envs}: give at least 2 samples per rollout{two}"
+    """:class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
+    quoting the constraint broken by any resolved hyperparameter."""
+    check_ranges(NAME, RANGES, h)
+    if h["normalize_advantage"] and h["batch_size"] < 2:
+        raise HyperparameterError(
+            f"{NAME} hyperparameter batch_size={h['batch_size']} is out of range: give a whole "
+            "number > 1 (advantage normalisation needs two samples per minibatch), or set "
+            "normalize_advantage=False"
         )
-    for name in ("gamma", "gae_lambda"):
-        if not 0.0 <= _number(h, name) <= 1.0:
-            raise ValueError(f"{name}={h[name]!r}: give a number in [0, 1]")
-    for name in ("learning_rate", "clip_range", "max_grad_norm"):
-        if not _number(h, name) > 0:
-            raise ValueError(f"{name}={h[name]!r}: give a number > 0")
-    for name in ("ent_coef", "vf_coef"):
-        if not _number(h, name) >= 0:
-            raise ValueError(f"{name}={h[name]!r}: give a number >= 0")
-    if h["clip_range_vf"] is not None and not _number(h, "clip_range_vf") > 0:
-        raise ValueError(
-            f"clip_range_vf={h['clip_range_vf']!r}: give a number > 0, or None for no clipping"
+    samples = int(h["n_steps"]) * int(h["n_envs"])
+    if h["normalize_advantage"] and samples < 2:
+        raise HyperparameterError(
+            f"{NAME} hyperparameters n_steps * n_envs = {samples}: give at least 2 samples per "
+            "rollout (advantage normalisation needs them)"
         )
-    kwargs = h["policy_kwargs"]
-    if not isinstance(kwargs, dict) or set(kwargs) - {"net_arch"}:
-        raise ValueError(
-            f"policy_kwargs={kwargs!r}: {NAME} takes only net_arch (tanh MLPs, SB3's "
-            "orthogonal init)"
+    check_buffer(NAME, "n_steps * n_envs", samples, "give fewer steps or worlds per rollout")
+    kwargs = check_table(NAME, "policy_kwargs", h["policy_kwargs"], '{"net_arch": [64, 64]}')
+    if set(kwargs) - {"net_arch"}:
+        raise HyperparameterError(
+            f"{NAME} hyperparameter policy_kwargs={shown(kwargs)}: {NAME} takes only net_arch "
+            "(tanh MLPs, SB3's orthogonal init)"
         )
+    check_net_arch(NAME, "policy_kwargs.net_arch", kwargs.get("net_arch", [64, 64]))
     parse_net_arch(kwargs.get("net_arch", [64, 64]))
 
 

@@ -87,7 +87,8 @@ class RunHooks(TrainingHooks):
         self.episodes += len(episodes)
         if episodes:
             summary = measure_summary(episodes, self.world)
-            self.curve.append({"timesteps": timesteps, "episodes": self.episodes, **summary})
+            # The summary's own "episodes" counts this point's; the total is kept beside it.
+            self.curve.append({**summary, "timesteps": timesteps, "episodes_total": self.episodes})
             scalars.update({tag: summary[key] for key, tag in SCALARS.items()})
             scalars.update(
                 {f"reward/{k[5:]}": v for k, v in summary.items() if k.startswith("term/")}
