@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write the report of an output folder again, from its runs' files"
     )
     report.add_argument("out", metavar="DIR", help="an output folder of run, demo or compare")
+    report.add_argument(
+        "--to",
+        metavar="DOCS",
+        help="also publish the page as DOCS/<name>.md with its figures and the runs' "
+        "evaluations in DOCS/<name>/ (the shipped pages: --to docs/results)",
+    )
 
     play = sub.add_parser(
         "play",
@@ -249,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args)
     try:
         if args.command == "report":
-            return _report_again(Path(args.out))
+            return _report_again(Path(args.out), args.to)
         experiment, out, command = _experiment(args)
     except USAGE_ERRORS as err:
         return _usage_error(err)
@@ -465,12 +471,12 @@ def _default_columns(experiment: Any) -> list[str]:
     return list(DEFAULT_COLUMNS)
 
 
-def _report_again(out: Path) -> int:
+def _report_again(out: Path, to: str | None = None) -> int:
     from offswitch.experiments.pages import rewrite_report
     from offswitch.experiments.store import StoreError
 
     try:
-        page = rewrite_report(out)
+        page = rewrite_report(out, Path(to) if to else None)
     except (FileNotFoundError, ValueError, StoreError) as err:
         return _usage_error(err)
     print(f"wrote {page}")

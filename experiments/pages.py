@@ -170,13 +170,22 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
 
 
 def publish(out: Path, to: Path, name: str) -> Path:
-    """Copy ``out``'s report to ``to/<name>.md``, its figures to ``to/<name>/``."""
+    """Copy ``out``'s report to ``to/<name>.md`` and its figures to ``to/<name>/``, with the
+    experiment's record and the runs' evaluations (``results.json``, without the learning
+    curves and visit counts, and ``results.csv``), from which a test recomputes the page's
+    tables."""
     to.mkdir(parents=True, exist_ok=True)
     target = to / name
     if target.exists():
         shutil.rmtree(target)
     if (out / "figures").is_dir():
         shutil.copytree(out / "figures", target)
+    target.mkdir(exist_ok=True)
+    results = store.read_json(out / "results.json")
+    slim = [{k: v for k, v in r.items() if k not in ("curve", "visits")} for r in results]
+    store.write_json(target / "results.json", slim)
+    shutil.copyfile(out / "results.csv", target / "results.csv")
+    shutil.copyfile(out / "experiment.json", target / "experiment.json")
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"
