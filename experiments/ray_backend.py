@@ -178,10 +178,13 @@ class RayBackend(Backend):
             options["address"] = self.address
         try:
             ray.init(**options)
-        except ConnectionError as err:
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            said = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            where = f"the Ray cluster at --address {self.address}" if self.address else "Ray"
             raise BackendError(
-                f"no Ray cluster at --address {self.address} ({err}): start one with "
-                "`ray start --head` (docs/ray.md), or leave --address out to start one here"
+                f"could not start or reach {where} ({said}): start one with `ray start --head`, "
+                "or leave --address out to start one here; a ray:// address of a cluster with "
+                "token authentication needs RAY_AUTH_MODE=token (docs/ray.md)"
             ) from None
         self._started = True
 
@@ -238,7 +241,8 @@ class RayBackend(Backend):
             raise
         finally:
             if box is not None:
-                ray.kill(box)
+                with contextlib.suppress(Exception):  # gone with its node, or with the cluster
+                    ray.kill(box)
         # No attempt is running now: what dead attempts left is scratch, and a run that was
         # published just before its worker died is reported as finished all the same.
         for job in pending:
