@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import secrets
 import signal
@@ -298,3 +299,85 @@ def test_ctrl_c_cancels_the_ray_tasks_says_what_finished_and_exits_130(cluster, 
     time.sleep(2.0)  # no cancelled task publishes a run afterwards
     assert finished_runs(out) == finished
     assert_whole_and_kept(out, finished)
+
+
+NODES = """
+import json, os, sys
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from offswitch.experiments.experiment import load_experiment
+from offswitch.experiments.runner import run_experiment
+
+
+def running_a_job(node):
+    raylet = node.all_processes["raylet"][0].process.pid
+    for entry in Path("/proc").iterdir():
+        try:
+            busy = (entry / "cmdline").read_bytes().startswith(b"ray::train_job")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if busy and parent == raylet:
+            return True
+    return False
+
+
+if __name__ == "__main__":
+    # A head that runs nothing and two worker nodes of one CPU each, all on this machine.
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    cluster.wait_for_nodes()
+    said = {"removed_after": None}
+
+    def on_progress(name, done):
+        finished = said.setdefault("finished", [])
+        if done is None:
+            finished.append(name)
+        if finished and said["removed_after"] is None:
+            for node in nodes:
+                if running_a_job(node):  # the whole node dies under a job, no warning
+                    cluster.remove_node(node, allow_graceful=False)
+                    said["removed_after"] = len(finished)
+                    break
+
+    try:
+        run_experiment(
+            load_experiment(sys.argv[1]), Path(sys.argv[2]), on_progress=on_progress,
+            backend="ray",
+        )
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print(json.dumps(said))
+"""
+
+
+@needs_ray
+@pytest.mark.training
+@pytest.mark.timeout(300)
+def test_a_node_that_dies_mid_sweep_has_its_job_redone_on_another_node(reference, tmp_path):
+    path = write(tmp_path, SMALL)
+    script = write(tmp_path, NODES, "nodes.py")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", MARK)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert said["removed_after"] is not None, "no node was running a job after the first run"
+    assert 1 <= said["removed_after"] < 9
+    assert sorted(said["finished"]) == sorted(set(said["finished"]))
+    assert len(finished_runs(out)) == 9
+    assert numbers(out) == numbers(reference)
+    assert not list(out.rglob(f"*{store.PARTIAL}*"))
