@@ -39,6 +39,7 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from offswitch.experiments import store
 from offswitch.experiments.runner import (
@@ -58,13 +59,17 @@ PROGRESS_EVERY = 0.2
 """Seconds between a task's progress messages (a run's end is always sent at once)."""
 POLL = 0.2
 """Seconds the driver waits for finished tasks before it shows progress again."""
+PROGRESS_WAIT = 5.0
+"""Seconds a task or the driver waits for the progress actor (restarting, say) at most."""
 CANCEL_WAIT = 10.0
 """Seconds the driver waits, after Ctrl-C, for cancelled tasks to stop."""
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ProgressBox:
-    """Collects the tasks' ``(run, fraction)`` messages until the driver takes them."""
+    """Collects the tasks' ``(run, fraction)`` messages until the driver takes them. It lives
+    on the driver's node where it can, and is restarted (empty) if its node dies anyway:
+    progress is for show, and a lost message never fails a run."""
 
     def __init__(self) -> None:
         self._events: list[tuple[str, float | None]] = []
@@ -106,7 +111,8 @@ class ProgressSink:
         if events:
             sent = self.box.put.remote(events)
             if wait:
-                ray.get(sent)
+                with contextlib.suppress(RayError):  # (a timeout is one too)
+                    ray.get(sent, timeout=PROGRESS_WAIT)
 
 
 @ray.remote(num_cpus=1)
@@ -197,14 +203,18 @@ class RayBackend(Backend):
         self, jobs: Sequence[Job], pending: Sequence[Job], on_progress: ProgressFn | None
     ) -> None:
         total = sum(len(job.configs) for job in jobs)
-        box = ProgressBox.remote() if on_progress is not None else None
+        box = _progress_box() if on_progress is not None else None
         sink = ProgressSink(box) if box is not None else None
         reported: set[str] = set()
 
         def drain() -> None:
             if box is None or on_progress is None:
                 return
-            for name, done in ray.get(box.take.remote()):
+            try:
+                events = ray.get(box.take.remote(), timeout=PROGRESS_WAIT)
+            except RayError:  # its node died: it restarts; the ends it lost are made good below
+                return
+            for name, done in events:
                 if done is None:
                     reported.add(name)
                 on_progress(name, done)
@@ -256,6 +266,17 @@ class RayBackend(Backend):
         if names:  # (a job whose worker died after publishing all its runs lost nothing)
             finished = sum(store.is_complete(d) for job in jobs for d in job.run_dirs)
             raise RunsLost(names, finished, total, type(lost[0][1]).__name__)
+
+
+def _progress_box() -> Any:
+    """A :class:`ProgressBox` on the driver's node if there is one (a worker node's death
+    does not take the progress display with it), else anywhere."""
+    try:
+        here = ray.get_runtime_context().get_node_id()
+    except Exception:
+        return ProgressBox.remote()
+    strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+    return ProgressBox.options(scheduling_strategy=strategy).remote()
 
 
 def _cancel(running: dict[Any, Job]) -> None:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,25 @@ from offswitch.experiments.experiment import load_experiment
 from offswitch.experiments.report import results_csv
 from offswitch.experiments.runner import RunsLost, run_experiment
 
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    # Imported now, while collecting: the repository root is a package too, and pytest imports
+    # it under its folder's name before the first test runs; a checkout in a folder named
+    # ray would otherwise stand in for Ray from then on.
+    import ray
+except ImportError:
+    ray = None
+
 
 def _without_ray() -> str | None:
     """Why Ray cannot be used here, or None."""
-    spec = find_spec("ray")
-    if spec is None:
+    if ray is None:
         return 'Ray is not installed (pip install "offswitch[ray]")'
-    if spec.origin and Path(spec.origin).resolve() == ROOT / "__init__.py":
-        # The repository root is a package: pytest imports it under its folder's name.
+    if Path(ray.__file__).resolve() == ROOT / "__init__.py":
         return "this checkout's folder is named ray, which hides Ray from pytest: clone elsewhere"
     return None
 
 
-ROOT = Path(__file__).resolve().parent.parent
 needs_ray = pytest.mark.skipif(_without_ray() is not None, reason=str(_without_ray()))
 TASK_TITLE = b"ray::train_job"
 """The process title of a Ray worker while it runs a job."""
@@ -88,8 +93,6 @@ def cluster():
     saved = os.environ.pop("RAY_ADDRESS", None)  # a new instance, not one named there
     mark = secrets.token_hex(8)
     os.environ[MARK] = mark  # inherited by the instance's processes
-    import ray
-
     ray.init(
         address="local",
         num_cpus=2,
@@ -259,8 +262,6 @@ def test_a_dead_worker_not_retried_loses_only_its_runs_and_the_next_run_complete
 @pytest.mark.training
 @pytest.mark.timeout(300)
 def test_ctrl_c_cancels_the_ray_tasks_says_what_finished_and_exits_130(cluster, tmp_path):
-    import ray
-
     # Longer runs than SMALL's, so that the sweep is still going when it is stopped.
     path = write(tmp_path, SMALL.replace("episodes = 300", "episodes = 1500"))
     out = tmp_path / "out"
