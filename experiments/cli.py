@@ -268,17 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "replay":
         return _replay(args)
-    try:
-        if args.command == "report":
-            return _report_again(Path(args.out), args.to)
-        experiment, out, command = _experiment(args)
-    except USAGE_ERRORS as err:
-        return _usage_error(err)
     from offswitch.experiments.runner import BackendError, make_backend
 
     try:
+        if args.command == "report":
+            return _report_again(Path(args.out), args.to)
+        # The backend before the experiment: a refused backend leaves --out untouched.
         backend = make_backend(args.backend, args.workers, args.address)
-    except BackendError as err:
+        experiment, out, command = _experiment(args)
+    except (*USAGE_ERRORS, BackendError) as err:
         return _usage_error(err)
     return _run(experiment, out, args.workers, command, backend)
 
