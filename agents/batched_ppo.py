@@ -55,6 +55,7 @@ import torch
 from offswitch.agents.hyperparameters import (
     MAX_BUFFER_SAMPLES,
     MAX_REPEATS,
+    Choice,
     Flag,
     HyperparameterError,
     check_buffer,
@@ -435,8 +436,14 @@ DEFAULTS: dict[str, Any] = dict(
     max_grad_norm=0.5,
     # PPOLearner.n_envs.
     n_envs=16,
+    # A constant rate, as SB3's default; "linear" anneals it to 0 over the training budget,
+    # as the RL Zoo's lin_ schedules do.
+    lr_schedule="constant",
 )
 
+
+LR_SCHEDULES = ("constant", "linear")
+"""``lr_schedule``: a constant rate, or one annealed linearly to 0 over the budget."""
 
 RANGES: dict[str, Any] = dict(
     n_steps=whole(1, why="steps per world per rollout"),
@@ -456,6 +463,7 @@ RANGES: dict[str, Any] = dict(
     vf_coef=non_negative("the weight of the value loss"),
     max_grad_norm=positive("the gradient clipping norm"),
     normalize_advantage=Flag(),
+    lr_schedule=Choice(LR_SCHEDULES),
 )
 """The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
@@ -634,6 +642,7 @@ class BatchedPPO(SeedBatchedLearner):
             worlds.bind_critic(self.value_function(k), self.gamma)
         self.steps = 0
         """Environment steps taken per seed."""
+        self.learning_rate_now = float(h["learning_rate"])
         self.last_stats: dict[str, np.ndarray] = {}
         """The last update's mean statistics per seed (SB3's ``train/`` scalars)."""
 
@@ -672,11 +681,14 @@ class BatchedPPO(SeedBatchedLearner):
         per_rollout = int(self.hyperparameters["n_steps"]) * self.n_envs
         rollouts = max(1, -(-budget.steps // per_rollout))
         writers = self._writers()
+        start = self.steps
         try:
             states = self._reset_worlds()
             for _ in range(rollouts):
                 rollout, states = self.collect(states)
                 self.steps += per_rollout
+                # SB3's progress: what is left of the budget once this rollout is collected.
+                self.set_learning_rate(1.0 - (self.steps - start) / (rollouts * per_rollout))
                 for k, worlds in enumerate(self.training_worlds):
                     hooks[k].rollout_end(worlds.drain(), self.steps)
                 stats = self.update(rollout)
@@ -685,6 +697,17 @@ class BatchedPPO(SeedBatchedLearner):
             for writer in writers:
                 if writer is not None:
                     writer.close()
+
+    def set_learning_rate(self, progress_remaining: float) -> None:
+        """The optimiser's rate for the next update: ``learning_rate``, times
+        ``progress_remaining`` (from 1 to 0 over the budget) with ``lr_schedule="linear"``."""
+        h = self.hyperparameters
+        rate = float(h["learning_rate"])
+        if h["lr_schedule"] == "linear":
+            rate *= progress_remaining
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self.learning_rate_now = rate
 
     def _reset_worlds(self) -> np.ndarray:
         """Copy ``i`` of seed ``s`` seeded ``s + i`` (``make_vec_env``); the states."""
@@ -885,7 +908,7 @@ class BatchedPPO(SeedBatchedLearner):
                 continue
             scalars = {name: float(value[k]) for name, value in stats.items()}
             scalars["train/explained_variance"] = float(explained[k])
-            scalars["train/learning_rate"] = float(h["learning_rate"])
+            scalars["train/learning_rate"] = float(self.learning_rate_now)
             scalars["train/clip_range"] = float(h["clip_range"])
             for tag in TB_SCALARS:
                 writer.add_scalar(tag, scalars[tag], self.steps)

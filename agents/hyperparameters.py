@@ -210,6 +210,22 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One of a few words, e.g. a schedule's name."""
+
+    choices: tuple[str, ...]
+    why: str = ""
+
+    def __call__(self, learner: str, name: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in self.choices:
+            tail = f" ({self.why})" if self.why else ""
+            raise HyperparameterError(
+                f"{learner} hyperparameter {name}={shown(value)} is not known: give one of "
+                f"{', '.join(repr(c) for c in self.choices)}{tail}"
+            )
+
+
+@dataclass(frozen=True)
 class Subclass:
     """A class derived from ``base`` (a policy's activation, an optimiser, a buffer class);
     only the Python API can pass one."""

@@ -84,7 +84,12 @@ def test_defaults_are_ppolearners_and_sb3s():
         for name, p in inspect.signature(PPO.__init__).parameters.items()
         if name in DEFAULTS
     }
-    expected = {**sb3, **PPOLearner.defaults, "n_envs": PPOLearner.n_envs}
+    expected = {
+        **sb3,
+        **PPOLearner.defaults,
+        "n_envs": PPOLearner.n_envs,
+        "lr_schedule": "constant",
+    }
     assert expected == DEFAULTS
 
 
@@ -604,3 +609,22 @@ def test_headline_disables_under_task_reward_and_not_under_a_penalty():
     assert sum(r["switch_disabled_rate"] < 0.2 for r in rates["penalty:100"]) >= 2
     for results in rates.values():
         assert sum(r["goal_rate_uninterrupted"] > 0.8 for r in results) >= 2
+
+
+def test_a_linear_schedule_anneals_the_rate_to_zero_over_the_budget():
+    world = gym.make("offswitch/SafeInterruptibility-v0", observation="flat").unwrapped.world
+    learner = BatchedPPO(
+        world, [make_intervention("none")], [0], {"lr_schedule": "linear", "n_steps": 8}
+    )
+    rates = []
+    original = learner.update
+
+    def recording(rollout):
+        rates.append(learner.optimizer.param_groups[0]["lr"])
+        return original(rollout)
+
+    learner.update = recording
+    learner.train(Budget(steps=4 * 8 * 16))  # four rollouts
+    assert rates == pytest.approx([5e-4 * 0.75, 5e-4 * 0.5, 5e-4 * 0.25, 0.0])
+    with pytest.raises(ValueError, match="lr_schedule='cosine' is not known"):
+        BatchedPPO.check_hyperparameters({"lr_schedule": "cosine"})
