@@ -11,6 +11,14 @@ the learner's internals.
 :class:`~offswitch.envs.vector.VectorWorlds` plus the intervention's reward terms and early
 ends (:class:`~offswitch.agents.interventions.base.Shaping`), reset in the same step as an
 episode ends, with each finished episode's record kept for the hooks.
+
+Training in phases (an experiment's ``phases``: compliance tuning, then task training) is
+the same agent trained again under another intervention: a learner that can do it sets
+``supports_phases`` and implements ``start_phase``, which swaps the intervention and the
+hyperparameters and keeps the weights and the optimiser state; its next ``train`` call
+continues, its step count running on. ``phase_fixed`` names the hyperparameters a phase
+cannot change (those that shape the network or the worlds), checked by
+:func:`check_phase_hyperparameters` before anything trains.
 """
 
 from __future__ import annotations
@@ -109,6 +117,16 @@ class TrainingWorlds:
         self.worlds.reset()
         self.tracker.clear()
         return self.worlds.observe()
+
+    def set_intervention(self, intervention: Intervention) -> None:
+        """Train under ``intervention`` from now on (a new phase of training): its terms and
+        fresh episode records; the worlds, and the random draws of their episodes, are kept.
+        Open episodes are left as they are: :meth:`reset` drops them. A term that needs the
+        learner's critic needs :meth:`bind_critic` again."""
+        self.intervention = intervention
+        self.shaping = Shaping(intervention, self.world, self.num_envs)
+        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.shaping.term_names)
+        self._finished = []
 
     def bind_critic(self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float) -> None:
         """Give the intervention's terms the learner's value of an observation batch."""
@@ -225,6 +243,30 @@ def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any
         )
 
 
+def check_phase_hyperparameters(
+    learner: Any, first: dict[str, Any], later: dict[str, Any], phase: int
+) -> None:
+    """``ValueError`` if ``learner`` (a class) cannot train in phases, or if the resolved
+    hyperparameters ``later`` of phase ``phase`` (from 1) change one of its ``phase_fixed``
+    from ``first``, the first phase's."""
+    if not getattr(learner, "supports_phases", False):
+        able = "batched-ppo and ppo"
+        raise ValueError(
+            f"{learner.name} cannot continue training in phases (weights and optimiser kept "
+            f"under a new intervention): train phases with {able}"
+        )
+    full_first = {**learner.defaults, **first}
+    full_later = {**learner.defaults, **later}
+    changed = [k for k in learner.phase_fixed if full_first.get(k) != full_later.get(k)]
+    if changed:
+        name = changed[0]
+        raise ValueError(
+            f"phase {phase} sets {name}={full_later.get(name)!r}, the first phase "
+            f"{full_first.get(name)!r}: a phase keeps the agent, so it cannot change "
+            f"{', '.join(learner.phase_fixed)}"
+        )
+
+
 class Learner(ABC):
     """A learning algorithm behind the interface the runner uses (module docstring).
 
@@ -241,6 +283,10 @@ class Learner(ABC):
     default_budget: ClassVar[Budget]
     budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     """The budgets it can train for: ``steps``, ``episodes`` or both."""
+    supports_phases: ClassVar[bool] = False
+    """Whether :meth:`start_phase` is implemented (module docstring)."""
+    phase_fixed: ClassVar[tuple[str, ...]] = ()
+    """Hyperparameters a later phase cannot change."""
 
     def __init__(
         self,
@@ -269,6 +315,14 @@ class Learner(ABC):
     @abstractmethod
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
         """Train from scratch for ``budget``."""
+
+    def start_phase(
+        self, intervention: Intervention, hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """Continue training, from the next :meth:`train` call, under ``intervention`` and
+        ``hyperparameters`` (they replace the defaults, as in the constructor): the same
+        agent, its weights and optimiser state kept, on new episodes."""
+        raise NotImplementedError(f"{self.name} cannot continue training in phases")
 
     @abstractmethod
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -303,6 +357,8 @@ class SeedBatchedLearner(ABC):
     ranges: ClassVar[dict[str, Check]] = {}
     budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     seed_batched: ClassVar[bool] = True
+    supports_phases: ClassVar[bool] = False
+    phase_fixed: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -334,6 +390,12 @@ class SeedBatchedLearner(ABC):
     def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:
         """Train every seed from scratch for ``budget`` (each seed its own budget), reporting
         seed ``k``'s rollouts to ``hooks[k]``."""
+
+    def start_phase(
+        self, interventions: Sequence[Intervention], hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """As :meth:`Learner.start_phase`, with one intervention object per seed."""
+        raise NotImplementedError(f"{self.name} cannot continue training in phases")
 
     @abstractmethod
     def member(self, k: int) -> Learner:
