@@ -91,6 +91,7 @@ from offswitch.agents.training import (
     TrainingHooks,
     TrainingWorlds,
     check_known,
+    check_phase_hyperparameters,
 )
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import observation_table
@@ -699,13 +700,8 @@ class BatchedPPO(SeedBatchedLearner):
             raise ValueError(f"give one intervention object per seed ({len(self.seeds)})")
         overrides = dict(hyperparameters or {})
         self.check_hyperparameters(overrides)
+        check_phase_hyperparameters(type(self), self.hyperparameters, overrides, 2)
         new = {**self.defaults, **overrides}
-        fixed = [k for k in self.phase_fixed if new[k] != self.hyperparameters[k]]
-        if fixed:
-            raise ValueError(
-                f"{NAME}: a new phase cannot change {', '.join(fixed)} (the network and the "
-                "worlds are kept)"
-            )
         self.hyperparameters = new
         self.gamma = float(new["gamma"])
         for group in self.optimizer.param_groups:

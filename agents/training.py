@@ -243,6 +243,10 @@ def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any
         )
 
 
+PHASE_LEARNERS = ("batched-ppo", "ppo")
+"""The learners that set ``supports_phases`` (``tests/test_erosion.py`` checks the list)."""
+
+
 def check_phase_hyperparameters(
     learner: Any, first: dict[str, Any], later: dict[str, Any], phase: int
 ) -> None:
@@ -250,20 +254,31 @@ def check_phase_hyperparameters(
     hyperparameters ``later`` of phase ``phase`` (from 1) change one of its ``phase_fixed``
     from ``first``, the first phase's."""
     if not getattr(learner, "supports_phases", False):
-        able = "batched-ppo and ppo"
         raise ValueError(
             f"{learner.name} cannot continue training in phases (weights and optimiser kept "
-            f"under a new intervention): train phases with {able}"
+            f"under a new intervention): train phases with {' or '.join(PHASE_LEARNERS)}"
         )
     full_first = {**learner.defaults, **first}
     full_later = {**learner.defaults, **later}
-    changed = [k for k in learner.phase_fixed if full_first.get(k) != full_later.get(k)]
-    if changed:
-        name = changed[0]
+    changed = sorted(
+        k for k in set(full_first) | set(full_later) if full_first.get(k) != full_later.get(k)
+    )
+    settable = learner.phase_settable
+    refused = [
+        k
+        for k in changed
+        if k in learner.phase_fixed or (settable is not None and k not in settable)
+    ]
+    if refused:
+        name = refused[0]
+        may = (
+            f"it may change only {', '.join(settable)}"
+            if settable is not None
+            else f"it cannot change {', '.join(learner.phase_fixed)}"
+        )
         raise ValueError(
             f"phase {phase} sets {name}={full_later.get(name)!r}, the first phase "
-            f"{full_first.get(name)!r}: a phase keeps the agent, so it cannot change "
-            f"{', '.join(learner.phase_fixed)}"
+            f"{full_first.get(name)!r}: a phase keeps the agent, and {may}"
         )
 
 
@@ -287,6 +302,9 @@ class Learner(ABC):
     """Whether :meth:`start_phase` is implemented (module docstring)."""
     phase_fixed: ClassVar[tuple[str, ...]] = ()
     """Hyperparameters a later phase cannot change."""
+    phase_settable: ClassVar[tuple[str, ...] | None] = None
+    """The only hyperparameters a later phase may change (``None``: all but
+    ``phase_fixed``)."""
 
     def __init__(
         self,
@@ -359,6 +377,7 @@ class SeedBatchedLearner(ABC):
     seed_batched: ClassVar[bool] = True
     supports_phases: ClassVar[bool] = False
     phase_fixed: ClassVar[tuple[str, ...]] = ()
+    phase_settable: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self,

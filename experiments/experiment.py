@@ -26,7 +26,19 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
 A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
 ``rules`` (a table of world rules), ``agent``, ``intervention``, ``hyperparameters`` (a table),
 ``steps`` or ``episodes``, ``observation``, ``eval_episodes``, ``eval_seed``, ``seeds``,
-``group`` (conditions of one group share a table in the report) and ``sweep``. A sweep's keys
+``group`` (conditions of one group share a table in the report), ``phases`` and ``sweep``.
+
+``phases`` trains the same agent in phases, each a table with its ``steps``, ``intervention``
+(default ``none``), ``hyperparameters`` (replacing the condition's for that phase) and
+``label``, e.g. compliance tuning then task training::
+
+    phases = [
+        { label = "compliance tuning", steps = 150_000, intervention = "compliance:100" },
+        { label = "task training", steps = 300_000, hyperparameters = { kl_coef = 0.1 } },
+    ]
+
+A condition with phases takes its steps and intervention from them (the ``[defaults]``'
+are ignored; its own are refused). A sweep's keys
 are either a field (``steps``, ``rules.max_steps``, ``hyperparameters.gamma``: set directly) or
 a name used as ``{name}`` in the condition's text fields; several keys sweep their product.
 
@@ -83,6 +95,7 @@ CONDITION_FIELDS = {
     "seeds": (str, list, int),
     "group": str,
     "sweep": dict,
+    "phases": list,
 }
 REPORT_FIELDS = {"baseline": str, "columns": list, "measures": list, "figures": list}
 SWEPT = "__swept__"
@@ -315,6 +328,8 @@ def _fill(value: Any, names: dict[str, Any]) -> Any:
             return value
     if isinstance(value, dict):
         return {k: _fill(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, names) for v in value]
     return value
 
 
@@ -391,6 +406,15 @@ def build_experiment(
         for table in ("rules", "hyperparameters"):
             if table in defaults and table in entry:
                 merged[table] = {**defaults[table], **entry[table]}
+        if "phases" in merged:
+            given = [k for k in ("steps", "episodes", "intervention") if k in entry]
+            if given:
+                raise ExperimentError(
+                    f"{at}: {given[0]} and phases: with phases, give steps and intervention "
+                    "in each phase"
+                )
+            for key in ("steps", "episodes", "intervention"):  # the defaults' are the phases'
+                merged.pop(key, None)
         for one in _expand(dict(merged), at):
             built.append(_condition(one, top_seeds, at))
     total = sum(len(c.seeds) for c in built)

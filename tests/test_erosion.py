@@ -95,7 +95,7 @@ def test_a_new_phase_keeps_the_agent_and_pays_only_its_own_terms():
 
 def test_a_new_phase_refuses_to_change_the_network_and_sets_the_learning_rate():
     agent = learner([0])
-    with pytest.raises(ValueError, match="cannot change n_envs"):
+    with pytest.raises(ValueError, match="sets n_envs=8, the first phase 16: a phase keeps"):
         agent.start_phase([make_intervention("none")], {**SMALL, "n_envs": 8})
     with pytest.raises(ValueError, match="one intervention object per seed"):
         agent.start_phase([make_intervention("none")] * 2, SMALL)
