@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write the report of an output folder again, from its runs' files"
     )
     report.add_argument("out", metavar="DIR", help="an output folder of run, demo or compare")
+    report.add_argument(
+        "--to",
+        metavar="FOLDER",
+        default=None,
+        help="also publish the page as FOLDER/<experiment name>.md with its figures in "
+        "FOLDER/<experiment name>/, e.g. --to docs/results",
+    )
 
     play = sub.add_parser(
         "play",
@@ -249,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args)
     try:
         if args.command == "report":
-            return _report_again(Path(args.out))
+            return _report_again(Path(args.out), None if args.to is None else Path(args.to))
         experiment, out, command = _experiment(args)
     except USAGE_ERRORS as err:
         return _usage_error(err)
@@ -465,14 +472,16 @@ def _default_columns(experiment: Any) -> list[str]:
     return list(DEFAULT_COLUMNS)
 
 
-def _report_again(out: Path) -> int:
+def _report_again(out: Path, to: Path | None = None) -> int:
     from offswitch.experiments.pages import rewrite_report
     from offswitch.experiments.store import StoreError
 
     try:
-        page = rewrite_report(out)
+        page = rewrite_report(out, to)
     except (FileNotFoundError, ValueError, StoreError) as err:
         return _usage_error(err)
+    except OSError as err:  # --to names a file, or a folder that cannot be written
+        return _usage_error(StoreError(f"--to {to}: {err.strerror or err}; give a folder"))
     print(f"wrote {page}")
     return 0
 

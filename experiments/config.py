@@ -99,7 +99,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Fill in what a phase leaves out and what the run takes from its phases; anything
         # malformed is left as it is, for validate() to name.
-        if not isinstance(self.phases, list) or not all(isinstance(p, dict) for p in self.phases):
+        if not isinstance(self.phases, list) or not self.phases:
+            return
+        if not all(isinstance(p, dict) for p in self.phases):
             return
         self.phases = [
             {
@@ -118,7 +120,7 @@ class TrainConfig:
             and all(isinstance(n, int) and not isinstance(n, bool) for n in steps)
         ):
             self.steps = sum(steps)
-        if self.intervention == "none" and self.phases:
+        if self.intervention == "none":
             first = self.phases[0]["intervention"]
             if isinstance(first, str):
                 self.intervention = first
@@ -236,6 +238,10 @@ class TrainConfig:
             raise ConfigError(f"{len(phases)} phases: give at most {MAX_PHASES}")
         if self.episodes is not None:
             raise ConfigError("phases count steps: give each phase steps, and no episodes")
+        try:
+            check_phase_hyperparameters(learner, {}, {}, 1)  # the learner can take phases
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         resolved = []
         for i, phase in enumerate(phases):
             where = f"phases[{i}]"

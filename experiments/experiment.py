@@ -22,6 +22,10 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
 
     [report]
     baseline = "task reward only"    # differences are reported against this condition
+    columns = ["seeds_disabling", "per100:instruction/disabled_instructed@1"]  # report.py
+    figures = ["curve:supervisor/gap", "sweep:switch_disabled_rate"]            # figures.py
+    over_training = ["supervisor/gap"]   # a table of measures over training, read from the
+    budgets = [50_000, 200_000]          # learning curves just before these steps
 
 A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
 ``rules`` (a table of world rules), ``agent``, ``intervention``, ``hyperparameters`` (a table),
@@ -97,7 +101,14 @@ CONDITION_FIELDS = {
     "sweep": dict,
     "phases": list,
 }
-REPORT_FIELDS = {"baseline": str, "columns": list, "measures": list, "figures": list}
+REPORT_FIELDS = {
+    "baseline": str,
+    "columns": list,
+    "measures": list,
+    "figures": list,
+    "over_training": list,
+    "budgets": list,
+}
 SWEPT = "__swept__"
 """Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
 (not a field of the file: it cannot collide with one)."""
@@ -280,6 +291,25 @@ def _check_fields(table: dict[str, Any], allowed: dict[str, Any], where: str) ->
             )
 
 
+def _check_over_training(report: dict[str, Any], where: str) -> None:
+    """``over_training`` (measures) and ``budgets`` (steps) come together, as text and whole
+    numbers."""
+    metrics, budgets = report.get("over_training"), report.get("budgets")
+    if (metrics is None) != (budgets is None):
+        raise ExperimentError(
+            f"{where}: give over_training (the measures) and budgets (the steps at which to "
+            'read them) together, e.g. over_training = ["evaluation/gap"], budgets = [50_000]'
+        )
+    if metrics is None:
+        return
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ExperimentError(f"{where}.over_training: give a list of measure names")
+    if not budgets or not all(
+        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in budgets
+    ):
+        raise ExperimentError(f"{where}.budgets: give a list of whole numbers of steps >= 1")
+
+
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ExperimentError(f'{where}: {value!r} is not a seed range; write e.g. "0-9"')
@@ -395,6 +425,7 @@ def build_experiment(
     if not isinstance(report, dict):
         raise ExperimentError(f"{where}: report must be a table ([report])")
     _check_fields(report, REPORT_FIELDS, f"{where}: report")
+    _check_over_training(report, f"{where}: report")
     top_seeds = raw.get("seeds", 0)
     built: list[Condition] = []
     for index, entry in enumerate(conditions):

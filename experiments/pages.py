@@ -17,9 +17,11 @@ from typing import Any
 from offswitch.experiments import store
 from offswitch.experiments.report import (
     DEFAULT_COLUMNS,
+    OVER_TRAINING_NOTE,
     TABLE_NOTE,
     config_table,
     markdown_table,
+    over_training_rows,
     results_csv,
     table_rows,
 )
@@ -49,6 +51,16 @@ def tables_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
             parts.append(f"### {group}")
         parts.append(markdown_table(header, rows))
     return "\n\n".join(parts)
+
+
+def over_training_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
+    """The table of measures over training the experiment asks for (``""`` if none)."""
+    options = experiment.report
+    metrics, budgets = options.get("over_training"), options.get("budgets")
+    if not metrics or not budgets:
+        return ""
+    header, rows = over_training_rows(results, metrics, budgets)
+    return markdown_table(header, rows) if rows else ""
 
 
 def write_report(
@@ -90,6 +102,9 @@ def page_markdown(
         TABLE_NOTE,
         "",
     ]
+    over_training = over_training_markdown(experiment, results)
+    if over_training:
+        lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures:
@@ -158,6 +173,7 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
         # Everything computed from the runs' files before anything is written.
         results_csv(results)
         tables_markdown(experiment, results)
+        over_training_markdown(experiment, results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise store.StoreError(
             f"{out}: a run's metrics.json is missing or not one this code wrote "

@@ -120,3 +120,136 @@ def test_the_kl_penalty_holds_the_policy_near_the_start_of_its_phase():
         return reference_kl(reference, agent.policy_table()[0]).mean().item()
 
     assert drift(10.0) < 0.5 * drift(0.0)
+
+
+# -- phases in experiment files and runs ----------------------------------------------------
+
+TWO_PHASES = """
+title = "two phases"
+seeds = "0-1"
+
+[defaults]
+env = "offswitch/InstructedShutdown-v0"
+agent = "batched-ppo"
+steps = 999
+eval_episodes = 10
+hyperparameters = { n_steps = 32 }
+
+[[conditions]]
+label = "erosion"
+phases = [
+    { label = "compliance tuning", steps = 2048, intervention = "compliance:100" },
+    { label = "task training", steps = 2048 },
+]
+
+[[conditions]]
+label = "kl"
+phases = [
+    { steps = 2048, intervention = "compliance:100" },
+    { steps = 2048, hyperparameters = { n_steps = 64, kl_coef = 1.0 } },
+]
+
+[[conditions]]
+label = "sb3"
+agent = "ppo"
+phases = [
+    { steps = 2048, intervention = "compliance:100" },
+    { steps = 2048, intervention = "penalty:100", hyperparameters = { ent_coef = 0.05 } },
+]
+"""
+
+
+def test_phases_are_checked_before_anything_trains(tmp_path):
+    from offswitch.agents.learners import LEARNERS, learner_class
+    from offswitch.agents.training import PHASE_LEARNERS
+    from offswitch.experiments.experiment import ExperimentError, build_experiment
+
+    assert tuple(n for n in LEARNERS if learner_class(n).supports_phases) == PHASE_LEARNERS
+    base = {
+        "defaults": {"env": "offswitch/InstructedShutdown-v0", "agent": "batched-ppo"},
+        "conditions": [{"label": "c", "phases": [{"steps": 100}, {"steps": 100}]}],
+    }
+    experiment = build_experiment(base, "f")
+    config = experiment.conditions[0].config
+    assert (config.steps, config.intervention) == (200, "none")
+    assert [p["label"] for p in config.phases] == ["phase 1", "phase 2"]
+    cases = [
+        (
+            {"agent": "a2c"},
+            r"a2c cannot continue training in phases \(weights.*\): train phases with ppo or batch",
+        ),
+        ({"steps": 200}, "steps and phases: with phases, give steps and intervention in each"),
+        ({"phases": [{"steps": 10, "lr": 1}]}, r"unknown field 'lr': a phase has steps"),
+        ({"phases": [{"steps": 1.5}]}, r"phases\[0\].steps=1.5 is a float"),
+        ({"phases": [{"intervention": "none"}]}, r"phases\[0\]: give its steps"),
+        ({"phases": []}, "phases=\\[\\]: give a list of tables"),
+        (
+            {"phases": [{"steps": 9}, {"steps": 9, "hyperparameters": {"n_envs": 4}}]},
+            r"phases\[1\]: phase 2 sets n_envs=4, the first phase 16",
+        ),
+        (
+            {
+                "agent": "ppo",
+                "phases": [{"steps": 9}, {"steps": 9, "hyperparameters": {"n_steps": 4}}],
+            },
+            "phase 2 sets n_steps=4, the first phase 128: a phase keeps the agent, and it may "
+            "change only clip_range",
+        ),
+        (
+            {
+                "env": "offswitch/SafeInterruptibility-v0",
+                "phases": [{"steps": 9, "intervention": "compliance"}],
+            },
+            "needs a world that instructs the agent",
+        ),
+        ({"phases": [{"steps": 9, "label": "a"}, {"steps": 9, "label": "a"}]}, "two are labelled"),
+    ]
+    for change, message in cases:
+        raw = {**base, "conditions": [{**base["conditions"][0], **change}]}
+        with pytest.raises(ExperimentError, match=message):
+            build_experiment(raw, "f")
+    with pytest.raises(ValueError, match="the phases add up to 20"):
+        TrainConfig(env_id="offswitch/InstructedShutdown-v0", agent="batched-ppo", steps=30,
+                    phases=[{"steps": 10}, {"steps": 10}]).validate()  # fmt: skip
+
+
+@pytest.mark.training
+def test_a_two_phase_run_is_one_run_whose_second_phase_pays_no_compliance_term(tmp_path):
+    from test_experiments import numbers
+
+    from offswitch.experiments import store
+    from offswitch.experiments.experiment import load_experiment
+    from offswitch.experiments.runner import check_finished, experiment_runs, run_experiment
+
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_PHASES)
+    results = run_experiment(load_experiment(str(path)), tmp_path / "one", workers=1)
+    assert len(results) == 6
+    for metrics in results:
+        curve, phases = metrics["curve"], metrics["phases"]
+        assert [p["steps"] for p in phases] == [2048, 2048]
+        assert [p["end"] for p in phases] == [2048, 4096]
+        assert phases[0]["evaluation"]["sampled"]["episodes"] == 10
+        assert phases[1]["evaluation"] == metrics["evaluation"]
+        assert {p["phase"] for p in curve} == {0, 1}
+        steps = [p["timesteps"] for p in curve]
+        assert steps == sorted(steps) and steps[-1] == 4096  # one curve, cumulative steps
+        first = [p for p in curve if p["phase"] == 0]
+        second = [p for p in curve if p["phase"] == 1]
+        assert all(p["timesteps"] <= 2048 for p in first)
+        assert all(p["timesteps"] > 2048 for p in second)
+        assert all("term/compliance_penalty" in p for p in first)
+        assert not any("term/compliance_penalty" in p for p in second)
+    sb3 = [m for m in results if m["condition"] == "sb3"]
+    assert all("term/corrigibility_penalty" in p for m in sb3 for p in m["curve"] if p["phase"])
+    record = store.read_json(tmp_path / "one" / "kl" / "seed0" / "config.json")
+    assert [p["hyperparameters"]["kl_coef"] for p in record["phases"]] == [0.0, 1.0]
+    assert [p["hyperparameters"]["n_steps"] for p in record["phases"]] == [32, 64]
+    # The same numbers in parallel; finished runs kept; a changed phase refused.
+    run_experiment(load_experiment(str(path)), tmp_path / "two", workers=2)
+    assert numbers(tmp_path / "one") == numbers(tmp_path / "two")
+    experiment = load_experiment(str(path))
+    assert check_finished(experiment_runs(experiment, tmp_path / "one")) == 6
+    changed = load_experiment(str(path), ["conditions.0.phases.1.steps=4096"])
+    with pytest.raises(store.StoreError, match="was trained with phases="):
+        check_finished(experiment_runs(changed, tmp_path / "one"))
