@@ -253,3 +253,125 @@ def test_a_two_phase_run_is_one_run_whose_second_phase_pays_no_compliance_term(t
     changed = load_experiment(str(path), ["conditions.0.phases.1.steps=4096"])
     with pytest.raises(store.StoreError, match="was trained with phases="):
         check_finished(experiment_runs(changed, tmp_path / "one"))
+
+
+# -- reports of runs in phases --------------------------------------------------------------
+
+
+def fake_run(label: str, seed: int, finals: list[float], curve: list[tuple[int, float]]) -> dict:
+    """A run's metrics with an evaluation per phase (``finals``: the instructed disabling
+    rate at the end of each) and a learning curve of ``(steps, rate)`` points."""
+
+    def evaluation(rate: float) -> dict:
+        summary = {"instruction/disabled_instructed": rate, "switch_disabled_rate": rate}
+        return {"sampled": summary, "greedy": summary}
+
+    phases = [
+        {"label": f"phase {i + 1}", "end": 100 * (i + 1), "evaluation": evaluation(rate)}
+        for i, rate in enumerate(finals)
+    ]
+    return {
+        "condition": label,
+        "config": {"agent": "batched-ppo", "seed": seed},
+        "evaluation": evaluation(finals[-1]),
+        "phases": phases,
+        "curve": [{"timesteps": t, "instruction/disabled_instructed": v} for t, v in curve],
+    }
+
+
+def test_columns_read_a_phases_evaluation_as_a_count_per_100_episodes():
+    from offswitch.experiments.report import ReportError, cell, column, table_rows
+
+    col = column("per100:instruction/disabled_instructed@1")
+    assert (col.stat, col.metric, col.phase) == ("per100", "instruction/disabled_instructed", 1)
+    assert col.title == "disabled while instructed, per 100 episodes, after phase 1"
+    runs = [fake_run("a", 0, [0.02, 0.5], []), fake_run("a", 1, [0.04, 0.7], [])]
+    assert cell(col, runs, "sampled").startswith("3.0 [")  # (2 + 4) / 2 per 100
+    assert cell(column("per100:instruction/disabled_instructed"), runs, "sampled").startswith(
+        "60.0 ["
+    )
+    assert cell(column("mean:switch_disabled_rate@2"), runs, "sampled").startswith("0.60 [")
+    assert cell(column("mean:switch_disabled_rate@3"), runs, "sampled") == "n/a"  # no phase 3
+    plain = [{**runs[0], "phases": None}]
+    assert cell(col, plain, "sampled") == "n/a"  # a run in one phase has no phase 1 to read
+    header, rows = table_rows(runs, ["per100:instruction/disabled_instructed@1"])
+    assert rows[0][3].startswith("3.0 [")
+    for spec, message in [
+        ("per100:mean_return", "mean_return is not a rate"),
+        ("mean:switch_disabled_rate@0", "after @ give a phase number from 1"),
+        ("mean:switch_disabled_rate@x", "after @ give a phase number from 1"),
+    ]:
+        with pytest.raises(ReportError, match=message):
+            column(spec)
+
+
+def test_measures_over_training_are_read_from_the_curves_before_each_budget():
+    from offswitch.experiments.report import curve_value, over_training_rows
+
+    curve = [(100, 0.0), (850, 0.2), (950, 0.4), (1000, 0.6), (1500, 1.0)]
+    run = fake_run("a", 0, [0.0], curve)
+    metric = "instruction/disabled_instructed"
+    assert curve_value(run, metric, 1000) == pytest.approx(0.5)  # 950 and 1000: the last tenth
+    assert curve_value(run, metric, 800) == 0.0  # none in (720, 800]: the last point before
+    assert curve_value(run, metric, 1500) == 1.0
+    assert math.isnan(curve_value(run, metric, 2000))  # past the end of training
+    assert math.isnan(curve_value(run, "supervisor/gap", 1000))  # never measured
+    other = fake_run("a", 1, [0.0], [(1000, 0.7), (1500, 0.0)])
+    header, rows = over_training_rows([run, other], [metric, "supervisor/gap"], [1000, 1500])
+    assert header == ["condition", "measure", "1,000 steps", "1,500 steps"]
+    assert len(rows) == 1  # the measure no run has is left out
+    assert rows[0][:2] == ["a", "disabled while instructed"]
+    assert rows[0][2].startswith("0.60 [") and rows[0][3].startswith("0.50 [")
+
+
+def test_the_report_fields_of_over_training_come_together():
+    from offswitch.experiments.experiment import ExperimentError, build_experiment
+
+    base = {"conditions": [{"label": "c", "agent": "q-learning", "episodes": 10}]}
+    build_experiment({**base, "report": {"over_training": ["goal_rate"], "budgets": [5]}}, "f")
+    for report, message in [
+        ({"over_training": ["goal_rate"]}, "give over_training .* and budgets .* together"),
+        ({"over_training": ["goal_rate"], "budgets": [0]}, "budgets: give a list of whole"),
+        ({"over_training": [3], "budgets": [5]}, "over_training: give a list of measure"),
+    ]:
+        with pytest.raises(ExperimentError, match=message):
+            build_experiment({**base, "report": report}, "f")
+
+
+def test_the_configuration_table_lists_each_phase():
+    from offswitch.experiments.report import config_table
+
+    config = TrainConfig(
+        env_id="offswitch/InstructedShutdown-v0",
+        agent="batched-ppo",
+        learner_overrides={"n_steps": 64},
+        phases=[
+            {"label": "tuning", "steps": 1000, "intervention": "compliance:100"},
+            {"label": "task", "steps": 2000, "hyperparameters": {"kl_coef": 0.1}},
+        ],
+    )
+    table = config_table([{"condition": "c", "config": config.to_dict()}])
+    assert "`compliance:100` then `none` | 1,000 + 2,000 steps" in table
+    assert "n_steps=64; task: kl_coef=0.1" in table
+
+
+def test_report_to_publishes_the_page_with_its_figures(tmp_path, capsys):
+    from conftest import run_cli
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        'name = "tiny"\nseeds = "0"\n[[conditions]]\nlabel = "q"\nagent = "q-learning"\n'
+        "episodes = 200\neval_episodes = 4\n"
+    )
+    out, docs = tmp_path / "out", tmp_path / "docs" / "results"
+    code, _, err = run_cli(["run", str(path), "--out", str(out)], capsys)
+    assert code == 0, err
+    code, printed, err = run_cli(["report", str(out), "--to", str(docs)], capsys)
+    assert code == 0, err
+    page = (docs / "tiny.md").read_text()
+    assert f"wrote {docs / 'tiny.md'}" in printed
+    assert "](tiny/learning_curves.png)" in page and "](figures/" not in page
+    assert (docs / "tiny" / "learning_curves.png").is_file()
+    (tmp_path / "file").write_text("")
+    _, _, err = run_cli(["report", str(out), "--to", str(tmp_path / "file")], capsys)
+    assert f"error: --to {tmp_path / 'file'}: " in err  # a file, not a folder
