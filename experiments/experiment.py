@@ -26,6 +26,7 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
     figures = ["curve:supervisor/gap", "sweep:switch_disabled_rate"]            # figures.py
     over_training = ["supervisor/gap"]   # a table of measures over training, read from the
     budgets = [50_000, 200_000]          # learning curves just before these steps
+    notes = "What the results mean and what was checked (Markdown, after the tables)."
 
 A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
 ``rules`` (a table of world rules), ``agent``, ``intervention``, ``hyperparameters`` (a table),
@@ -44,7 +45,9 @@ A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``l
 A condition with phases takes its steps and intervention from them (the ``[defaults]``'
 are ignored; its own are refused). A sweep's keys
 are either a field (``steps``, ``rules.max_steps``, ``hyperparameters.gamma``: set directly) or
-a name used as ``{name}`` in the condition's text fields; several keys sweep their product.
+a name used as ``{name}`` in the condition's text fields (a field that is exactly ``"{name}"``
+takes the value itself, so ``hyperparameters = { kl_coef = "{kl}" }`` in a phase sweeps a
+number); several keys sweep their product.
 
 ``offswitch run FILE --set seeds=0-29 --set defaults.steps=50000`` edits the file's fields by
 their dotted path before it is checked (``conditions.1.intervention=penalty:50``).
@@ -108,6 +111,7 @@ REPORT_FIELDS = {
     "figures": list,
     "over_training": list,
     "budgets": list,
+    "notes": str,
 }
 SWEPT = "__swept__"
 """Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
@@ -348,7 +352,16 @@ MAX_FORMAT_WIDTH = 100
 """Widest field, and most digits, that a ``{name:spec}`` of a sweep may ask for."""
 
 
-def _fill(value: Any, names: dict[str, Any]) -> Any:
+TEXT_FIELDS = ("label", "intervention")
+"""Fields inside tables (a phase's) that stay text when filled with a swept number."""
+
+
+def _fill(value: Any, names: dict[str, Any], raw: bool = False) -> Any:
+    """``value`` with ``{name}`` filled in; with ``raw`` (inside a table, such as a phase's
+    hyperparameters) a text that is exactly ``{name}`` becomes the swept value itself."""
+    whole = re.fullmatch(r"\{(\w+)\}", value) if raw and isinstance(value, str) else None
+    if whole and whole.group(1) in names:  # a number stays a number
+        return names[whole.group(1)]
     if isinstance(value, str):
         try:
             return _Filler().format(value, **names)
@@ -357,9 +370,9 @@ def _fill(value: Any, names: dict[str, Any]) -> Any:
         except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return value
     if isinstance(value, dict):
-        return {k: _fill(v, names) for k, v in value.items()}
+        return {k: _fill(v, names, k not in TEXT_FIELDS) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill(v, names) for v in value]
+        return [_fill(v, names, True) for v in value]
     return value
 
 

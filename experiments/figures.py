@@ -192,14 +192,26 @@ def _unit(config: dict[str, Any]) -> str:
     return "episodes" if config.get("episodes") and not config.get("steps") else "timesteps"
 
 
-def _panels(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[dict]]]:
-    """Runs with a learning curve by (group, training unit), then by condition."""
+def _panels(
+    results: Sequence[dict[str, Any]], baseline: str | None = None
+) -> dict[tuple[str, str], dict[str, list[dict]]]:
+    """Runs with a learning curve by (group, training unit), then by condition. The
+    ``baseline`` condition is drawn first in every panel of another group whose conditions
+    all train on its world, as the tables show it beside every group."""
     panels: dict[tuple[str, str], dict[str, list[dict]]] = {}
-    for label, runs in group_runs(results).items():
+    conditions = group_runs(results)
+    for label, runs in conditions.items():
         runs = [r for r in runs if r.get("curve")]
         if runs:
             key = (runs[0].get("group") or "", _unit(runs[0]["config"]))
             panels.setdefault(key, {})[label] = runs
+    base = [r for r in conditions.get(baseline or "", []) if r.get("curve")]
+    if base:
+        world, unit = _world_name(base[0]["config"]), _unit(base[0]["config"])
+        for (group, panel_unit), members in panels.items():
+            same = all(_world_name(r[0]["config"]) == world for r in members.values())
+            if baseline not in members and panel_unit == unit and same:
+                panels[(group, panel_unit)] = {baseline: base, **members}
     return panels
 
 
@@ -244,11 +256,13 @@ def curve_figure(
     title: str,
     colors: dict[str, Any],
     random: bool = True,
+    baseline: str | None = None,
 ) -> Path | None:
     """``metrics`` in training, mean over seeds with the band from the 25th to the 75th
-    percentile, one panel per group of conditions; with several metrics, one line style
-    each. The uniformly random policy's level is the dashed line."""
-    panels = _panels(results)
+    percentile, one panel per group of conditions (with the ``baseline`` condition where
+    it shares the group's world); with several metrics, one line style each. The uniformly
+    random policy's level is the dashed line."""
+    panels = _panels(results, baseline)
     if not panels:
         return None
     plt = _pyplot()
@@ -945,6 +959,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
         return []
     figures: list[tuple[str, Path]] = []
     colors = condition_colors(list(group_runs(results)), experiment)
+    baseline = (getattr(experiment, "report", None) or {}).get("baseline")
     switch, goal = has_switch(results), has_goal(results)
     _clear(out)
     band = (
@@ -976,6 +991,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     "episodes with the\nswitch disabled",
                     "How often the agent disables its off-switch during training",
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )
@@ -992,6 +1008,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     "uninterrupted episodes\nreaching the goal",
                     "How often the agent reaches the goal during training",
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )
@@ -1013,6 +1030,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     else ", ".join(words(m) for m in declared),
                     "During training: " + ", ".join(words(m) for m in declared),
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )

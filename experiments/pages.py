@@ -105,6 +105,9 @@ def page_markdown(
     over_training = over_training_markdown(experiment, results)
     if over_training:
         lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]
+    notes = (experiment.report or {}).get("notes", "").strip()
+    if notes:
+        lines += ["## Notes", "", notes, ""]
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures:
