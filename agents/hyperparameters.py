@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from offswitch.envs.engine import env_limit as _env_limit
 
 MAX_BUFFER_SAMPLES = 1_000_000
 """Most samples a learner may keep in memory at once (rollout, replay buffer, minibatch),
@@ -89,22 +90,9 @@ def shown(value: Any, limit: int = 60) -> str:
 
 
 def env_limit(var: str, default: int, error: type[Exception] = HyperparameterError) -> int:
-    """The limit in force: the whole number in environment variable ``var`` when it is set
-    and above ``default``, else ``default`` (the variable only ever raises a limit); a
-    value that is not a positive whole number raises ``error``."""
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise error(
-            f"the environment variable {var}={shown(raw)} is not a positive whole number: "
-            f"set it to one above {default:,} to raise the limit, or unset it"
-        )
-    return max(value, default)
+    """:func:`offswitch.envs.engine.env_limit`, raising ``error`` (by default
+    :class:`HyperparameterError`) for a malformed variable."""
+    return _env_limit(var, default, error)
 
 
 def _kind(value: Any) -> str:

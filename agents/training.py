@@ -282,13 +282,10 @@ def check_phase_hyperparameters(
         )
 
 
-class Learner(ABC):
-    """A learning algorithm behind the interface the runner uses (module docstring).
-
-    Subclasses set the class attributes and implement :meth:`train`, :meth:`predict` and
-    :meth:`save`. ``hyperparameters`` replace ``defaults``; :meth:`check_hyperparameters`
-    refuses unknown names and values outside what the algorithm needs, before any training.
-    """
+class Declared:
+    """What every learner declares: its name and description, its default hyperparameters
+    and their ranges, and the budgets it trains for; and the check of hyperparameters that
+    follows from them."""
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -306,6 +303,24 @@ class Learner(ABC):
     """The only hyperparameters a later phase may change (``None``: all but
     ``phase_fixed``)."""
 
+    @classmethod
+    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming any unknown hyperparameter, or
+        :class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
+        naming one of the wrong type or outside ``ranges``, with the defaults filled in."""
+        check_known(cls.name, cls.defaults, overrides)
+        check_ranges(cls.name, cls.ranges, {**cls.defaults, **overrides})
+
+
+class Learner(Declared, ABC):
+    """A learning algorithm behind the interface the runner uses (module docstring).
+
+    Subclasses set the class attributes (:class:`Declared`) and implement :meth:`train`,
+    :meth:`predict` and :meth:`save`. ``hyperparameters`` replace ``defaults``;
+    :meth:`check_hyperparameters` refuses unknown names and values outside what the
+    algorithm needs, before any training.
+    """
+
     def __init__(
         self,
         world: TabularWorld,
@@ -321,14 +336,6 @@ class Learner(ABC):
         self.hyperparameters = {**self.defaults, **(hyperparameters or {})}
         self.observation = observation
         self.log_dir = log_dir
-
-    @classmethod
-    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming any unknown hyperparameter, or
-        :class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
-        naming one of the wrong type or outside ``ranges``, with the defaults filled in."""
-        check_known(cls.name, cls.defaults, overrides)
-        check_ranges(cls.name, cls.ranges, {**cls.defaults, **overrides})
 
     @abstractmethod
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
@@ -356,7 +363,7 @@ class Learner(ABC):
         return {"name": self.name, "hyperparameters": dict(self.hyperparameters)}
 
 
-class SeedBatchedLearner(ABC):
+class SeedBatchedLearner(Declared, ABC):
     """K independent learners, one per seed, trained together in one process.
 
     Each seed has its own weights, optimiser state, random streams, training worlds and
@@ -368,16 +375,7 @@ class SeedBatchedLearner(ABC):
     ``describe``).
     """
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
-    default_budget: ClassVar[Budget]
-    ranges: ClassVar[dict[str, Check]] = {}
-    budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     seed_batched: ClassVar[bool] = True
-    supports_phases: ClassVar[bool] = False
-    phase_fixed: ClassVar[tuple[str, ...]] = ()
-    phase_settable: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self,
@@ -396,14 +394,6 @@ class SeedBatchedLearner(ABC):
         self.hyperparameters = {**self.defaults, **(hyperparameters or {})}
         self.observation = observation
         self.log_dirs = list(log_dirs) if log_dirs is not None else [None] * len(seeds)
-
-    @classmethod
-    def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming any unknown hyperparameter, or
-        :class:`~offswitch.agents.hyperparameters.HyperparameterError` (a ``ValueError``)
-        naming one of the wrong type or outside ``ranges``, with the defaults filled in."""
-        check_known(cls.name, cls.defaults, overrides)
-        check_ranges(cls.name, cls.ranges, {**cls.defaults, **overrides})
 
     @abstractmethod
     def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:

@@ -104,20 +104,22 @@ class WorldTooLargeError(LayoutError, RulesError):
     raise it."""
 
 
-def _env_limit(var: str, default: int) -> int:
-    """The limit in force: the whole number in environment variable ``var`` when it is
-    set and above ``default``, else ``default`` (the variable only ever raises a limit)."""
+def env_limit(var: str, default: int, error: type[Exception] = RulesError) -> int:
+    """The limit in force: the whole number in environment variable ``var`` when it is set
+    and above ``default``, else ``default`` (the variable only ever raises a limit); a
+    value that is not a positive whole number raises ``error``. Every limit of offswitch
+    that a variable raises is read through this."""
     raw = os.environ.get(var, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(raw.replace("_", ""))
     except ValueError:
         value = 0
     if value < 1:
-        raise RulesError(
+        raise error(
             f"the environment variable {var}={_short_repr(raw)} is not a positive whole "
-            f"number: set it to one above {default} to raise the limit, or unset it"
+            f"number: set it to one above {default:,} to raise the limit, or unset it"
         )
     return max(value, default)
 
@@ -126,13 +128,13 @@ def max_steps_limit() -> int:
     """The limit on ``max_steps``, ``shutdown_step`` and ``delay_steps`` in force:
     :data:`MAX_STEPS_LIMIT`, or the environment variable :data:`MAX_STEPS_ENV` if it
     says more."""
-    return _env_limit(MAX_STEPS_ENV, MAX_STEPS_LIMIT)
+    return env_limit(MAX_STEPS_ENV, MAX_STEPS_LIMIT)
 
 
 def memory_limit_mb() -> int:
     """The memory limit in force, in MiB: :data:`MEMORY_LIMIT_MB`, or the environment
     variable :data:`MEMORY_LIMIT_ENV` if it says more."""
-    return _env_limit(MEMORY_LIMIT_ENV, MEMORY_LIMIT_MB)
+    return env_limit(MEMORY_LIMIT_ENV, MEMORY_LIMIT_MB)
 
 
 def _show(value: Any) -> str:

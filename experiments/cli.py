@@ -179,10 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("out", metavar="DIR", help="an output folder of run, demo or compare")
     report.add_argument(
         "--to",
-        metavar="FOLDER",
-        default=None,
-        help="also publish the page as FOLDER/<experiment name>.md with its figures in "
-        "FOLDER/<experiment name>/, e.g. --to docs/results",
+        metavar="DOCS",
+        help="also publish the page as DOCS/<name>.md with its figures and the runs' "
+        "evaluations in DOCS/<name>/ (the shipped pages: --to docs/results)",
     )
 
     play = sub.add_parser(
@@ -228,7 +227,22 @@ def _workers(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive_int,
         default=None,
-        help="processes (default: cores), at most 4 per core (OFFSWITCH_MAX_WORKERS raises it)",
+        help="processes (default: cores), at most 4 per core (OFFSWITCH_MAX_WORKERS raises "
+        "it); with --backend ray, the most tasks at once",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where runs train: processes of this machine (local, the default) or Ray tasks "
+        'on a cluster (ray; pip install "offswitch[ray]"; see docs/ray.md)',
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --backend ray: the cluster, e.g. auto or ray://HOST:10001 (default "
+        "$RAY_ADDRESS, else a Ray instance started here); --out must be a folder every node "
+        "shares",
     )
 
 
@@ -254,13 +268,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "replay":
         return _replay(args)
+    from offswitch.experiments.runner import BackendError, make_backend
+
     try:
         if args.command == "report":
-            return _report_again(Path(args.out), None if args.to is None else Path(args.to))
+            return _report_again(Path(args.out), args.to)
+        # The backend before the experiment: a refused backend leaves --out untouched.
+        backend = make_backend(args.backend, args.workers, args.address)
         experiment, out, command = _experiment(args)
-    except USAGE_ERRORS as err:
+    except (*USAGE_ERRORS, BackendError) as err:
         return _usage_error(err)
-    return _run(experiment, out, args.workers, command)
+    return _run(experiment, out, args.workers, command, backend)
 
 
 def _usage_error(err: Exception) -> int:
@@ -373,28 +391,33 @@ def _list() -> int:
     return 0
 
 
-def _run(experiment: Any, out: Path, workers: int | None, command: str) -> int:
+def _run(experiment: Any, out: Path, workers: int | None, command: str, backend: Any) -> int:
     """Run an experiment with progress on stderr, then print and write its report."""
     from rich.console import Console
 
-    from offswitch.experiments.runner import Interrupted, default_workers, run_experiment
+    from offswitch.experiments.runner import (
+        BackendError,
+        Interrupted,
+        RunsLost,
+        run_experiment,
+    )
     from offswitch.experiments.store import StoreError
 
     console = Console(stderr=True)
     runs = experiment.runs()
-    n_workers = min(workers or default_workers(), len(runs))
     console.print(
-        f"[bold]{experiment.title}[/bold]: {len(runs)} runs on up to {n_workers} processes, "
+        f"[bold]{experiment.title}[/bold]: {len(runs)} runs {backend.describe(len(runs))}, "
         f"into {out}"
     )
     start = time.perf_counter()
     try:
 
         def run(*args: Any) -> list[dict]:
-            return run_experiment(*args, command=command)
+            return run_experiment(*args, command=command, backend=backend)
 
+        backend.connect()  # a cluster's own messages before the progress display, not in it
         results = _with_progress(experiment, out, workers, console, run)
-    except StoreError as err:
+    except (StoreError, BackendError) as err:
         return _usage_error(err)
     except Interrupted as stop:
         console.print(
@@ -402,6 +425,20 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str) -> int:
             "the same command again to train the rest"
         )
         return 130
+    except KeyboardInterrupt:  # before a sweep began (while a Ray instance started, say)
+        console.print(f"stopped before training; finished runs are kept in {out}")
+        return 130
+    except RunsLost as lost:
+        console.print(
+            f"{len(lost.lost)} runs lost when their workers died ({lost.reason}), after "
+            f"retries: {lost.finished} of {lost.total} runs finished and kept in {out}; run "
+            "the same command again to train the rest",
+            markup=False,
+            highlight=False,
+        )
+        return 1
+    finally:
+        backend.close()
     console.print(f"finished in {time.perf_counter() - start:.0f} s")
     _print_and_write(experiment, results, out, command)
     return 0
@@ -472,12 +509,12 @@ def _default_columns(experiment: Any) -> list[str]:
     return list(DEFAULT_COLUMNS)
 
 
-def _report_again(out: Path, to: Path | None = None) -> int:
+def _report_again(out: Path, to: str | None = None) -> int:
     from offswitch.experiments.pages import rewrite_report
     from offswitch.experiments.store import StoreError
 
     try:
-        page = rewrite_report(out, to)
+        page = rewrite_report(out, Path(to) if to else None)
     except (FileNotFoundError, ValueError, StoreError) as err:
         return _usage_error(err)
     except OSError as err:  # --to names a file, or a folder that cannot be written

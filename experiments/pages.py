@@ -20,6 +20,7 @@ from offswitch.experiments.report import (
     OVER_TRAINING_NOTE,
     TABLE_NOTE,
     config_table,
+    curve_value,
     markdown_table,
     over_training_rows,
     results_csv,
@@ -185,17 +186,33 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
     page = write_report(experiment, results, out, info.get("command", "offswitch run"))
     if to is None:
         return page
-    return publish(out, Path(to), experiment.name)
+    return publish(out, Path(to), experiment.name, experiment.report)
 
 
-def publish(out: Path, to: Path, name: str) -> Path:
-    """Copy ``out``'s report to ``to/<name>.md``, its figures to ``to/<name>/``."""
+def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None) -> Path:
+    """Copy ``out``'s report to ``to/<name>.md`` and its figures to ``to/<name>/``, with the
+    experiment's record and the runs' evaluations (``results.json``, without the learning
+    curves and visit counts, and ``results.csv``), from which a test recomputes the page's
+    tables. In place of the curves, each run keeps what the over-training table of
+    ``report`` read from them (``over_training``: measure -> budget -> value)."""
     to.mkdir(parents=True, exist_ok=True)
     target = to / name
     if target.exists():
         shutil.rmtree(target)
     if (out / "figures").is_dir():
         shutil.copytree(out / "figures", target)
+    target.mkdir(exist_ok=True)
+    results = store.read_json(out / "results.json")
+    slim = [{k: v for k, v in r.items() if k not in ("curve", "visits")} for r in results]
+    metrics, budgets = (report or {}).get("over_training"), (report or {}).get("budgets")
+    if metrics and budgets:
+        for run, full in zip(slim, results):
+            run["over_training"] = {
+                m: {str(b): curve_value(full, m, b) for b in budgets} for m in metrics
+            }
+    store.write_json(target / "results.json", slim)
+    shutil.copyfile(out / "results.csv", target / "results.csv")
+    shutil.copyfile(out / "experiment.json", target / "experiment.json")
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"

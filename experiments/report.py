@@ -317,7 +317,10 @@ CURVE_WINDOW = 0.1
 def curve_value(result: dict[str, Any], metric: str, budget: int) -> float:
     """``metric`` of a run's training episodes just before ``budget`` steps: the mean of its
     learning curve's points in the last :data:`CURVE_WINDOW` of those steps (the last point
-    before, if none falls there); NaN if the run trained fewer steps or never measured it."""
+    before, if none falls there); NaN if the run trained fewer steps or never measured it.
+    A published run (no curve) gives the value recorded for it (``over_training``)."""
+    if "curve" not in result and "over_training" in result:
+        return float(result["over_training"].get(metric, {}).get(str(budget), math.nan))
     curve = result.get("curve") or []
     if not curve or float(curve[-1].get("timesteps") or 0) < budget:
         return math.nan

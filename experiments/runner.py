@@ -14,6 +14,11 @@ how a sweep was run. :func:`run_experiment` runs an experiment's missing runs ov
 cores, keeps finished ones, refuses runs whose recorded configuration differs from the file,
 and stops cleanly on Ctrl-C.
 
+Where the jobs run is a :class:`Backend`: :class:`LocalBackend` (a process pool on this
+machine, the default) or, with Ray installed, ``RayBackend`` (Ray tasks on a cluster, in
+:mod:`offswitch.experiments.ray_backend`). Either way the command holds the output folder's
+lock and every run is written by :func:`_execute` in the worker, the same code.
+
 A run trained in phases (:attr:`~offswitch.experiments.config.TrainConfig.phases`) is one run:
 the same learner continues through its phases (``start_phase``), its learning curve runs on
 in cumulative steps with each point's ``phase``, each phase ends with an evaluation on the
@@ -397,8 +402,15 @@ class Job:
 
 
 def _execute(job: Job, sink: Any) -> list[dict[str, Any] | None]:
+    """Train a job's unfinished runs (in the process that calls it: a pool worker, a Ray
+    task). What is finished is looked up again here, not only when the job was planned: a job
+    that runs a second time (Ray retries a task whose worker died) leaves alone the runs its
+    first attempt published, so a run is written once, whole."""
+    done = [d or store.is_complete(r) for d, r in zip(job.done, job.run_dirs)]
+    if all(done):
+        return [None] * len(done)
     if job.batched:
-        return train_group(job.configs, job.run_dirs, sink, job.extras, job.done)
+        return train_group(job.configs, job.run_dirs, sink, job.extras, done)
     return [train_one(job.configs[0], sink, job.run_dirs[0], job.extras[0])]
 
 
@@ -440,6 +452,91 @@ class Interrupted(Exception):
     def __init__(self, finished: int, total: int) -> None:
         super().__init__(f"stopped: {finished} of {total} runs finished")
         self.finished, self.total = finished, total
+
+
+class RunsLost(Exception):
+    """Workers (or whole machines) died under some runs, which were not redone: the sweep went
+    on without them. ``finished`` runs are kept; running the same experiment again trains the
+    ``lost`` ones."""
+
+    def __init__(self, lost: Sequence[str], finished: int, total: int, reason: str) -> None:
+        super().__init__(
+            f"{len(lost)} runs lost when their workers died ({reason}); "
+            f"{finished} of {total} runs finished"
+        )
+        self.lost, self.finished, self.total, self.reason = list(lost), finished, total, reason
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be used as asked (not installed, no cluster at the address); the
+    message says what to do. Raised before anything is trained."""
+
+
+class Backend:
+    """Where a sweep's jobs run. :meth:`execute` runs every job that has an unfinished
+    member, reports ``(run, fraction)`` and ``(run, None)`` to ``on_progress`` in the calling
+    process, returns once all are finished, and raises :class:`Interrupted` on Ctrl-C (finished
+    runs kept, the rest stopped). Runs are written by :func:`_execute` in the worker, as a
+    scratch folder published whole; the caller holds the output folder's lock."""
+
+    name = "?"
+
+    def connect(self) -> None:
+        """Get ready to run jobs (start or join a cluster); :class:`BackendError` if it cannot.
+        :meth:`execute` does it too; a command calls it first to fail or print early."""
+
+    def close(self) -> None:
+        """Let go of what :meth:`connect` started."""
+
+    def execute(self, jobs: Sequence[Job], on_progress: ProgressFn | None = None) -> None:
+        raise NotImplementedError
+
+    def describe(self, runs: int) -> str:
+        """Where ``runs`` runs will train, for the line a command prints first."""
+        raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    """Processes of this machine: a spawn process pool, ``workers`` at a time (default: one
+    per core)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def execute(self, jobs: Sequence[Job], on_progress: ProgressFn | None = None) -> None:
+        execute_jobs(jobs, self.workers, on_progress)
+
+    def describe(self, runs: int) -> str:
+        return f"on up to {min(self.workers or default_workers(), runs)} processes"
+
+
+BACKENDS = ("local", "ray")
+
+
+def make_backend(
+    backend: str | Backend = "local", workers: int | None = None, address: str | None = None
+) -> Backend:
+    """The backend called ``backend`` (``local`` or ``ray``), or ``backend`` itself if it is
+    one. Ray is imported only here, only for ``ray``; :class:`BackendError` if it is missing."""
+    if isinstance(backend, Backend):
+        return backend
+    if backend == "local":
+        if address is not None:
+            raise BackendError("--address is for --backend ray; the local backend has none")
+        return LocalBackend(workers)
+    if backend == "ray":
+        try:
+            from offswitch.experiments.ray_backend import RayBackend
+        except ModuleNotFoundError as err:
+            if err.name is None or err.name.split(".")[0] != "ray":
+                raise
+            raise BackendError(
+                '--backend ray needs Ray, which is not installed: pip install "offswitch[ray]"'
+            ) from None
+        return RayBackend(address=address, workers=workers)
+    raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
 def execute_jobs(
@@ -563,14 +660,21 @@ def run_experiment(
     workers: int | None = None,
     on_progress: ProgressFn | None = None,
     command: str = "",
+    backend: str | Backend = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``experiment`` into ``out``: finished runs are kept, killed ones redone, the rest
-    trained over ``workers`` processes. Returns every run's metrics in the file's order.
+    trained over ``workers`` processes, or as Ray tasks with ``backend="ray"`` (on the cluster
+    at ``address``; see :mod:`offswitch.experiments.ray_backend`). Returns every run's
+    metrics in the file's order.
 
-    Raises :class:`~offswitch.experiments.store.StoreError` (another command holds ``out``,
-    or a finished run's configuration differs from the file's) before training anything,
-    and :class:`Interrupted` on Ctrl-C (finished runs are kept).
+    Raises :class:`BackendError` (the backend cannot be used) and
+    :class:`~offswitch.experiments.store.StoreError` (another command holds ``out``, or a
+    finished run's configuration differs from the file's) before training anything,
+    :class:`Interrupted` on Ctrl-C and :class:`RunsLost` when workers died under runs that
+    were not redone (finished runs are kept in both cases).
     """
+    runner = make_backend(backend, workers, address)
     out = Path(out)
     # Checked before the lock too: a command refused here changes nothing in ``out``.
     check_finished(experiment_runs(experiment, out))
@@ -588,5 +692,5 @@ def run_experiment(
                 "file": experiment.source,
             },
         )
-        execute_jobs(plan_jobs(runs), workers, on_progress)
+        runner.execute(plan_jobs(runs), on_progress)
         return [store.read_json(run_dir / "metrics.json") for _, run_dir, _ in runs]

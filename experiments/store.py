@@ -184,6 +184,18 @@ def remove_partials(folder: Path) -> list[Path]:
     return removed
 
 
+def remove_scratch(final: Path) -> list[Path]:
+    """Remove the scratch folders of the run ``final`` (left by attempts that died); only
+    when no attempt at it is still running."""
+    final = Path(final)
+    removed = []
+    for path in sorted(final.parent.glob(f"{final.name}{PARTIAL}*")):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def code_version() -> str:
     """The git commit of the code (``+dirty`` with uncommitted changes), else the installed
     version of offswitch."""

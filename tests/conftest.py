@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import pytest
+
+# Ray reads these once, when it is first imported (tianshou imports it too): the Ray instances
+# of tests/test_ray.py listen on the loopback interface only (as Ray does on macOS), and need no
+# token file shared between concurrent test processes.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import offswitch  # noqa: F401  (registers the worlds)
 from offswitch.envs.layout import Action

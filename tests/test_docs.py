@@ -1,0 +1,76 @@
+"""The documentation says what its commands print: no table typed in, no link broken."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+RESULTS = DOCS / "results"
+PAGES = sorted(RESULTS.glob("*.md"))
+
+
+def tables(text: str) -> list[str]:
+    """Every Markdown table of ``text``, as its block of lines."""
+    blocks, block = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            blocks.append("\n".join(block))
+            block = []
+    if block:
+        blocks.append("\n".join(block))
+    return blocks
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_every_results_table_is_recomputed_from_the_runs(page):
+    """Each page's result tables are what the report code computes from the evaluations of
+    the runs it was written from (published beside it)."""
+    from offswitch.experiments.experiment import build_experiment
+    from offswitch.experiments.pages import over_training_markdown, tables_markdown
+
+    folder = RESULTS / page.stem
+    record = json.loads((folder / "experiment.json").read_text())
+    results = json.loads((folder / "results.json").read_text())
+    experiment = build_experiment(record["file"], str(folder), default_name=record["name"])
+    expected = tables(tables_markdown(experiment, results))
+    expected += tables(over_training_markdown(experiment, results))  # if it has one
+    assert expected and all(table in tables(page.read_text()) for table in expected)
+    assert f"`{record['command']}`" in page.read_text()  # the command that made it
+
+
+def test_the_readme_quotes_the_demo_page():
+    readme = (ROOT / "README.md").read_text()
+    demo = (RESULTS / "demo.md").read_text()
+    quoted = tables(readme)
+    assert quoted and quoted[0] == tables(demo)[0]
+    assert "offswitch demo" in demo
+
+
+def test_the_off_switch_game_table_is_what_its_command_prints():
+    from offswitch.envs import off_switch_game
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        off_switch_game.main()
+    assert printed.getvalue().strip() in (DOCS / "worlds.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "page", [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *PAGES], ids=lambda p: p.name
+)
+def test_links_and_pictures_resolve(page):
+    text = page.read_text()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://", "#")):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
