@@ -355,13 +355,20 @@ def test_the_configuration_table_lists_each_phase():
     assert "n_steps=64; task: kl_coef=0.1" in table
 
 
-def test_report_to_publishes_the_page_with_its_figures(tmp_path, capsys):
+def test_report_to_publishes_the_page_and_what_recomputes_its_tables(tmp_path, capsys):
+    import json
+
     from conftest import run_cli
+    from test_docs import tables
+
+    from offswitch.experiments.experiment import build_experiment
+    from offswitch.experiments.pages import over_training_markdown
 
     path = tmp_path / "tiny.toml"
     path.write_text(
-        'name = "tiny"\nseeds = "0"\n[[conditions]]\nlabel = "q"\nagent = "q-learning"\n'
-        "episodes = 200\neval_episodes = 4\n"
+        'name = "tiny"\nseeds = "0-1"\n[[conditions]]\nlabel = "b"\nagent = "batched-ppo"\n'
+        "steps = 2048\neval_episodes = 4\nhyperparameters = { n_steps = 32 }\n[report]\n"
+        'over_training = ["goal_rate_uninterrupted"]\nbudgets = [1024, 2048]\n'
     )
     out, docs = tmp_path / "out", tmp_path / "docs" / "results"
     code, _, err = run_cli(["run", str(path), "--out", str(out)], capsys)
@@ -372,6 +379,58 @@ def test_report_to_publishes_the_page_with_its_figures(tmp_path, capsys):
     assert f"wrote {docs / 'tiny.md'}" in printed
     assert "](tiny/learning_curves.png)" in page and "](figures/" not in page
     assert (docs / "tiny" / "learning_curves.png").is_file()
+    # The over-training table, recomputed from the published files alone (no curves there).
+    record = json.loads((docs / "tiny" / "experiment.json").read_text())
+    results = json.loads((docs / "tiny" / "results.json").read_text())
+    assert all("curve" not in r and "over_training" in r for r in results)
+    experiment = build_experiment(record["file"], "f", default_name=record["name"])
+    table = tables(over_training_markdown(experiment, results))
+    assert table and table[0] in tables(page) and "| 1,024 steps | 2,048 steps |" in page
     (tmp_path / "file").write_text("")
     _, _, err = run_cli(["report", str(out), "--to", str(tmp_path / "file")], capsys)
     assert f"error: --to {tmp_path / 'file'}: " in err  # a file, not a folder
+
+
+def test_a_sweep_fills_numbers_into_a_phase_and_text_into_its_intervention():
+    from offswitch.experiments.experiment import build_experiment
+
+    raw = {
+        "defaults": {"env": "offswitch/InstructedShutdown-v0", "agent": "batched-ppo"},
+        "conditions": [
+            {
+                "label": "KL {kl} {f}",
+                "sweep": {"kl": [0.5, 2], "f": [0.25]},
+                "phases": [
+                    {"steps": 100, "intervention": "compliance:100,{f}", "label": "{f}"},
+                    {"steps": 100, "hyperparameters": {"kl_coef": "{kl}"}},
+                ],
+            }
+        ],
+    }
+    conditions = build_experiment(raw, "f").conditions
+    assert [c.label for c in conditions] == ["KL 0.5 0.25", "KL 2 0.25"]
+    first, second = conditions[0].config.phases
+    assert first["intervention"] == "compliance:100,0.25" and first["label"] == "0.25"
+    assert [c.config.phases[1]["hyperparameters"]["kl_coef"] for c in conditions] == [0.5, 2]
+
+
+def test_curves_mark_the_phase_boundaries_and_show_the_baseline_beside_each_group():
+    from offswitch.experiments.figures import _panels, phase_boundaries
+
+    def run(label: str, group: str, env: str, ends: list[int]) -> dict:
+        return {
+            "condition": label,
+            "group": group,
+            "config": {"env_id": env, "layout": None, "world_rules": {}, "steps": 10},
+            "curve": [{"timesteps": 5}],
+            "phases": [{"end": end} for end in ends] or None,
+        }
+
+    base = run("base", "", "offswitch/InstructedShutdown-v0", [400, 700])
+    kl = run("kl", "KL", "offswitch/InstructedShutdown-v0", [400, 700])
+    other = run("si", "SI", "offswitch/SafeInterruptibility-v0", [])
+    assert phase_boundaries([base, kl, other]) == [400.0]  # the end of the last is no boundary
+    panels = _panels([base, kl, other], baseline="base")
+    assert list(panels[("KL", "timesteps")]) == ["base", "kl"]  # the baseline first
+    assert list(panels[("SI", "timesteps")]) == ["si"]  # another world: not beside it
+    assert list(_panels([base, kl])[("KL", "timesteps")]) == ["kl"]  # no baseline declared
