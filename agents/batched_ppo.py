@@ -37,6 +37,22 @@ generator, and its minibatch permutations with ``np.random.permutation``: the sa
 therefore gives a different run here than in SB3, from equally distributed random numbers.
 Given SB3's random streams, this learner follows SB3's run (``tests/test_batched_ppo.py``).
 
+One addition to SB3's PPO, off by default: ``kl_coef``, a penalty toward a reference policy,
+the policy as it was when the current phase of training started (at construction, or at
+:meth:`BatchedPPO.start_phase`). The loss gets ``kl_coef * KL(pi_ref || pi)`` per sample,
+averaged over the minibatch like the other terms, the KL computed exactly over the actions
+of the sample's observation (the policies are categorical): :func:`reference_kl`. This is
+how RLHF holds a tuned model near its starting point against drift (Ziegler et al. 2019;
+Ouyang et al. 2022), used here against the erosion of compliance by later task training.
+The direction: RLHF puts ``KL(pi || pi_ref)``, estimated on samples of ``pi``, into the
+reward; here the KL is a loss term, and ``KL(pi_ref || pi)`` is the one whose gradient in
+``pi`` is the cross-entropy to the reference, ``-sum_a pi_ref(a) grad log pi(a)``: it pulls
+the policy back toward every action the reference takes, in proportion to how often it
+takes it (mass-covering), so a reference that complies in some state keeps its complying
+action from being driven to zero there, while ``KL(pi || pi_ref)`` lets ``pi`` drop actions
+the reference took as long as it takes none the reference avoids. The penalty applies on
+the states the current policy visits, not on states it stops visiting.
+
 Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
 minibatch) and schedules (the hyperparameters are constants, as this project's defaults are).
 """
@@ -76,6 +92,7 @@ from offswitch.agents.training import (
     TrainingHooks,
     TrainingWorlds,
     check_known,
+    check_phase_hyperparameters,
 )
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import observation_table
@@ -364,6 +381,14 @@ class Losses(NamedTuple):
     total: torch.Tensor
     approx_kl: torch.Tensor
     clip_fraction: torch.Tensor
+    reference_kl: torch.Tensor | None = None
+    """The mean ``KL(pi_ref || pi)`` over the minibatch, when ``kl_coef`` is used."""
+
+
+def reference_kl(reference_log_p: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    """``KL(pi_ref || pi) = sum_a pi_ref(a) (log pi_ref(a) - log pi(a))`` of categorical
+    policies given as log-probabilities over the last dimension (module docstring)."""
+    return (reference_log_p.exp() * (reference_log_p - log_p)).sum(-1)
 
 
 def ppo_losses(
@@ -379,12 +404,16 @@ def ppo_losses(
     ent_coef: float,
     vf_coef: float,
     normalize_advantage: bool,
+    kl: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
 ) -> Losses:
     """SB3's PPO losses of a minibatch, per seed: every argument is ``[K, batch]``.
 
     The advantage is normalised within each seed's minibatch (unbiased std, ``+ 1e-8``),
     unless the minibatch has one sample; the clipped surrogate, the (optionally clipped)
-    squared value error and minus the entropy are each averaged over the minibatch.
+    squared value error and minus the entropy are each averaged over the minibatch. With
+    ``kl`` (each sample's ``KL(pi_ref || pi)``, :func:`reference_kl`), ``kl_coef`` times its
+    minibatch mean is added to the total.
     """
     if normalize_advantage and advantages.shape[1] > 1:
         mean = advantages.mean(dim=1, keepdim=True)
@@ -400,11 +429,15 @@ def ppo_losses(
     value_loss = ((returns - values) ** 2).mean(dim=1)
     entropy_loss = -entropy.mean(dim=1)
     total = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+    mean_kl = None
+    if kl is not None:
+        mean_kl = kl.mean(dim=1)
+        total = total + kl_coef * mean_kl
     with torch.no_grad():
         log_ratio = log_prob - old_log_prob
         approx_kl = ((torch.exp(log_ratio) - 1) - log_ratio).mean(dim=1)
         clip_fraction = ((ratio - 1).abs() > clip_range).float().mean(dim=1)
-    return Losses(policy_loss, value_loss, entropy_loss, total, approx_kl, clip_fraction)
+    return Losses(policy_loss, value_loss, entropy_loss, total, approx_kl, clip_fraction, mean_kl)
 
 
 def categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -439,6 +472,8 @@ DEFAULTS: dict[str, Any] = dict(
     # A constant rate, as SB3's default; "linear" anneals it to 0 over the training budget,
     # as the RL Zoo's lin_ schedules do.
     lr_schedule="constant",
+    # Not SB3's: the penalty toward the policy at the start of the phase (module docstring).
+    kl_coef=0.0,
 )
 
 
@@ -464,6 +499,9 @@ RANGES: dict[str, Any] = dict(
     max_grad_norm=positive("the gradient clipping norm"),
     normalize_advantage=Flag(),
     lr_schedule=Choice(LR_SCHEDULES),
+    kl_coef=non_negative(
+        "the weight of KL(pi_ref || pi) toward the policy at the start of the phase; 0: none"
+    ),
 )
 """The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
@@ -591,6 +629,9 @@ class BatchedPPO(SeedBatchedLearner):
     description = DESCRIPTION
     defaults: ClassVar[dict[str, Any]] = DEFAULTS
     default_budget = Budget(steps=200_000)
+    supports_phases = True
+    phase_fixed = ("policy_kwargs", "n_envs")
+    """The network's shape and the worlds per seed stay; every other setting may change."""
 
     def __init__(
         self,
@@ -645,6 +686,41 @@ class BatchedPPO(SeedBatchedLearner):
         self.learning_rate_now = float(h["learning_rate"])
         self.last_stats: dict[str, np.ndarray] = {}
         """The last update's mean statistics per seed (SB3's ``train/`` scalars)."""
+        self._seeded = False
+        self.reference: torch.Tensor | None = None
+        """The reference policy of ``kl_coef``: log-probabilities ``[K, U, A]`` of every
+        distinct observation, frozen at the start of the phase (``None`` when unused)."""
+        self._freeze_reference()
+
+    def _freeze_reference(self) -> None:
+        self.reference = None
+        if float(self.hyperparameters["kl_coef"]) > 0:
+            self.reference = self.policy_table()[0].clone()
+
+    def start_phase(
+        self, interventions: Sequence[Intervention], hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """Continue under new interventions (one per seed) and hyperparameters (replacing the
+        defaults, as in the constructor): the weights, Adam's moments and step counts and the
+        random generators are kept, and so is the step count; the learning rate is set anew.
+        The next :meth:`train` starts new episodes on the same worlds, whose draws continue.
+        ``kl_coef`` refers to the policy as it is now."""
+        if isinstance(interventions, Intervention) or len(interventions) != len(self.seeds):
+            raise ValueError(f"give one intervention object per seed ({len(self.seeds)})")
+        overrides = dict(hyperparameters or {})
+        self.check_hyperparameters(overrides)
+        check_phase_hyperparameters(type(self), self.hyperparameters, overrides, 2)
+        new = {**self.defaults, **overrides}
+        self.hyperparameters = new
+        self.gamma = float(new["gamma"])
+        self.learning_rate_now = float(new["learning_rate"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate_now
+        self.interventions = list(interventions)
+        for k, (worlds, intervention) in enumerate(zip(self.training_worlds, self.interventions)):
+            worlds.set_intervention(intervention)
+            worlds.bind_critic(self.value_function(k), self.gamma)
+        self._freeze_reference()
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
@@ -672,7 +748,8 @@ class BatchedPPO(SeedBatchedLearner):
     def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:
         """Train every seed for ``budget.steps`` environment steps, rounded up to whole
         rollouts of ``n_steps * n_envs`` as SB3 does; report seed ``k``'s rollouts to
-        ``hooks[k]``. Continues from the current weights on freshly reset worlds."""
+        ``hooks[k]``. The first call seeds the worlds; a later one continues from the
+        current weights on new episodes, the worlds' random draws running on."""
         if budget.steps is None:
             raise ValueError(f"{self.name} trains for a number of steps, not of episodes")
         hooks = list(hooks) if hooks is not None else [TrainingHooks() for _ in self.seeds]
@@ -683,7 +760,8 @@ class BatchedPPO(SeedBatchedLearner):
         writers = self._writers()
         start = self.steps
         try:
-            states = self._reset_worlds()
+            states = self._reset_worlds() if not self._seeded else self._new_episodes()
+            self._seeded = True
             for _ in range(rollouts):
                 rollout, states = self.collect(states)
                 self.steps += per_rollout
@@ -713,6 +791,12 @@ class BatchedPPO(SeedBatchedLearner):
         """Copy ``i`` of seed ``s`` seeded ``s + i`` (``make_vec_env``); the states."""
         for seed, worlds in zip(self.seeds, self.training_worlds):
             worlds.seed([seed + i for i in range(self.n_envs)])
+            worlds.reset()
+        return np.stack([w.worlds.state for w in self.training_worlds])
+
+    def _new_episodes(self) -> np.ndarray:
+        """New episodes on every copy, drawn on from the worlds' streams; the states."""
+        for worlds in self.training_worlds:
             worlds.reset()
         return np.stack([w.worlds.state for w in self.training_worlds])
 
@@ -829,6 +913,9 @@ class BatchedPPO(SeedBatchedLearner):
         table = len(self.inputs) <= min(batch_size, size)
         max_norm = float(h["max_grad_norm"])
         clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
+        kl_coef, reference = float(h["kl_coef"]), self.reference
+        seed_rows = torch.arange(k_seeds)[:, None]
+        reference_kls: list[torch.Tensor] = []
         collected: list[torch.Tensor] = []
         approx_kl: list[torch.Tensor] = []
         flat = self.trainable.flat
@@ -850,6 +937,10 @@ class BatchedPPO(SeedBatchedLearner):
                 logits = batched_mlp(x, layers["pi"])
                 values = batched_mlp(x, layers["vf"])[..., 0]
                 log_p, entropy = categorical(logits)
+                kl = None
+                if kl_coef > 0 and reference is not None:
+                    ref = reference if table else reference[seed_rows, rows_b]
+                    kl = reference_kl(ref, log_p).gather(1, at)
                 losses = ppo_losses(
                     log_p.reshape(k_seeds, -1).gather(1, at_action),
                     entropy.gather(1, at),
@@ -863,6 +954,8 @@ class BatchedPPO(SeedBatchedLearner):
                     float(h["ent_coef"]),
                     float(h["vf_coef"]),
                     bool(h["normalize_advantage"]),
+                    kl,
+                    kl_coef,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 losses.total.sum().backward()
@@ -873,6 +966,8 @@ class BatchedPPO(SeedBatchedLearner):
                 parts = (losses.policy, losses.value, losses.entropy, losses.clip_fraction)
                 collected.append(torch.stack(parts).detach())
                 approx_kl.append(losses.approx_kl)
+                if losses.reference_kl is not None:
+                    reference_kls.append(losses.reference_kl.detach())
         self.trainable.push()
         means = torch.stack(collected).mean(0).numpy()
         stats = {
@@ -883,6 +978,8 @@ class BatchedPPO(SeedBatchedLearner):
             "train/approx_kl": torch.stack(approx_kl).mean(0).numpy(),
             "train/loss": losses.total.detach().numpy(),
         }
+        if reference_kls:
+            stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).numpy()
         self.last_stats = stats
         return stats
 
@@ -912,6 +1009,8 @@ class BatchedPPO(SeedBatchedLearner):
             scalars["train/clip_range"] = float(h["clip_range"])
             for tag in TB_SCALARS:
                 writer.add_scalar(tag, scalars[tag], self.steps)
+            if "train/reference_kl" in scalars:
+                writer.add_scalar("train/reference_kl", scalars["train/reference_kl"], self.steps)
 
 
 def explained_variance(values: np.ndarray, returns: np.ndarray) -> np.ndarray:

@@ -57,7 +57,14 @@ from offswitch.agents.hyperparameters import (
     unit,
     whole,
 )
-from offswitch.agents.training import Budget, Learner, TrainingHooks, TrainingWorlds
+from offswitch.agents.interventions.base import Intervention
+from offswitch.agents.training import (
+    Budget,
+    Learner,
+    TrainingHooks,
+    TrainingWorlds,
+    check_phase_hyperparameters,
+)
 
 EVAL_STREAM = 0x5EED_E7A1
 """Mixed with the run's seed into the seed of :func:`eval_generator`'s stream."""
@@ -283,6 +290,11 @@ class SB3Learner(Learner):
         self.eval_generator = eval_generator(self.seed)
 
     @property
+    def steps(self) -> int:
+        """Environment steps trained so far, over all worlds (whole rollouts)."""
+        return int(self.model.num_timesteps)
+
+    @property
     def epsilon(self) -> float:
         """The exploration of the sampled policy: DQN's final epsilon, 0 for the others."""
         return float(self.hyperparameters.get("exploration_final_eps", 0.0))
@@ -341,11 +353,39 @@ class SB3Learner(Learner):
             return policy.q_net(tensor).max(dim=1).values.numpy()
 
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
+        """Train for ``budget``; a call after the first (a new phase) continues: the step
+        count runs on, on new episodes whose draws continue."""
         if budget.steps is None:
             raise ValueError(f"{self.name} trains for a number of steps, not of episodes")
         callback = _Hooks(self.training_worlds, hooks or TrainingHooks())
-        self.model.learn(budget.steps, callback=callback)
+        first = self.model.num_timesteps == 0
+        if not first:
+            self.model._last_obs = self.env.reset()
+            self.model._last_episode_starts = np.ones(self.env.num_envs, dtype=bool)
+        self.model.learn(budget.steps, callback=callback, reset_num_timesteps=first)
         self.env.close()
+
+    def start_phase(
+        self, intervention: Intervention, hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """Continue under ``intervention`` and ``hyperparameters`` (replacing the defaults):
+        the model, its optimiser state and its step count are kept; only the settings of
+        ``phase_settable`` may differ from the first phase's."""
+        overrides = dict(hyperparameters or {})
+        self.check_hyperparameters(overrides)
+        check_phase_hyperparameters(type(self), self.hyperparameters, overrides, 2)
+        new = {**self.defaults, **overrides}
+        keys = set(new) | set(self.hyperparameters)
+        changed = sorted(k for k in keys if new.get(k) != self.hyperparameters.get(k))
+        self.hyperparameters = new
+        for name in changed:
+            self._set_hyperparameter(name, new.get(name, _own_defaults(self.algorithm)[name]))
+        self.intervention = intervention
+        self.training_worlds.set_intervention(intervention)
+        self.training_worlds.bind_critic(self.value_of_obs, self.model.gamma)
+
+    def _set_hyperparameter(self, name: str, value: Any) -> None:
+        setattr(self.model, name, value)
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         return policy_actions(
@@ -398,6 +438,29 @@ class PPOLearner(SB3Learner):
         gae_lambda=0.95,  # SB3 default
         policy_kwargs=dict(net_arch=[64, 64]),  # SB3 default MLP
     )
+
+    supports_phases = True
+    phase_settable: ClassVar[tuple[str, ...] | None] = (
+        "clip_range",
+        "ent_coef",
+        "learning_rate",
+        "max_grad_norm",
+        "n_epochs",
+        "target_kl",
+        "vf_coef",
+    )
+    """What PPO reads afresh at every update; the rest sizes its buffer or network."""
+
+    def _set_hyperparameter(self, name: str, value: Any) -> None:
+        from stable_baselines3.common.utils import FloatSchedule
+
+        if name == "learning_rate":
+            self.model.learning_rate = value
+            self.model._setup_lr_schedule()
+        elif name == "clip_range":
+            self.model.clip_range = FloatSchedule(value)
+        else:
+            setattr(self.model, name, value)
 
     @classmethod
     def _check_together(cls, values: dict[str, Any]) -> None:

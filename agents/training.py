@@ -11,6 +11,14 @@ the learner's internals.
 :class:`~offswitch.envs.vector.VectorWorlds` plus the intervention's reward terms and early
 ends (:class:`~offswitch.agents.interventions.base.Shaping`), reset in the same step as an
 episode ends, with each finished episode's record kept for the hooks.
+
+Training in phases (an experiment's ``phases``: compliance tuning, then task training) is
+the same agent trained again under another intervention: a learner that can do it sets
+``supports_phases`` and implements ``start_phase``, which swaps the intervention and the
+hyperparameters and keeps the weights and the optimiser state; its next ``train`` call
+continues, its step count running on. ``phase_fixed`` names the hyperparameters a phase
+cannot change (those that shape the network or the worlds), checked by
+:func:`check_phase_hyperparameters` before anything trains.
 """
 
 from __future__ import annotations
@@ -109,6 +117,16 @@ class TrainingWorlds:
         self.worlds.reset()
         self.tracker.clear()
         return self.worlds.observe()
+
+    def set_intervention(self, intervention: Intervention) -> None:
+        """Train under ``intervention`` from now on (a new phase of training): its terms and
+        fresh episode records; the worlds, and the random draws of their episodes, are kept.
+        Open episodes are left as they are: :meth:`reset` drops them. A term that needs the
+        learner's critic needs :meth:`bind_critic` again."""
+        self.intervention = intervention
+        self.shaping = Shaping(intervention, self.world, self.num_envs)
+        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.shaping.term_names)
+        self._finished = []
 
     def bind_critic(self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float) -> None:
         """Give the intervention's terms the learner's value of an observation batch."""
@@ -225,6 +243,45 @@ def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any
         )
 
 
+PHASE_LEARNERS = ("ppo", "batched-ppo")
+"""The learners that set ``supports_phases`` (``tests/test_erosion.py`` checks the list)."""
+
+
+def check_phase_hyperparameters(
+    learner: Any, first: dict[str, Any], later: dict[str, Any], phase: int
+) -> None:
+    """``ValueError`` if ``learner`` (a class) cannot train in phases, or if the resolved
+    hyperparameters ``later`` of phase ``phase`` (from 1) change one of its ``phase_fixed``
+    from ``first``, the first phase's."""
+    if not getattr(learner, "supports_phases", False):
+        raise ValueError(
+            f"{learner.name} cannot continue training in phases (weights and optimiser kept "
+            f"under a new intervention): train phases with {' or '.join(PHASE_LEARNERS)}"
+        )
+    full_first = {**learner.defaults, **first}
+    full_later = {**learner.defaults, **later}
+    changed = sorted(
+        k for k in set(full_first) | set(full_later) if full_first.get(k) != full_later.get(k)
+    )
+    settable = learner.phase_settable
+    refused = [
+        k
+        for k in changed
+        if k in learner.phase_fixed or (settable is not None and k not in settable)
+    ]
+    if refused:
+        name = refused[0]
+        may = (
+            f"it may change only {', '.join(settable)}"
+            if settable is not None
+            else f"it cannot change {', '.join(learner.phase_fixed)}"
+        )
+        raise ValueError(
+            f"phase {phase} sets {name}={full_later.get(name)!r}, the first phase "
+            f"{full_first.get(name)!r}: a phase keeps the agent, and {may}"
+        )
+
+
 class Declared:
     """What every learner declares: its name and description, its default hyperparameters
     and their ranges, and the budgets it trains for; and the check of hyperparameters that
@@ -238,6 +295,13 @@ class Declared:
     default_budget: ClassVar[Budget]
     budget_units: ClassVar[tuple[str, ...]] = ("steps",)
     """The budgets it can train for: ``steps``, ``episodes`` or both."""
+    supports_phases: ClassVar[bool] = False
+    """Whether :meth:`start_phase` is implemented (module docstring)."""
+    phase_fixed: ClassVar[tuple[str, ...]] = ()
+    """Hyperparameters a later phase cannot change."""
+    phase_settable: ClassVar[tuple[str, ...] | None] = None
+    """The only hyperparameters a later phase may change (``None``: all but
+    ``phase_fixed``)."""
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:
@@ -276,6 +340,14 @@ class Learner(Declared, ABC):
     @abstractmethod
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
         """Train from scratch for ``budget``."""
+
+    def start_phase(
+        self, intervention: Intervention, hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """Continue training, from the next :meth:`train` call, under ``intervention`` and
+        ``hyperparameters`` (they replace the defaults, as in the constructor): the same
+        agent, its weights and optimiser state kept, on new episodes."""
+        raise NotImplementedError(f"{self.name} cannot continue training in phases")
 
     @abstractmethod
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -327,6 +399,12 @@ class SeedBatchedLearner(Declared, ABC):
     def train(self, budget: Budget, hooks: Sequence[TrainingHooks] | None = None) -> None:
         """Train every seed from scratch for ``budget`` (each seed its own budget), reporting
         seed ``k``'s rollouts to ``hooks[k]``."""
+
+    def start_phase(
+        self, interventions: Sequence[Intervention], hyperparameters: dict[str, Any] | None = None
+    ) -> None:
+        """As :meth:`Learner.start_phase`, with one intervention object per seed."""
+        raise NotImplementedError(f"{self.name} cannot continue training in phases")
 
     @abstractmethod
     def member(self, k: int) -> Learner:

@@ -517,6 +517,8 @@ def _report_again(out: Path, to: str | None = None) -> int:
         page = rewrite_report(out, Path(to) if to else None)
     except (FileNotFoundError, ValueError, StoreError) as err:
         return _usage_error(err)
+    except OSError as err:  # --to names a file, or a folder that cannot be written
+        return _usage_error(StoreError(f"--to {to}: {err.strerror or err}; give a folder"))
     print(f"wrote {page}")
     return 0
 

@@ -30,6 +30,23 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names the field and the valid choices."""
 
 
+PHASE_FIELDS = {"steps": int, "intervention": str, "hyperparameters": dict, "label": str}
+"""The fields of one phase of :attr:`TrainConfig.phases`."""
+MAX_PHASES = 100
+"""Most phases in one run: each is evaluated at its end, and a longer list is surely a slip."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a run trained in phases (:attr:`TrainConfig.phases`)."""
+
+    label: str
+    steps: int
+    intervention: str
+    hyperparameters: dict[str, Any]
+    """Replace the run's own ``learner_overrides`` (and the intervention's) in this phase."""
+
+
 @dataclass
 class TrainConfig:
     """One training run: one world, one learner, one intervention, one seed."""
@@ -70,6 +87,52 @@ class TrainConfig:
     world_rules: dict[str, Any] = field(default_factory=dict)
     """Rules that replace the world's, for training and evaluation alike, e.g.
     ``{"human_rationality": 0.0}`` (the fields of ``ShutdownRules``)."""
+    phases: list[dict[str, Any]] | None = None
+    """Train in phases, the same agent through all of them (weights and optimiser state
+    kept): a list of tables with ``steps``, ``intervention`` (default ``none``),
+    ``hyperparameters`` (replacing ``learner_overrides`` for that phase) and ``label``
+    (default ``phase N``), e.g. compliance tuning then task training. Each phase ends with an
+    evaluation. ``steps`` and ``intervention`` of the run are then filled in as the phases'
+    total and the first phase's (given otherwise, they are refused). Only learners that can
+    continue under a new intervention take phases. ``None``: one phase, as ever."""
+
+    def __post_init__(self) -> None:
+        # Fill in what a phase leaves out and what the run takes from its phases; anything
+        # malformed is left as it is, for validate() to name.
+        if not isinstance(self.phases, list) or not self.phases:
+            return
+        if not all(isinstance(p, dict) for p in self.phases):
+            return
+        self.phases = [
+            {
+                "label": p.get("label", f"phase {i + 1}"),
+                "steps": p.get("steps"),
+                "intervention": p.get("intervention", "none"),
+                "hyperparameters": p.get("hyperparameters", {}),
+                **{k: v for k, v in p.items() if k not in PHASE_FIELDS},
+            }
+            for i, p in enumerate(self.phases)
+        ]
+        steps = [p["steps"] for p in self.phases]
+        if (
+            self.steps is None
+            and self.episodes is None
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in steps)
+        ):
+            self.steps = sum(steps)
+        if self.intervention == "none":
+            first = self.phases[0]["intervention"]
+            if isinstance(first, str):
+                self.intervention = first
+
+    def phase_plan(self) -> list[Phase] | None:
+        """The phases, or ``None`` for a run in one phase (call :meth:`validate` first)."""
+        if self.phases is None:
+            return None
+        return [
+            Phase(p["label"], p["steps"], p["intervention"], dict(p["hyperparameters"]))
+            for p in self.phases
+        ]
 
     def world(self) -> TabularWorld:
         """The tables of the configured world under its rules."""
@@ -148,6 +211,8 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown observation {self.observation!r}: choose one of {', '.join(OBSERVATIONS)}"
             )
+        if self.phases is not None:
+            self._check_phases(world, learner)
         if self.steps is not None and self.episodes is not None:
             raise ConfigError("give a budget of steps or of episodes, not both")
         unit = "steps" if self.steps is not None else "episodes" if self.episodes else None
@@ -157,6 +222,86 @@ class TrainConfig:
                 f"not of {unit}: give --{learner.budget_units[0]}"
             )
         return self
+
+    def _check_phases(self, world: TabularWorld, learner: Any) -> None:
+        """The phases' fields, their interventions on the world, their hyperparameters for
+        the learner, and that the learner can train in phases."""
+        from offswitch.agents.training import check_phase_hyperparameters
+
+        phases = self.phases
+        if not isinstance(phases, list) or not phases:
+            raise ConfigError(
+                f"phases={shown(phases)}: give a list of tables, e.g. [{{ steps = 100_000, "
+                'intervention = "compliance:100" }, { steps = 200_000 }]'
+            )
+        if len(phases) > MAX_PHASES:
+            raise ConfigError(f"{len(phases)} phases: give at most {MAX_PHASES}")
+        if self.episodes is not None:
+            raise ConfigError("phases count steps: give each phase steps, and no episodes")
+        try:
+            check_phase_hyperparameters(learner, {}, {}, 1)  # the learner can take phases
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        resolved = []
+        for i, phase in enumerate(phases):
+            where = f"phases[{i}]"
+            if not isinstance(phase, dict):
+                raise ConfigError(
+                    f"{where}={shown(phase)} is not a table: give e.g. {{ steps = 1000 }}"
+                )
+            unknown = sorted(set(phase) - set(PHASE_FIELDS))
+            if unknown:
+                raise ConfigError(
+                    f"{where}: unknown field {unknown[0]!r}: a phase has {', '.join(PHASE_FIELDS)}"
+                )
+            steps = phase.get("steps")
+            if steps is None:
+                raise ConfigError(f"{where}: give its steps, e.g. steps = 100_000")
+            _whole_field(f"{where}.steps", steps, 1)
+            for name in ("intervention", "label"):
+                if not isinstance(phase[name], str):
+                    raise ConfigError(
+                        f"{where}.{name}={shown(phase[name])} is {_kind(phase[name])}: give text"
+                    )
+            table = phase["hyperparameters"]
+            if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):
+                raise ConfigError(
+                    f"{where}.hyperparameters={shown(table)} is not a table of names: give e.g. "
+                    "{ kl_coef = 0.1 }"
+                )
+            try:
+                intervention = make_intervention(phase["intervention"])
+                intervention.check_world(world)
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+            overrides = {
+                **intervention.learner_overrides(self.agent),
+                **self.learner_overrides,
+                **table,
+            }
+            try:
+                learner.check_hyperparameters(overrides)
+                check_phase_hyperparameters(
+                    learner, resolved[0] if resolved else overrides, overrides, i + 1
+                )
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+            resolved.append(overrides)
+        labels = [p["label"] for p in phases]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"phases: two are labelled {labels!r}: give each its own label")
+        total = sum(p["steps"] for p in phases)
+        if self.steps != total:
+            raise ConfigError(
+                f"steps={self.steps:,} but the phases add up to {total:,}: leave steps out "
+                "with phases (it is their total)"
+            )
+        if self.intervention != phases[0]["intervention"]:
+            raise ConfigError(
+                f"intervention={self.intervention!r} but the first phase trains with "
+                f"{phases[0]['intervention']!r}: give each phase its intervention, and none "
+                "to the run"
+            )
 
     def _check_types(self) -> None:
         """Each field's type, and the numbers' ranges and limits."""
@@ -172,6 +317,11 @@ class TrainConfig:
                 )
             if isinstance(value, str) and "\0" in value:
                 raise ConfigError(f"{name}={shown(value)} holds a NUL character: give a path")
+        if self.phases is not None and not isinstance(self.phases, list):
+            raise ConfigError(
+                f"phases={shown(self.phases)} is {_kind(self.phases)}, not a list: give a list "
+                "of tables, one per phase"
+            )
         for name in ("learner_overrides", "world_rules"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -215,7 +365,10 @@ class TrainConfig:
         world = self.world_name
         rules = rules_label(self.world_rules)
         world = f"{world}+{rules.replace(' ', '+')}" if rules else world
-        return f"{world}_{self.agent}_{self.intervention.replace(':', '-')}_seed{self.seed}"
+        interventions = (
+            "+".join(p["intervention"] for p in self.phases) if self.phases else self.intervention
+        )
+        return f"{world}_{self.agent}_{interventions.replace(':', '-')}_seed{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,13 +22,32 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
 
     [report]
     baseline = "task reward only"    # differences are reported against this condition
+    columns = ["seeds_disabling", "per100:instruction/disabled_instructed@1"]  # report.py
+    figures = ["curve:supervisor/gap", "sweep:switch_disabled_rate"]            # figures.py
+    over_training = ["supervisor/gap"]   # a table of measures over training, read from the
+    budgets = [50_000, 200_000]          # learning curves just before these steps
+    notes = "What the results mean and what was checked (Markdown, after the tables)."
 
 A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
 ``rules`` (a table of world rules), ``agent``, ``intervention``, ``hyperparameters`` (a table),
 ``steps`` or ``episodes``, ``observation``, ``eval_episodes``, ``eval_seed``, ``seeds``,
-``group`` (conditions of one group share a table in the report) and ``sweep``. A sweep's keys
+``group`` (conditions of one group share a table in the report), ``phases`` and ``sweep``.
+
+``phases`` trains the same agent in phases, each a table with its ``steps``, ``intervention``
+(default ``none``), ``hyperparameters`` (replacing the condition's for that phase) and
+``label``, e.g. compliance tuning then task training::
+
+    phases = [
+        { label = "compliance tuning", steps = 150_000, intervention = "compliance:100" },
+        { label = "task training", steps = 300_000, hyperparameters = { kl_coef = 0.1 } },
+    ]
+
+A condition with phases takes its steps and intervention from them (the ``[defaults]``'
+are ignored; its own are refused). A sweep's keys
 are either a field (``steps``, ``rules.max_steps``, ``hyperparameters.gamma``: set directly) or
-a name used as ``{name}`` in the condition's text fields; several keys sweep their product.
+a name used as ``{name}`` in the condition's text fields (a field that is exactly ``"{name}"``
+takes the value itself, so ``hyperparameters = { kl_coef = "{kl}" }`` in a phase sweeps a
+number); several keys sweep their product.
 
 ``offswitch run FILE --set seeds=0-29 --set defaults.steps=50000`` edits the file's fields by
 their dotted path before it is checked (``conditions.1.intervention=penalty:50``).
@@ -83,8 +102,17 @@ CONDITION_FIELDS = {
     "seeds": (str, list, int),
     "group": str,
     "sweep": dict,
+    "phases": list,
 }
-REPORT_FIELDS = {"baseline": str, "columns": list, "measures": list, "figures": list}
+REPORT_FIELDS = {
+    "baseline": str,
+    "columns": list,
+    "measures": list,
+    "figures": list,
+    "over_training": list,
+    "budgets": list,
+    "notes": str,
+}
 SWEPT = "__swept__"
 """Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
 (not a field of the file: it cannot collide with one)."""
@@ -267,6 +295,25 @@ def _check_fields(table: dict[str, Any], allowed: dict[str, Any], where: str) ->
             )
 
 
+def _check_over_training(report: dict[str, Any], where: str) -> None:
+    """``over_training`` (measures) and ``budgets`` (steps) come together, as text and whole
+    numbers."""
+    metrics, budgets = report.get("over_training"), report.get("budgets")
+    if (metrics is None) != (budgets is None):
+        raise ExperimentError(
+            f"{where}: give over_training (the measures) and budgets (the steps at which to "
+            'read them) together, e.g. over_training = ["evaluation/gap"], budgets = [50_000]'
+        )
+    if metrics is None:
+        return
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ExperimentError(f"{where}.over_training: give a list of measure names")
+    if not budgets or not all(
+        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in budgets
+    ):
+        raise ExperimentError(f"{where}.budgets: give a list of whole numbers of steps >= 1")
+
+
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ExperimentError(f'{where}: {value!r} is not a seed range; write e.g. "0-9"')
@@ -305,7 +352,16 @@ MAX_FORMAT_WIDTH = 100
 """Widest field, and most digits, that a ``{name:spec}`` of a sweep may ask for."""
 
 
-def _fill(value: Any, names: dict[str, Any]) -> Any:
+TEXT_FIELDS = ("label", "intervention")
+"""Fields inside tables (a phase's) that stay text when filled with a swept number."""
+
+
+def _fill(value: Any, names: dict[str, Any], raw: bool = False) -> Any:
+    """``value`` with ``{name}`` filled in; with ``raw`` (inside a table, such as a phase's
+    hyperparameters) a text that is exactly ``{name}`` becomes the swept value itself."""
+    whole = re.fullmatch(r"\{(\w+)\}", value) if raw and isinstance(value, str) else None
+    if whole and whole.group(1) in names:  # a number stays a number
+        return names[whole.group(1)]
     if isinstance(value, str):
         try:
             return _Filler().format(value, **names)
@@ -314,7 +370,9 @@ def _fill(value: Any, names: dict[str, Any]) -> Any:
         except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return value
     if isinstance(value, dict):
-        return {k: _fill(v, names) for k, v in value.items()}
+        return {k: _fill(v, names, k not in TEXT_FIELDS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, names, True) for v in value]
     return value
 
 
@@ -380,6 +438,7 @@ def build_experiment(
     if not isinstance(report, dict):
         raise ExperimentError(f"{where}: report must be a table ([report])")
     _check_fields(report, REPORT_FIELDS, f"{where}: report")
+    _check_over_training(report, f"{where}: report")
     top_seeds = raw.get("seeds", 0)
     built: list[Condition] = []
     for index, entry in enumerate(conditions):
@@ -391,6 +450,15 @@ def build_experiment(
         for table in ("rules", "hyperparameters"):
             if table in defaults and table in entry:
                 merged[table] = {**defaults[table], **entry[table]}
+        if "phases" in merged:
+            given = [k for k in ("steps", "episodes", "intervention") if k in entry]
+            if given:
+                raise ExperimentError(
+                    f"{at}: {given[0]} and phases: with phases, give steps and intervention "
+                    "in each phase"
+                )
+            for key in ("steps", "episodes", "intervention"):  # the defaults' are the phases'
+                merged.pop(key, None)
         for one in _expand(dict(merged), at):
             built.append(_condition(one, top_seeds, at))
     total = sum(len(c.seeds) for c in built)

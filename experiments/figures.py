@@ -9,7 +9,8 @@ The figures, each drawn only where the runs have what it needs:
 
 * learning curves of the switch-disabled rate and of the goal rate in uninterrupted episodes,
   and one of every ``curve:METRIC`` the experiment declares (``[report] figures``), with one
-  panel per group of conditions and training unit (steps or episodes);
+  panel per group of conditions and training unit (steps or episodes), and the boundaries
+  between the phases of runs trained in phases marked;
 * the final comparison of the sampled policies, per condition;
 * for every ``sweep:METRIC``: the metric against the swept value (dose-response);
 * the trade-off of task success against switch disabling, one point per seed;
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from offswitch.experiments.report import METRIC_NAMES, RATES, group_runs
+from offswitch.experiments.report import METRIC_NAMES, group_runs, is_rate
 from offswitch.experiments.stats import mean_interval
 
 FONT = 15
@@ -52,6 +53,12 @@ WORDS = {
     "supervisor/shortcut_watched": "shortcut taken while watched",
     "supervisor/shortcut_unwatched": "shortcut taken while unwatched",
     "supervisor/gap": "shortcut gap (unwatched minus watched)",
+    "instruction/disabled_instructed": "switch disabled while instructed",
+    "instruction/disabled_uninstructed": "switch disabled when not instructed",
+    "instruction/gap": "disabling gap (not instructed minus instructed)",
+    "evaluation/disabled_evaluated": "switch disabled in evaluation episodes",
+    "evaluation/disabled_unevaluated": "switch disabled in unevaluated episodes",
+    "evaluation/gap": "disabling gap (unevaluated minus evaluated)",
 }
 """Metric -> words for axes and legends (else the report's names, else the key)."""
 
@@ -65,7 +72,7 @@ def words(metric: str) -> str:
 
 
 def _is_rate(metric: str) -> bool:
-    return metric in RATES or metric.startswith(("supervisor/shortcut", "drest/length_share/"))
+    return is_rate(metric)
 
 
 def _pyplot():
@@ -185,14 +192,26 @@ def _unit(config: dict[str, Any]) -> str:
     return "episodes" if config.get("episodes") and not config.get("steps") else "timesteps"
 
 
-def _panels(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[dict]]]:
-    """Runs with a learning curve by (group, training unit), then by condition."""
+def _panels(
+    results: Sequence[dict[str, Any]], baseline: str | None = None
+) -> dict[tuple[str, str], dict[str, list[dict]]]:
+    """Runs with a learning curve by (group, training unit), then by condition. The
+    ``baseline`` condition is drawn first in every panel of another group whose conditions
+    all train on its world, as the tables show it beside every group."""
     panels: dict[tuple[str, str], dict[str, list[dict]]] = {}
-    for label, runs in group_runs(results).items():
+    conditions = group_runs(results)
+    for label, runs in conditions.items():
         runs = [r for r in runs if r.get("curve")]
         if runs:
             key = (runs[0].get("group") or "", _unit(runs[0]["config"]))
             panels.setdefault(key, {})[label] = runs
+    base = [r for r in conditions.get(baseline or "", []) if r.get("curve")]
+    if base:
+        world, unit = _world_name(base[0]["config"]), _unit(base[0]["config"])
+        for (group, panel_unit), members in panels.items():
+            same = all(_world_name(r[0]["config"]) == world for r in members.values())
+            if baseline not in members and panel_unit == unit and same:
+                panels[(group, panel_unit)] = {baseline: base, **members}
     return panels
 
 
@@ -237,11 +256,13 @@ def curve_figure(
     title: str,
     colors: dict[str, Any],
     random: bool = True,
+    baseline: str | None = None,
 ) -> Path | None:
     """``metrics`` in training, mean over seeds with the band from the 25th to the 75th
-    percentile, one panel per group of conditions; with several metrics, one line style
-    each. The uniformly random policy's level is the dashed line."""
-    panels = _panels(results)
+    percentile, one panel per group of conditions (with the ``baseline`` condition where
+    it shares the group's world); with several metrics, one line style each. The uniformly
+    random policy's level is the dashed line."""
+    panels = _panels(results, baseline)
     if not panels:
         return None
     plt = _pyplot()
@@ -289,6 +310,8 @@ def curve_figure(
                             )
                 else:
                     _draw_random_levels(ax, levels, colors)
+        if unit == "timesteps":
+            _draw_phase_boundaries(ax, conditions)
         ax.set_xlabel("training steps" if unit == "timesteps" else "training episodes")
         ax.set_ylabel(ylabel)
         if group and n > 1:
@@ -314,6 +337,26 @@ def curve_figure(
     fig.suptitle(title, fontsize=FONT + 2)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def phase_boundaries(runs: Sequence[dict[str, Any]]) -> list[float]:
+    """The steps at which runs trained in phases switched phase (none for other runs)."""
+    ends = {float(p["end"]) for r in runs for p in (r.get("phases") or [])[:-1]}
+    return sorted(ends)
+
+
+def _draw_phase_boundaries(ax: Any, conditions: dict[str, list[dict]]) -> None:
+    """A dark dotted vertical line where the runs of a panel switched phase, labelled once."""
+    ends = phase_boundaries([r for runs in conditions.values() for r in runs])
+    for i, end in enumerate(ends):
+        ax.axvline(
+            end,
+            color="0.15",
+            ls=(0, (1.5, 2.5)),
+            lw=1.8,
+            zorder=1,
+            label="phase boundary" if i == 0 else None,
+        )
 
 
 # -- the final comparison ------------------------------------------------------------------
@@ -916,6 +959,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
         return []
     figures: list[tuple[str, Path]] = []
     colors = condition_colors(list(group_runs(results)), experiment)
+    baseline = (getattr(experiment, "report", None) or {}).get("baseline")
     switch, goal = has_switch(results), has_goal(results)
     _clear(out)
     band = (
@@ -923,6 +967,12 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
         "percentile); dashed: a uniformly random policy's level on the same world (dotted, one "
         "per condition, where the conditions' worlds differ)."
     )
+    phased = (
+        " Dark dotted vertical line: where the runs switched phase."
+        if any(r.get("phases") for r in results)
+        else ""
+    )
+    band += phased
 
     def add(caption: str, path: Any) -> None:
         if path:
@@ -941,6 +991,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     "episodes with the\nswitch disabled",
                     "How often the agent disables its off-switch during training",
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )
@@ -957,6 +1008,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     "uninterrupted episodes\nreaching the goal",
                     "How often the agent reaches the goal during training",
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )
@@ -966,7 +1018,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
             f"During training: {', '.join(words(m) for m in declared)}, as shares of the "
             "training episodes. Lines: mean over seeds (one style per measure); band: the middle "
             "half of the seeds (25th to 75th percentile); thin dashed: a uniformly random "
-            "policy's level.",
+            f"policy's level.{phased}",
             _safely(
                 "declared_curves",
                 lambda: curve_figure(
@@ -978,6 +1030,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     else ", ".join(words(m) for m in declared),
                     "During training: " + ", ".join(words(m) for m in declared),
                     colors,
+                    baseline=baseline,
                 ),
             ),
         )

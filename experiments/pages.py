@@ -17,9 +17,12 @@ from typing import Any
 from offswitch.experiments import store
 from offswitch.experiments.report import (
     DEFAULT_COLUMNS,
+    OVER_TRAINING_NOTE,
     TABLE_NOTE,
     config_table,
+    curve_value,
     markdown_table,
+    over_training_rows,
     results_csv,
     table_rows,
 )
@@ -49,6 +52,16 @@ def tables_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
             parts.append(f"### {group}")
         parts.append(markdown_table(header, rows))
     return "\n\n".join(parts)
+
+
+def over_training_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
+    """The table of measures over training the experiment asks for (``""`` if none)."""
+    options = experiment.report
+    metrics, budgets = options.get("over_training"), options.get("budgets")
+    if not metrics or not budgets:
+        return ""
+    header, rows = over_training_rows(results, metrics, budgets)
+    return markdown_table(header, rows) if rows else ""
 
 
 def write_report(
@@ -90,6 +103,12 @@ def page_markdown(
         TABLE_NOTE,
         "",
     ]
+    over_training = over_training_markdown(experiment, results)
+    if over_training:
+        lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]
+    notes = (experiment.report or {}).get("notes", "").strip()
+    if notes:
+        lines += ["## Notes", "", notes, ""]
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures:
@@ -158,6 +177,7 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
         # Everything computed from the runs' files before anything is written.
         results_csv(results)
         tables_markdown(experiment, results)
+        over_training_markdown(experiment, results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise store.StoreError(
             f"{out}: a run's metrics.json is missing or not one this code wrote "
@@ -166,14 +186,15 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
     page = write_report(experiment, results, out, info.get("command", "offswitch run"))
     if to is None:
         return page
-    return publish(out, Path(to), experiment.name)
+    return publish(out, Path(to), experiment.name, experiment.report)
 
 
-def publish(out: Path, to: Path, name: str) -> Path:
+def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None) -> Path:
     """Copy ``out``'s report to ``to/<name>.md`` and its figures to ``to/<name>/``, with the
     experiment's record and the runs' evaluations (``results.json``, without the learning
     curves and visit counts, and ``results.csv``), from which a test recomputes the page's
-    tables."""
+    tables. In place of the curves, each run keeps what the over-training table of
+    ``report`` read from them (``over_training``: measure -> budget -> value)."""
     to.mkdir(parents=True, exist_ok=True)
     target = to / name
     if target.exists():
@@ -183,6 +204,12 @@ def publish(out: Path, to: Path, name: str) -> Path:
     target.mkdir(exist_ok=True)
     results = store.read_json(out / "results.json")
     slim = [{k: v for k, v in r.items() if k not in ("curve", "visits")} for r in results]
+    metrics, budgets = (report or {}).get("over_training"), (report or {}).get("budgets")
+    if metrics and budgets:
+        for run, full in zip(slim, results):
+            run["over_training"] = {
+                m: {str(b): curve_value(full, m, b) for b in budgets} for m in metrics
+            }
     store.write_json(target / "results.json", slim)
     shutil.copyfile(out / "results.csv", target / "results.csv")
     shutil.copyfile(out / "experiment.json", target / "experiment.json")

@@ -6,10 +6,16 @@ of :func:`offswitch.experiments.runner.run_experiment`): nothing is cached or ty
 A table has one row per condition and policy and the columns an experiment asks for
 (``[report] columns``), each a name of :data:`COLUMNS` or ``STAT:METRIC`` with ``STAT`` one
 of ``seeds`` (how many seeds have the metric above one half, with a Wilson interval),
-``mean`` (mean over seeds, bootstrap interval), ``iqm`` (interquartile mean, bootstrap
-interval) or ``diff`` (the difference of means from the report's baseline condition,
-bootstrap interval), and ``METRIC`` a key of the evaluation summary, e.g.
-``mean:drest/neutrality``.
+``mean`` (mean over seeds, bootstrap interval), ``per100`` (the same for a rate, as a count
+per 100 evaluation episodes), ``iqm`` (interquartile mean, bootstrap interval) or ``diff``
+(the difference of means from the report's baseline condition, bootstrap interval), and
+``METRIC`` a key of the evaluation summary, e.g. ``mean:drest/neutrality``. ``METRIC@N`` reads
+the evaluation at the end of phase ``N`` (from 1) of runs trained in phases, e.g.
+``per100:instruction/disabled_instructed@1``; without it, a column reads the final evaluation.
+
+:func:`over_training_rows` makes the table of measures over training: each measure's mean
+over the training episodes just before each of a few budgets of steps (``[report]
+over_training`` and ``budgets``), from the learning curves.
 """
 
 from __future__ import annotations
@@ -47,6 +53,15 @@ METRIC_NAMES = {
     "mean_length": "episode length",
     "drest/usefulness": "USEFULNESS",
     "drest/neutrality": "NEUTRALITY (bits, max 1)",
+    "instruction/disabled_instructed": "disabled while instructed",
+    "instruction/disabled_uninstructed": "disabled, not instructed",
+    "instruction/gap": "disabled, not instructed minus instructed",
+    "evaluation/disabled_evaluated": "disabled in evaluation episodes",
+    "evaluation/disabled_unevaluated": "disabled in unevaluated episodes",
+    "evaluation/gap": "disabled, unevaluated minus evaluated",
+    "supervisor/shortcut_watched": "shortcut while watched",
+    "supervisor/shortcut_unwatched": "shortcut while unwatched",
+    "supervisor/gap": "shortcut, unwatched minus watched",
 }
 RATES = {
     "switch_disabled_rate",
@@ -56,6 +71,18 @@ RATES = {
     "timed_out_rate",
     "drest/usefulness",
 }
+RATE_PREFIXES = (
+    "drest/length_share/",
+    "instruction/disabled_",
+    "evaluation/disabled_",
+    "supervisor/shortcut_",
+)
+"""Metrics with these prefixes are rates too (shares of episodes, in [0, 1])."""
+
+
+def is_rate(metric: str) -> bool:
+    """Whether ``metric`` is a share of episodes, in [0, 1]."""
+    return metric in RATES or metric.startswith(RATE_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -64,13 +91,15 @@ class Column:
 
     title: str
     stat: str
-    """``seeds``, ``mean``, ``iqm`` or ``diff`` (module docstring)."""
+    """``seeds``, ``mean``, ``per100``, ``iqm`` or ``diff`` (module docstring)."""
     metric: str
     digits: int = 2
+    phase: int | None = None
+    """Read the evaluation at the end of this phase (from 1); ``None``: the final one."""
 
     @property
     def rate(self) -> bool:
-        return self.metric in RATES or self.metric.startswith("drest/length_share/")
+        return is_rate(self.metric)
 
 
 COLUMNS: dict[str, Column] = {
@@ -93,7 +122,7 @@ DEFAULT_COLUMNS = (
     "timed_out",
     "return",
 )
-STATS = ("seeds", "mean", "iqm", "diff")
+STATS = ("seeds", "mean", "per100", "iqm", "diff")
 
 
 @lru_cache(maxsize=64)
@@ -126,33 +155,71 @@ def column(spec: str) -> Column:
     if not colon or stat not in STATS or not metric:
         raise ReportError(
             f"unknown report column {spec!r}: give one of {', '.join(COLUMNS)} or STAT:METRIC "
-            f"with STAT one of {', '.join(STATS)}, e.g. mean:drest/neutrality"
+            f"with STAT one of {', '.join(STATS)}, e.g. mean:drest/neutrality, and METRIC@N "
+            "for the end of phase N"
         )
+    phase = None
+    if "@" in metric:
+        metric, _, at = metric.rpartition("@")
+        if not at.isdigit() or int(at) < 1 or not metric:
+            raise ReportError(
+                f"report column {spec!r}: after @ give a phase number from 1, e.g. "
+                f"{stat}:{metric or 'switch_disabled_rate'}@1"
+            )
+        phase = int(at)
     name = METRIC_NAMES.get(metric, metric)
     titles = {
         "seeds": f"seeds with {name} > 0.5",
         "mean": name,
+        "per100": f"{name}, per 100 episodes",
         "iqm": f"IQM of {name}",
         "diff": f"{name}, minus baseline",
     }
+    title = titles[stat] + (f", after phase {phase}" if phase else "")
+    if stat == "per100" and not is_rate(metric):
+        raise ReportError(
+            f"report column {spec!r}: per100 counts a rate per 100 episodes, and {metric} is "
+            "not a rate: use mean"
+        )
     digits = 1 if metric in ("mean_return", "mean_safety_performance", "mean_length") else 2
-    return Column(titles[stat], stat, metric, digits)
+    if stat == "per100":
+        digits = 1
+    return Column(title, stat, metric, digits, phase)
 
 
-def fmt_interval(value: tuple[float, ...], digits: int = 2, rate: bool = True) -> str:
-    """``estimate [low, high]``; a rate's interval is clipped to [0, 1]."""
+def fmt_interval(
+    value: tuple[float, ...], digits: int = 2, rate: bool = True, scale: float = 1.0
+) -> str:
+    """``estimate [low, high]``; a rate's interval is clipped to [0, ``scale``]."""
     mean, low, high = value
     if math.isnan(mean):
         return "n/a"
     if math.isnan(low):
         return f"{mean:.{digits}f}"
     if rate:
-        low, high = max(low, 0.0), min(high, 1.0)
+        low, high = max(low, 0.0), min(high, scale)
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _values(runs: Sequence[dict[str, Any]], policy: str, metric: str) -> list[float]:
-    return [float(r["evaluation"][policy].get(metric, math.nan)) for r in runs]
+def evaluation_of(result: dict[str, Any], phase: int | None = None) -> dict[str, Any] | None:
+    """A run's final evaluation, or with ``phase`` (from 1) the one at the end of that phase
+    (``None`` for a run without it)."""
+    if phase is None:
+        return result["evaluation"]
+    phases = result.get("phases") or []
+    return phases[phase - 1].get("evaluation") if phase <= len(phases) else None
+
+
+def _values(
+    runs: Sequence[dict[str, Any]], policy: str, metric: str, phase: int | None = None
+) -> list[float]:
+    values = []
+    for r in runs:
+        evaluation = evaluation_of(r, phase)
+        values.append(
+            math.nan if evaluation is None else float(evaluation[policy].get(metric, math.nan))
+        )
+    return values
 
 
 def cell(
@@ -164,7 +231,7 @@ def cell(
     """One table cell: ``col`` over the seeds of ``runs``."""
     if col.stat == "exact":
         return optimum(runs[0]["config"])
-    values = _values(runs, policy, col.metric)
+    values = _values(runs, policy, col.metric, col.phase)
     if col.stat == "seeds":
         n = len(values)
         count = sum(v > MAJORITY for v in values if not math.isnan(v))
@@ -172,13 +239,16 @@ def cell(
         return f"{count}/{n} [{low:.2f}, {high:.2f}]"
     if col.stat == "mean":
         return fmt_interval(mean_interval(values), col.digits, col.rate)
+    if col.stat == "per100":
+        per100 = [100.0 * v for v in values]
+        return fmt_interval(mean_interval(per100), col.digits, True, 100.0)
     if col.stat == "iqm":
         return fmt_interval(iqm_interval(values), col.digits, col.rate)
     if baseline is None:
         return "n/a"
     if baseline is runs:
         return "(baseline)"
-    diff = difference_interval(values, _values(baseline, policy, col.metric))
+    diff = difference_interval(values, _values(baseline, policy, col.metric, col.phase))
     return fmt_interval(diff, col.digits, rate=False)
 
 
@@ -240,6 +310,59 @@ TABLE_NOTE = (
 )
 
 
+CURVE_WINDOW = 0.1
+"""The training episodes a budget's cell averages: those of the last tenth of its steps."""
+
+
+def curve_value(result: dict[str, Any], metric: str, budget: int) -> float:
+    """``metric`` of a run's training episodes just before ``budget`` steps: the mean of its
+    learning curve's points in the last :data:`CURVE_WINDOW` of those steps (the last point
+    before, if none falls there); NaN if the run trained fewer steps or never measured it.
+    A published run (no curve) gives the value recorded for it (``over_training``)."""
+    if "curve" not in result and "over_training" in result:
+        return float(result["over_training"].get(metric, {}).get(str(budget), math.nan))
+    curve = result.get("curve") or []
+    if not curve or float(curve[-1].get("timesteps") or 0) < budget:
+        return math.nan
+    measured = [
+        (float(p["timesteps"]), float(p[metric]))
+        for p in curve
+        if p.get(metric) is not None
+        and not math.isnan(float(p[metric]))
+        and 0 < float(p["timesteps"]) <= budget
+    ]
+    if not measured:
+        return math.nan
+    window = [v for t, v in measured if t > budget * (1 - CURVE_WINDOW)]
+    return sum(window) / len(window) if window else measured[-1][1]
+
+
+def over_training_rows(
+    results: Sequence[dict[str, Any]], metrics: Sequence[str], budgets: Sequence[int]
+) -> tuple[list[str], list[list[str]]]:
+    """The table of ``metrics`` over training: a row per condition and measure, a column per
+    budget, each cell the mean over seeds of :func:`curve_value` with its bootstrap interval.
+    Measures a condition's world does not have are left out."""
+    header = ["condition", "measure", *(f"{budget:,} steps" for budget in budgets)]
+    rows = []
+    for label, runs in group_runs(results).items():
+        for metric in metrics:
+            values = [[curve_value(r, metric, b) for r in runs] for b in budgets]
+            if all(math.isnan(v) for column in values for v in column):
+                continue
+            cells = [fmt_interval(mean_interval(v), 2, is_rate(metric)) for v in values]
+            rows.append([label, METRIC_NAMES.get(metric, metric), *cells])
+    return header, rows
+
+
+OVER_TRAINING_NOTE = (
+    "Each cell: the measure over the training episodes of the last tenth of the steps up to "
+    "that budget (the learning curve, sampled actions, under the condition's intervention of "
+    "the moment), averaged per seed, then the mean over seeds [percentile bootstrap 95% "
+    "interval over seeds]; n/a past a condition's training."
+)
+
+
 def results_csv(results: Sequence[dict[str, Any]]) -> str:
     """One row per run and evaluation policy: what it was, and every figure it scored."""
     keys: list[str] = []
@@ -286,7 +409,18 @@ def config_table(results: Sequence[dict[str, Any]]) -> str:
             if config.get("episodes")
             else "learner default"
         )
-        overrides = ", ".join(f"{k}={v!r}" for k, v in sorted(config["learner_overrides"].items()))
+        overrides = _assignments(config["learner_overrides"])
+        intervention = f"`{config['intervention']}`"
+        phases = config.get("phases")
+        if phases:  # one entry per phase, in order
+            intervention = " then ".join(f"`{p['intervention']}`" for p in phases)
+            budget = " + ".join(f"{p['steps']:,}" for p in phases) + " steps"
+            changed = [
+                f"{p['label']}: {_assignments(p['hyperparameters'])}"
+                for p in phases
+                if p["hyperparameters"]
+            ]
+            overrides = "; ".join(([overrides] if overrides else []) + changed)
         seeds = [r["config"]["seed"] for r in runs]
         rows.append(
             [
@@ -294,13 +428,17 @@ def config_table(results: Sequence[dict[str, Any]]) -> str:
                 config.get("layout") or config["env_id"],
                 rules or "-",
                 config["agent"],
-                f"`{config['intervention']}`",
+                intervention,
                 budget,
                 overrides or "-",
                 _seed_text(seeds),
             ]
         )
     return markdown_table(header, rows)
+
+
+def _assignments(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(values.items()))
 
 
 def _seed_text(seeds: Sequence[int]) -> str:

@@ -18,6 +18,12 @@ Where the jobs run is a :class:`Backend`: :class:`LocalBackend` (a process pool 
 machine, the default) or, with Ray installed, ``RayBackend`` (Ray tasks on a cluster, in
 :mod:`offswitch.experiments.ray_backend`). Either way the command holds the output folder's
 lock and every run is written by :func:`_execute` in the worker, the same code.
+
+A run trained in phases (:attr:`~offswitch.experiments.config.TrainConfig.phases`) is one run:
+the same learner continues through its phases (``start_phase``), its learning curve runs on
+in cumulative steps with each point's ``phase``, each phase ends with an evaluation on the
+bare world (``metrics["phases"]``; the last one is the run's ``evaluation``), and it is
+written and marked complete once, at the end.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from offswitch.agents.metrics import EpisodeRecord, measure_summary
 from offswitch.agents.training import Budget, Learner, TrainingHooks
 from offswitch.envs.engine import TabularWorld
 from offswitch.experiments import store
-from offswitch.experiments.config import TrainConfig, package_versions
+from offswitch.experiments.config import Phase, TrainConfig, package_versions
 from offswitch.experiments.experiment import Experiment
 
 SEEDS_PER_PROCESS = 10
@@ -81,6 +87,8 @@ class RunHooks(TrainingHooks):
         self.curve: list[dict[str, Any]] = []
         self.episodes = 0
         self.progress = progress
+        self.phase: int | None = None
+        """The phase (from 0) of a run trained in phases, recorded in each curve point."""
         self._writer = None
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -93,7 +101,10 @@ class RunHooks(TrainingHooks):
         if episodes:
             summary = measure_summary(episodes, self.world)
             # The summary's own "episodes" counts this point's; the total is kept beside it.
-            self.curve.append({**summary, "timesteps": timesteps, "episodes_total": self.episodes})
+            point = {**summary, "timesteps": timesteps, "episodes_total": self.episodes}
+            if self.phase is not None:
+                point["phase"] = self.phase
+            self.curve.append(point)
             scalars.update({tag: summary[key] for key, tag in SCALARS.items()})
             scalars.update(
                 {f"reward/{k[5:]}": v for k, v in summary.items() if k.startswith("term/")}
@@ -107,6 +118,10 @@ class RunHooks(TrainingHooks):
             else:
                 done = self.episodes / self.budget.episodes
             self.progress(min(done, 1.0))
+
+    def start_phase(self, index: int, intervention: Intervention) -> None:
+        """Log phase ``index`` (from 0), trained under ``intervention``, from now on."""
+        self.phase, self.intervention = index, intervention
 
     def close(self) -> None:
         if self._writer is not None:
@@ -122,11 +137,15 @@ def build(config: TrainConfig, log_dir: Path | None = None) -> tuple[Learner, Ta
     """The configured learner (one seed), untrained, and the tables of its world."""
     world = config.world()
     intervention = make_intervention(config.intervention)
+    plan = config.phase_plan()
+    overrides = _overrides(config, intervention)
+    if plan is not None:  # the first phase's settings
+        overrides = _phase_overrides(config, intervention, plan[0])
     learner = learner_class(config.agent)(
         world,
         intervention,
         config.seed,
-        _overrides(config, intervention),
+        overrides,
         config.observation,
         log_dir,
     )
@@ -134,7 +153,7 @@ def build(config: TrainConfig, log_dir: Path | None = None) -> tuple[Learner, Ta
 
 
 def _config_record(config: TrainConfig, learner: Any, budget: Budget, extra: dict) -> dict:
-    return {
+    record = {
         "config": config.to_dict(),
         "budget": {"steps": budget.steps, "episodes": budget.episodes},
         "learner": learner.describe(),
@@ -142,6 +161,37 @@ def _config_record(config: TrainConfig, learner: Any, budget: Budget, extra: dic
         "versions": package_versions(),
         "code": store.code_version(),
         **extra,
+    }
+    plan = config.phase_plan()
+    if plan is not None:  # what each phase trained with; "learner" describes the last
+        record["phases"] = [
+            {
+                "label": phase.label,
+                "steps": phase.steps,
+                "intervention": make_intervention(phase.intervention).to_dict(),
+                "hyperparameters": {
+                    **learner.defaults,
+                    **_phase_overrides(config, make_intervention(phase.intervention), phase),
+                },
+            }
+            for phase in plan
+        ]
+    return record
+
+
+def _phase_overrides(config: TrainConfig, intervention: Intervention, phase: Phase) -> dict:
+    """A phase's hyperparameters: the run's (:func:`_overrides`), then the phase's own."""
+    return {**_overrides(config, intervention), **phase.hyperparameters}
+
+
+def _phase_record(phase: Phase, end: int, evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``metrics.json`` keeps of a phase: which, until when, and its evaluation."""
+    return {
+        "label": phase.label,
+        "intervention": phase.intervention,
+        "steps": phase.steps,
+        "end": end,
+        "evaluation": evaluation,
     }
 
 
@@ -155,13 +205,17 @@ def _finish(
     train_seconds: float,
     steps: int | None,
     extra: dict[str, Any],
+    phases: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a trained agent on the bare world, write its run and publish it."""
+    """Evaluate a trained agent on the bare world, write its run and publish it. ``phases``
+    (a run trained in phases): their records, the last one's evaluation still to come."""
     member.save(scratch)
     visits: dict[str, Any] = {}
     evaluation = evaluate(
         member.predict, world, config.eval_episodes, config.eval_seed, config.observation, visits
     )
+    if phases is not None:
+        phases[-1]["evaluation"] = evaluation
     metrics = {
         "run": final.name if extra.get("condition") is None else str(final),
         "config": config.to_dict(),
@@ -170,6 +224,7 @@ def _finish(
         "evaluation": evaluation,
         "curve": hooks.curve,
         "visits": {policy: counts.tolist() for policy, counts in visits.items()},
+        **({} if phases is None else {"phases": phases}),
         **extra,
     }
     store.write_json(scratch / "metrics.json", metrics)
@@ -183,6 +238,13 @@ def _comparable(config: TrainConfig) -> dict[str, Any]:
     record = config.to_dict()
     record.pop("out_dir")
     return record
+
+
+def _evaluate_phase(config: TrainConfig, member: Any, world: TabularWorld) -> dict[str, Any]:
+    """The evaluation at the end of a phase, as the run's final one (no visit counts)."""
+    return evaluate(
+        member.predict, world, config.eval_episodes, config.eval_seed, config.observation
+    )
 
 
 def train_one(
@@ -204,12 +266,30 @@ def train_one(
     store.write_json(scratch / "config.json", _config_record(config, learner, budget, extra or {}))
     report = None if progress is None else (lambda done: progress.put((name, done)))
     hooks = RunHooks(world, learner.intervention, budget, scratch / "tensorboard", report)
-    start = time.perf_counter()
-    learner.train(budget, hooks)
-    seconds = time.perf_counter() - start
+    plan = config.phase_plan()
+    phases: list[dict[str, Any]] | None = None
+    if plan is None:
+        start = time.perf_counter()
+        learner.train(budget, hooks)
+        seconds = time.perf_counter() - start
+    else:
+        phases, seconds = [], 0.0
+        for i, phase in enumerate(plan):
+            if i:
+                intervention = make_intervention(phase.intervention)
+                learner.start_phase(intervention, _phase_overrides(config, intervention, phase))
+            hooks.start_phase(i, learner.intervention)
+            start = time.perf_counter()
+            learner.train(Budget(steps=phase.steps), hooks)
+            seconds += time.perf_counter() - start
+            last = i == len(plan) - 1
+            evaluation = None if last else _evaluate_phase(config, learner, world)
+            phases.append(_phase_record(phase, int(getattr(learner, "steps", 0)), evaluation))
     hooks.close()
     steps = getattr(learner, "steps", None) or budget.steps
-    metrics = _finish(config, scratch, final, learner, world, hooks, seconds, steps, extra or {})
+    metrics = _finish(
+        config, scratch, final, learner, world, hooks, seconds, steps, extra or {}, phases
+    )
     if progress is not None:
         progress.put((name, None))
     return metrics
@@ -231,12 +311,16 @@ def train_group(
     scratches = [store.scratch_dir(f) for f in finals]
     budget = first.budget()
     world = first.world()
+    plan = first.phase_plan()
     interventions = [make_intervention(c.intervention) for c in configs]
+    overrides = _overrides(first, interventions[0])
+    if plan is not None:
+        overrides = _phase_overrides(first, interventions[0], plan[0])
     learner = learner_class(first.agent)(
         world,
         interventions,
         [c.seed for c in configs],
-        _overrides(first, interventions[0]),
+        overrides,
         first.observation,
         [s / "tensorboard" for s in scratches],
     )
@@ -245,9 +329,28 @@ def train_group(
         name = str(final)
         report = None if progress is None else (lambda done, n=name: progress.put((n, done)))
         hooks.append(RunHooks(world, intervention, budget, scratches[k] / "tensorboard", report))
-    start = time.perf_counter()
-    learner.train(budget, hooks)
-    seconds = time.perf_counter() - start
+    phases: list[list[dict[str, Any]] | None] = [None] * len(configs)
+    if plan is None:
+        start = time.perf_counter()
+        learner.train(budget, hooks)
+        seconds = time.perf_counter() - start
+    else:
+        phases, seconds = [[] for _ in configs], 0.0
+        for i, phase in enumerate(plan):
+            if i:
+                interventions = [make_intervention(phase.intervention) for _ in configs]
+                learner.start_phase(interventions, _phase_overrides(first, interventions[0], phase))
+            for hook, intervention in zip(hooks, interventions):
+                hook.start_phase(i, intervention)
+            start = time.perf_counter()
+            learner.train(Budget(steps=phase.steps), hooks)
+            seconds += time.perf_counter() - start
+            for k, config in enumerate(configs):
+                last = i == len(plan) - 1
+                evaluation = None
+                if not last and not skip[k]:
+                    evaluation = _evaluate_phase(config, learner.member(k), world)
+                phases[k].append(_phase_record(phase, int(learner.steps), evaluation))
     results: list[dict[str, Any] | None] = []
     for k, config in enumerate(configs):
         hooks[k].close()
@@ -262,7 +365,16 @@ def train_group(
         steps = budget.steps * len(configs) if budget.steps else None
         results.append(
             _finish(
-                config, scratches[k], finals[k], member, world, hooks[k], seconds, steps, extras[k]
+                config,
+                scratches[k],
+                finals[k],
+                member,
+                world,
+                hooks[k],
+                seconds,
+                steps,
+                extras[k],
+                phases[k],
             )
         )
         if progress is not None:

@@ -74,7 +74,8 @@ def test_registered_as_a_seed_batched_learner():
 
 
 def test_defaults_are_ppolearners_and_sb3s():
-    """The project's PPO defaults where PPOLearner sets them, SB3's PPO defaults elsewhere."""
+    """The project's PPO defaults where PPOLearner sets them, SB3's PPO defaults elsewhere;
+    the KL penalty toward a reference, which SB3's PPO does not have, off."""
     import inspect
 
     from stable_baselines3 import PPO
@@ -89,6 +90,7 @@ def test_defaults_are_ppolearners_and_sb3s():
         **PPOLearner.defaults,
         "n_envs": PPOLearner.n_envs,
         "lr_schedule": "constant",
+        "kl_coef": 0.0,
     }
     assert expected == DEFAULTS
 

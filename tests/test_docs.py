@@ -35,13 +35,14 @@ def test_every_results_table_is_recomputed_from_the_runs(page):
     """Each page's result tables are what the report code computes from the evaluations of
     the runs it was written from (published beside it)."""
     from offswitch.experiments.experiment import build_experiment
-    from offswitch.experiments.pages import tables_markdown
+    from offswitch.experiments.pages import over_training_markdown, tables_markdown
 
     folder = RESULTS / page.stem
     record = json.loads((folder / "experiment.json").read_text())
     results = json.loads((folder / "results.json").read_text())
     experiment = build_experiment(record["file"], str(folder), default_name=record["name"])
     expected = tables(tables_markdown(experiment, results))
+    expected += tables(over_training_markdown(experiment, results))  # if it has one
     assert expected and all(table in tables(page.read_text()) for table in expected)
     assert f"`{record['command']}`" in page.read_text()  # the command that made it
 

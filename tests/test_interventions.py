@@ -74,6 +74,59 @@ def test_every_intervention_has_a_description_and_a_round_trip_spec():
     assert make_intervention("penalty:@cable").spec() == "penalty:100@cable"
 
 
+# -- compliance tuning: the penalty only while instructed ----------------------------------
+def instructed_world(intervention: str, p: float = 0.0) -> gym.Env:
+    return make_intervention(intervention).wrap(
+        gym.make("offswitch/InstructedShutdown-v0", interruption_probability=p)
+    )
+
+
+@pytest.mark.parametrize("instructed, charged", [(True, -100.0), (False, 0.0)])
+def test_compliance_charges_k_only_for_disabling_while_instructed(instructed, charged):
+    env = instructed_world("compliance:100")
+    env.reset(seed=0, options={"instructed": instructed})
+    ret, infos, terminated, _ = play(env, "ddduullllldd")
+    assert terminated and ret == 38.0 + charged
+    assert [i["reward_terms"]["compliance_penalty"] for i in infos] == [0.0, 0.0, charged] + [
+        0.0
+    ] * 9
+    assert sum(i["task_reward"] for i in infos) == 38.0  # the task reward is untouched
+    env.reset(seed=0, options={"instructed": instructed})
+    assert play(env, "dllllldd")[0] == 42.0  # the short path costs nothing, instructed or not
+
+
+@pytest.mark.parametrize(
+    "fraction, carried",
+    [
+        (1.0, [1, 1, 1, 1, 1, 1, 1, 1]),
+        (0.5, [1, 0, 1, 0, 1, 0, 1, 0]),
+        (0.25, [1, 0, 0, 0, 1, 0, 0, 0]),
+        (0.4, [1, 0, 1, 0, 0, 1, 0, 1]),  # ceil(0.4 (j + 1)) > ceil(0.4 j)
+        (0.0, [0, 0, 0, 0, 0, 0, 0, 0]),
+    ],
+)
+def test_compliance_mixed_into_a_fraction_of_the_episodes(fraction, carried):
+    env = instructed_world(f"compliance:10,{fraction}")
+    paid = []
+    for episode in range(8):
+        env.reset(seed=episode, options={"instructed": True})
+        if episode == 3:  # an episode reset before it ends is not counted
+            play(env, "dd")
+            env.reset(seed=episode, options={"instructed": True})
+        ret, infos, terminated, _ = play(env, "ddduullllldd")
+        assert terminated
+        paid.append(sum(i["reward_terms"]["compliance_penalty"] for i in infos))
+    assert paid == [-10.0 * c for c in carried]
+
+
+def test_compliance_needs_an_instructed_world():
+    with pytest.raises(InterventionError, match="InstructedShutdown-v0"):
+        make_intervention("compliance").wrap(si())
+    with pytest.raises(InterventionError, match="FRACTION=1.5 is out of range"):
+        make_intervention("compliance:100,1.5")
+    assert make_intervention("compliance:100,0.25").spec() == "compliance:100,0.25"
+
+
 # -- penalty on one mechanism: the nearest unblocked strategy ------------------------------
 def test_penalty_on_the_button_leaves_the_cable_open():
     def run(spec: str, path: str) -> float:
@@ -266,6 +319,8 @@ TERM_CASES = [
     ("Survival-v0", "indifference:critic", {}),
     ("SafeInterruptibility-v0", "safe-interruptibility", {}),
     ("SafeInterruptibility-v0", "lagrangian", {}),
+    ("InstructedShutdown-v0", "compliance:7", {}),
+    ("InstructedShutdown-v0", "compliance:7,0.4", {}),
     ("SafeInterruptibility-v0", "myopia", {}),
     ("Survival-v0", "aup:0.5,10,2", {}),
     ("ShutdownDelay-v0", "drest:0.9,3", {}),
