@@ -53,6 +53,16 @@ action from being driven to zero there, while ``KL(pi || pi_ref)`` lets ``pi`` d
 the reference took as long as it takes none the reference avoids. The penalty applies on
 the states the current policy visits, not on states it stops visiting.
 
+``device`` (default ``"cpu"``; ``"cuda"`` or ``"cuda:N"``) is where the network's weights, the
+observation table, Adam's state and the minibatch tensors live and the rollouts' policy table
+and the updates are computed. Every random draw stays on the CPU whatever the device: each
+seed's ``torch.Generator`` (initial weights, the uniforms of action sampling, the minibatch
+permutations) and the members' evaluation generators, so a seed's random numbers never depend
+on the device; the worlds and GAE are numpy, fed through ``.cpu()``. With ``"cpu"`` nothing
+moves and a run is the same bit for bit as before the option existed. ``model.pt`` holds CPU
+tensors whatever the device, so a model trained on a GPU loads on a machine without one.
+``benchmarks/batched_device.py`` times the two.
+
 Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
 minibatch) and schedules (the hyperparameters are constants, as this project's defaults are).
 """
@@ -72,6 +82,7 @@ from offswitch.agents.hyperparameters import (
     MAX_BUFFER_SAMPLES,
     MAX_REPEATS,
     Choice,
+    DeviceName,
     Flag,
     HyperparameterError,
     check_buffer,
@@ -193,6 +204,16 @@ class BatchedActorCritic:
         self.weights = weights
         self.k = next(iter(weights.values()))[0].shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (all on one device)."""
+        return next(iter(self.weights.values()))[0].device
+
+    def to(self, device: torch.device) -> BatchedActorCritic:
+        """Move every weight to ``device`` (in place: this network, not a copy); itself."""
+        self.weights = {key: (w.to(device), b.to(device)) for key, (w, b) in self.weights.items()}
+        return self
+
     def shapes(self) -> dict[tuple[str, int], tuple[int, int]]:
         """``(in, out)`` of every layer."""
         return layer_shapes(self.obs_dim, self.n_actions, self.pi, self.vf)
@@ -251,6 +272,7 @@ class BatchedActorCritic:
 
     def _flat(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.from_numpy(np.array(obs, dtype=np.float32).reshape(len(obs), -1))
+        x = x.to(self.device)
         if x.shape[1] != self.obs_dim:
             raise ValueError(
                 f"observations of {x.shape[1]} features: this network takes {self.obs_dim}"
@@ -258,24 +280,26 @@ class BatchedActorCritic:
         return x
 
     def logits(self, obs: np.ndarray, k: int) -> torch.Tensor:
-        """Seed ``k``'s action logits of an observation batch (no gradient)."""
+        """Seed ``k``'s action logits of an observation batch (no gradient), on the
+        network's device."""
         with torch.no_grad():
             return mlp(self._flat(obs), self._layers("pi"), k)
 
     def values(self, obs: np.ndarray, k: int) -> np.ndarray:
         """Seed ``k``'s critic values of an observation batch (no gradient)."""
         with torch.no_grad():
-            return mlp(self._flat(obs), self._layers("vf"), k).reshape(-1).numpy()
+            return mlp(self._flat(obs), self._layers("vf"), k).reshape(-1).cpu().numpy()
 
     # -- SB3's parameter names -------------------------------------------------------------
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Seed ``k``'s weights under the names and layouts of SB3's ``ActorCriticPolicy``
-        state dict (``[out, in]`` weights): a plain dict of tensors."""
+        state dict (``[out, in]`` weights): a plain dict of CPU tensors, whatever the
+        network's device."""
         state = {}
         for name, net, i in sb3_layer_names(self.pi, self.vf):
             w, b = self.weights[(net, i)]
-            state[f"{name}.weight"] = w[k].T.clone().contiguous()
-            state[f"{name}.bias"] = b[k, 0].clone()
+            state[f"{name}.weight"] = w[k].T.cpu().clone().contiguous()
+            state[f"{name}.bias"] = b[k, 0].cpu().clone()
         return state
 
     @classmethod
@@ -474,6 +498,8 @@ DEFAULTS: dict[str, Any] = dict(
     lr_schedule="constant",
     # Not SB3's: the penalty toward the policy at the start of the phase (module docstring).
     kl_coef=0.0,
+    # Where the network and the updates run (module docstring); random draws stay on the CPU.
+    device="cpu",
 )
 
 
@@ -502,6 +528,7 @@ RANGES: dict[str, Any] = dict(
     kl_coef=non_negative(
         "the weight of KL(pi_ref || pi) toward the policy at the start of the phase; 0: none"
     ),
+    device=DeviceName(why="the torch device of the network and its updates"),
 )
 """The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
@@ -531,6 +558,28 @@ def check_values(h: dict[str, Any]) -> None:
         )
     check_net_arch(NAME, "policy_kwargs.net_arch", kwargs.get("net_arch", [64, 64]))
     parse_net_arch(kwargs.get("net_arch", [64, 64]))
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device ``device=name`` names (its spelling checked by :data:`RANGES`), or a
+    one-line :class:`~offswitch.agents.hyperparameters.HyperparameterError` where this
+    machine shows no such CUDA device."""
+    device = torch.device(name)
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise HyperparameterError(
+            f"{NAME} hyperparameter device={name!r}: no CUDA device is visible to torch on this "
+            f"machine (torch {torch.__version__}, torch.cuda.is_available() is False): use "
+            "device='cpu'"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise HyperparameterError(
+            f"{NAME} hyperparameter device={name!r}: torch sees {count} CUDA device(s) here, "
+            f"cuda:0 to cuda:{count - 1}: give one of those, or device='cpu'"
+        )
+    return device
 
 
 # -- the learner ---------------------------------------------------------------------------
@@ -572,7 +621,7 @@ class _Trainable:
 
     def __init__(self, net: BatchedActorCritic, active: np.ndarray) -> None:
         self.net = net
-        self.active = torch.as_tensor(active, dtype=torch.long)
+        self.active = torch.as_tensor(active, dtype=torch.long, device=net.device)
         self.slots: list[tuple[tuple[str, int], tuple[int, int]]] = []
         self.sizes: list[int] = []
         for key, (fan_in, fan_out) in net.shapes().items():
@@ -582,7 +631,7 @@ class _Trainable:
             self.sizes += [fan_in * fan_out, fan_out]
         used = sum(self.sizes)
         self.sizes.append(-used % self.PAD)
-        self.flat = torch.zeros(net.k, used + self.sizes[-1])
+        self.flat = torch.zeros(net.k, used + self.sizes[-1], device=net.device)
         self.pull()
         self.flat.requires_grad_(True)
 
@@ -630,8 +679,9 @@ class BatchedPPO(SeedBatchedLearner):
     defaults: ClassVar[dict[str, Any]] = DEFAULTS
     default_budget = Budget(steps=200_000)
     supports_phases = True
-    phase_fixed = ("policy_kwargs", "n_envs")
-    """The network's shape and the worlds per seed stay; every other setting may change."""
+    phase_fixed = ("policy_kwargs", "n_envs", "device")
+    """The network's shape, the worlds per seed and the device stay; every other setting may
+    change."""
 
     def __init__(
         self,
@@ -652,6 +702,8 @@ class BatchedPPO(SeedBatchedLearner):
         # One torch thread per process: the runner runs a process per core.
         torch.set_num_threads(1)
         h = self.hyperparameters
+        self.device = torch_device(h["device"])
+        """Where the network, the observation table, Adam and the minibatches live."""
         self.n_envs = int(h["n_envs"])
         self.gamma = float(h["gamma"])
         self.pi_arch, self.vf_arch = parse_net_arch(h["policy_kwargs"].get("net_arch", [64, 64]))
@@ -662,16 +714,19 @@ class BatchedPPO(SeedBatchedLearner):
         unique, self.row_of_state = np.unique(flat, axis=0, return_inverse=True)
         self.row_of_state = self.row_of_state.reshape(-1)
         self.active = np.flatnonzero(unique.any(axis=0))
-        self.inputs = torch.as_tensor(unique[:, self.active], dtype=torch.float32)
+        self.inputs = torch.as_tensor(
+            unique[:, self.active], dtype=torch.float32, device=self.device
+        )
         """The distinct observations, restricted to the features used: ``[U, used]``."""
 
+        # The generators, and so the initial weights, on the CPU whatever the device.
         self.generators = [torch.Generator().manual_seed(int(s)) for s in self.seeds]
         self.net = BatchedActorCritic.initial(
             flat.shape[1], world.n_actions, self.pi_arch, self.vf_arch, self.generators
-        )
+        ).to(self.device)
         self.trainable = _Trainable(self.net, self.active)
-        # Fused: one kernel over every seed's weights; the same element-wise update as SB3's
-        # default Adam up to rounding.
+        # Fused: one kernel over every seed's weights (on the CPU and on CUDA); the same
+        # element-wise update as SB3's default Adam up to rounding.
         self.optimizer = torch.optim.Adam(
             [self.trainable.flat], lr=float(h["learning_rate"]), eps=ADAM_EPS, fused=True
         )
@@ -802,7 +857,7 @@ class BatchedPPO(SeedBatchedLearner):
 
     def policy_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every seed's log-probabilities ``[K, U, A]`` and values ``[K, U]`` of each
-        distinct observation, from the trained weights (no gradient)."""
+        distinct observation, from the trained weights (no gradient), on the device."""
         with torch.no_grad():
             x = self.inputs.expand(len(self.seeds), *self.inputs.shape)
             layers = self.trainable.layers()
@@ -817,7 +872,7 @@ class BatchedPPO(SeedBatchedLearner):
         n_steps, k_seeds, n = int(self.hyperparameters["n_steps"]), len(self.seeds), self.n_envs
         log_p, values = self.policy_table()
         sample = self.action_sampler(log_p, n_steps)
-        log_p_np, values_np = log_p.numpy(), values.numpy()
+        log_p_np, values_np = log_p.cpu().numpy(), values.cpu().numpy()
         shape = (n_steps, k_seeds, n)
         all_states = np.empty(shape, dtype=np.int64)
         actions = np.empty(shape, dtype=np.int64)
@@ -869,8 +924,8 @@ class BatchedPPO(SeedBatchedLearner):
     ) -> Callable[[int, np.ndarray], np.ndarray]:
         """``sample(step, rows [K, n_envs]) -> actions [K, n_envs]`` for a rollout of the
         policies ``log_p [K, U, A]``: inverse-CDF sampling with uniforms drawn from each
-        seed's generator once per rollout."""
-        cdf = torch.cumsum(log_p.exp(), dim=-1).numpy()
+        seed's generator once per rollout (on the CPU, whatever the device)."""
+        cdf = torch.cumsum(log_p.exp(), dim=-1).cpu().numpy()
         uniforms = np.stack(
             [torch.rand(n_steps, self.n_envs, generator=g).numpy() for g in self.generators],
             axis=1,
@@ -885,7 +940,8 @@ class BatchedPPO(SeedBatchedLearner):
         return sample
 
     def permutations(self, size: int) -> torch.Tensor:
-        """One fresh random permutation of the samples per seed, from its generator."""
+        """One fresh random permutation of the samples per seed, from its generator (a CPU
+        tensor, whatever the device)."""
         return torch.stack([torch.randperm(size, generator=g) for g in self.generators])
 
     def update(self, rollout: Rollout) -> dict[str, np.ndarray]:
@@ -893,11 +949,12 @@ class BatchedPPO(SeedBatchedLearner):
         the mean statistics per seed (SB3's ``train/`` scalars)."""
         h = self.hyperparameters
         batch_size, n_actions = int(h["batch_size"]), self.world.n_actions
-        k_seeds = len(self.seeds)
+        k_seeds, device = len(self.seeds), self.device
 
         def samples(a: np.ndarray) -> torch.Tensor:
             # [n_steps, K, n_envs] -> [K, n_envs * n_steps], SB3's swap_and_flatten order.
-            return torch.as_tensor(np.ascontiguousarray(a.transpose(1, 2, 0))).reshape(k_seeds, -1)
+            flat = np.ascontiguousarray(a.transpose(1, 2, 0))
+            return torch.as_tensor(flat, device=device).reshape(k_seeds, -1)
 
         rows = samples(rollout.rows)
         row_action = rows * n_actions + samples(rollout.actions)
@@ -914,14 +971,14 @@ class BatchedPPO(SeedBatchedLearner):
         max_norm = float(h["max_grad_norm"])
         clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
         kl_coef, reference = float(h["kl_coef"]), self.reference
-        seed_rows = torch.arange(k_seeds)[:, None]
+        seed_rows = torch.arange(k_seeds, device=device)[:, None]
         reference_kls: list[torch.Tensor] = []
         collected: list[torch.Tensor] = []
         approx_kl: list[torch.Tensor] = []
         flat = self.trainable.flat
         for _ in range(int(h["n_epochs"])):
             approx_kl = []  # SB3 logs the last epoch's
-            order = self.permutations(size)
+            order = self.permutations(size).to(device)
             for start in range(0, size, batch_size):
                 index = order[:, start : start + batch_size]
                 rows_b = rows.gather(1, index)
@@ -931,7 +988,7 @@ class BatchedPPO(SeedBatchedLearner):
                     at, at_action = rows_b, row_action.gather(1, index)
                 else:
                     x = self.inputs[rows_b]
-                    at = torch.arange(rows_b.shape[1]).expand_as(rows_b)
+                    at = torch.arange(rows_b.shape[1], device=device).expand_as(rows_b)
                     at_action = at * n_actions + row_action.gather(1, index) % n_actions
                 layers = self.trainable.layers()
                 logits = batched_mlp(x, layers["pi"])
@@ -969,17 +1026,17 @@ class BatchedPPO(SeedBatchedLearner):
                 if losses.reference_kl is not None:
                     reference_kls.append(losses.reference_kl.detach())
         self.trainable.push()
-        means = torch.stack(collected).mean(0).numpy()
+        means = torch.stack(collected).mean(0).cpu().numpy()
         stats = {
             "train/policy_gradient_loss": means[0],
             "train/value_loss": means[1],
             "train/entropy_loss": means[2],
             "train/clip_fraction": means[3],
-            "train/approx_kl": torch.stack(approx_kl).mean(0).numpy(),
-            "train/loss": losses.total.detach().numpy(),
+            "train/approx_kl": torch.stack(approx_kl).mean(0).cpu().numpy(),
+            "train/loss": losses.total.detach().cpu().numpy(),
         }
         if reference_kls:
-            stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).numpy()
+            stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).cpu().numpy()
         self.last_stats = stats
         return stats
 
@@ -1066,7 +1123,8 @@ class BatchedPPOMember(Learner):
         raise TypeError(f"a {NAME} member does not train alone: train the BatchedPPO that holds it")
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        logits = self.net.logits(obs, self.k)
+        # On the CPU: the evaluation generator is a CPU one, whatever the network's device.
+        logits = self.net.logits(obs, self.k).cpu()
         if deterministic:
             return logits.argmax(dim=1).numpy()
         probs = torch.softmax(logits, dim=1)
@@ -1118,7 +1176,7 @@ def load_member(directory: Path) -> BatchedPPOMember:
             f"learner={config.get('learner')!r}, format={config.get('format')!r}"
         )
     try:
-        state = torch.load(directory / MODEL_FILE, weights_only=True)
+        state = torch.load(directory / MODEL_FILE, weights_only=True, map_location="cpu")
     except Exception as err:  # the unpickler names what it refused
         raise ValueError(
             f"{directory / MODEL_FILE} holds more than plain tensors; refusing to load it: {err}"

@@ -16,6 +16,7 @@ The checks:
   Stable-Baselines3 accepts for ``learning_rate``; only the Python API can pass one: the
   command line and experiment files give literals);
 * :class:`Flag`: ``True`` or ``False``;
+* :class:`Choice`: one of a few words; :class:`DeviceName`: a torch device's name;
 * :class:`Subclass`: a class derived from a given one (from the Python API only);
 * :func:`check_net_arch`: a network's hidden layers, a list of positive whole numbers (or,
   for actor-critic policies, a table of ``pi`` and ``vf`` lists), at most
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -222,6 +224,23 @@ class Choice:
             raise HyperparameterError(
                 f"{learner} hyperparameter {name}={shown(value)} is not known: give one of "
                 f"{', '.join(repr(c) for c in self.choices)}{tail}"
+            )
+
+
+@dataclass(frozen=True)
+class DeviceName:
+    """A torch device by name: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (``N`` a device index).
+    Only the spelling is checked here; whether such a device is visible is a property of the
+    machine that trains, checked when the learner is built there."""
+
+    why: str = ""
+
+    def __call__(self, learner: str, name: str, value: Any) -> None:
+        if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", value):
+            tail = f" ({self.why})" if self.why else ""
+            raise HyperparameterError(
+                f"{learner} hyperparameter {name}={shown(value)} is not known: give one of "
+                f"'cpu', 'cuda', 'cuda:N' (N a device index, e.g. 'cuda:0'){tail}"
             )
 
 

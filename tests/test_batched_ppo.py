@@ -75,7 +75,8 @@ def test_registered_as_a_seed_batched_learner():
 
 def test_defaults_are_ppolearners_and_sb3s():
     """The project's PPO defaults where PPOLearner sets them, SB3's PPO defaults elsewhere;
-    the KL penalty toward a reference, which SB3's PPO does not have, off."""
+    the KL penalty toward a reference, which SB3's PPO does not have, off; the CPU (SB3's
+    ``device="auto"`` would take a GPU where there is one: here it is asked for by name)."""
     import inspect
 
     from stable_baselines3 import PPO
@@ -91,6 +92,7 @@ def test_defaults_are_ppolearners_and_sb3s():
         "n_envs": PPOLearner.n_envs,
         "lr_schedule": "constant",
         "kl_coef": 0.0,
+        "device": "cpu",
     }
     assert expected == DEFAULTS
 
@@ -113,6 +115,7 @@ def test_defaults_are_ppolearners_and_sb3s():
         ({"policy_kwargs": {"activation_fn": "relu"}}, "takes only net_arch"),
         ({"policy_kwargs": 3}, "not a table"),
         ({"target_kl": 0.01}, "unknown batched-ppo hyperparameter(s) target_kl"),
+        ({"device": "gpu"}, "device='gpu' is not known: give one of 'cpu', 'cuda', 'cuda:N'"),
     ],
 )
 def test_hyperparameters_are_checked_with_the_constraint_quoted(overrides, message):
