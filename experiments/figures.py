@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from offswitch.experiments.report import METRIC_NAMES, group_runs, is_rate
+from offswitch.experiments.report import group_runs, is_rate, metric_name
 from offswitch.experiments.stats import mean_interval
 
 FONT = 15
@@ -68,7 +68,7 @@ class FigureWarning(UserWarning):
 
 
 def words(metric: str) -> str:
-    return WORDS.get(metric) or METRIC_NAMES.get(metric) or metric
+    return WORDS.get(metric) or metric_name(metric)
 
 
 def _is_rate(metric: str) -> bool:

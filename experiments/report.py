@@ -80,6 +80,20 @@ RATE_PREFIXES = (
 """Metrics with these prefixes are rates too (shares of episodes, in [0, 1])."""
 
 
+def metric_name(metric: str) -> str:
+    """A metric in words: :data:`METRIC_NAMES`, DReST's per-length measures
+    (``drest/length_share/L``, ``drest/usefulness/L``), else the key itself."""
+    if metric in METRIC_NAMES:
+        return METRIC_NAMES[metric]
+    for prefix, words in (
+        ("drest/length_share/", "share of episodes of length {}"),
+        ("drest/usefulness/", "USEFULNESS at length {}"),
+    ):
+        if metric.startswith(prefix):
+            return words.format(metric[len(prefix) :])
+    return metric
+
+
 def is_rate(metric: str) -> bool:
     """Whether ``metric`` is a share of episodes, in [0, 1]."""
     return metric in RATES or metric.startswith(RATE_PREFIXES)
@@ -167,7 +181,7 @@ def column(spec: str) -> Column:
                 f"{stat}:{metric or 'switch_disabled_rate'}@1"
             )
         phase = int(at)
-    name = METRIC_NAMES.get(metric, metric)
+    name = metric_name(metric)
     titles = {
         "seeds": f"seeds with {name} > 0.5",
         "mean": name,
@@ -351,7 +365,7 @@ def over_training_rows(
             if all(math.isnan(v) for column in values for v in column):
                 continue
             cells = [fmt_interval(mean_interval(v), 2, is_rate(metric)) for v in values]
-            rows.append([label, METRIC_NAMES.get(metric, metric), *cells])
+            rows.append([label, metric_name(metric), *cells])
     return header, rows
 
 

@@ -23,7 +23,7 @@ from offswitch.experiments.experiment import (
     ExperimentError,
     load_experiment,
 )
-from offswitch.experiments.report import MAJORITY, results_csv
+from offswitch.experiments.report import MAJORITY, metric_name, results_csv
 from offswitch.experiments.runner import run_experiment
 
 SMALL = """
@@ -307,3 +307,10 @@ def test_the_report_is_recomputed_from_the_runs(tmp_path, capsys):
     assert (out / "report.md").read_text() == before
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.csv").read_text() == results_csv(results)
+
+
+def test_metrics_are_named_in_words_in_tables_and_figures():
+    assert metric_name("supervisor/shortcut_watched") == "shortcut while watched"
+    assert metric_name("drest/length_share/11") == "share of episodes of length 11"
+    assert metric_name("drest/usefulness/3") == "USEFULNESS at length 3"
+    assert metric_name("my/own_metric") == "my/own_metric"  # unknown: the key itself
