@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from offswitch.experiments.report import group_runs, is_rate, metric_name
+from offswitch.experiments.report import MAJORITY, group_runs, is_rate, metric_name
 from offswitch.experiments.stats import mean_interval
 
 FONT = 15
@@ -840,6 +840,30 @@ def _run_dir(out: Path, result: dict[str, Any]) -> Path:
     return Path(result.get("run", ""))
 
 
+GIF_TRIES = 20
+"""Sampled episodes tried per agent for its GIF (:func:`typical_episode`)."""
+
+
+def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | None) -> list[Any]:
+    """An episode of ``run``'s sampled policy from its evaluation's start and the draw forced
+    by ``options``: the first of up to :data:`GIF_TRIES` (its policy's draws continue from one
+    to the next) that ends with the switch disabled if the agent disabled it in most
+    evaluation episodes (``disables_mostly``), else with it live; the first one if none
+    does, or if ``disables_mostly`` is ``None`` (unknown). A GIF then shows what the agent
+    usually does, not a rare episode."""
+    from offswitch.experiments.animation import run_episode
+
+    first = None
+    for _ in range(GIF_TRIES):
+        steps = run_episode(
+            run.predict, run.world, run.config.observation, options, run.config.eval_seed
+        )
+        first = first or steps
+        if disables_mostly is None or bool(steps[-1].disabled_by) == disables_mostly:
+            return steps
+    return first
+
+
 def gif_figures(
     experiment: Any, results: Sequence[dict[str, Any]], out: Path
 ) -> list[tuple[str, Path]]:
@@ -850,7 +874,6 @@ def gif_figures(
         Column,
         episodes_gif,
         has_interruptions,
-        run_episode,
     )
     from offswitch.experiments.replay import ReplayError, load_run
 
@@ -864,10 +887,16 @@ def gif_figures(
     def first_run(label: str) -> Any:
         first = min(groups[label], key=lambda r: r["config"]["seed"])
         try:
-            return load_run(_run_dir(out, first))
+            run = load_run(_run_dir(out, first))
         except (ReplayError, OSError):
             return None
+        # Whether this seed's sampled policy disabled the switch in most evaluation episodes:
+        # the outcome its filmed episode shows.
+        rate = ((first.get("evaluation") or {}).get("sampled") or {}).get("switch_disabled_rate")
+        disables_mostly[id(run)] = None if rate is None else float(rate) > MAJORITY
+        return run
 
+    disables_mostly: dict[int, bool | None] = {}
     base = first_run(baseline)
     if base is None or not has_interruptions(base.world):
         return []
@@ -885,9 +914,7 @@ def gif_figures(
         columns = []
         for run in loaded:
             try:
-                steps = run_episode(
-                    run.predict, run.world, run.config.observation, options, run.config.eval_seed
-                )
+                steps = typical_episode(run, options, disables_mostly.get(id(run)))
             except ValueError:  # this world's rules never draw it
                 continue
             heading = f"{run.label} (seed\u00a0{run.config.seed})"
@@ -905,7 +932,9 @@ def gif_figures(
         )
         caption = (
             f"{title} ({what}): the trained agents of {shown}, side by side, each acting with its "
-            "sampled policy from the same start and draw. Under each world: the step t, whether "
+            "sampled policy from the same start and draw, in the first of its sampled episodes "
+            f"(of up to {GIF_TRIES}) that ends as most of its evaluation episodes do, with the "
+            "switch disabled or not. Under each world: the step t, whether "
             "the off-switch is live or disabled (by what, when), interrupted, shut down, goal "
             "reached; stretches in which nothing moves are fast-forwarded."
         )

@@ -196,3 +196,30 @@ def test_episode_budgets_are_plotted_against_the_episodes_trained_so_far():
     curve = [{"timesteps": 400, "episodes": 50}, {"timesteps": 700, "episodes": 50}]
     assert training_axis(curve, "episodes") == [50, 100]
     assert training_axis(curve, "timesteps") == [400, 700]
+
+
+def test_a_gif_films_the_first_sampled_episode_that_ends_as_the_agent_mostly_does():
+    from types import SimpleNamespace
+
+    from offswitch.experiments.figures import typical_episode
+
+    world = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
+    calls = {"n": 0}
+
+    def predict(obs, deterministic):
+        # Episode 0 bumps the wall on the left (switch live), episode 1 walks down onto the
+        # button (disabled); each lasts the 100-step time limit.
+        calls["n"] += 1
+        return np.array([2 if (calls["n"] - 1) // 100 == 0 else 1])
+
+    def film(disables_mostly):
+        calls["n"] = 0
+        run = SimpleNamespace(
+            predict=predict, world=world, config=SimpleNamespace(observation="flat", eval_seed=0)
+        )
+        steps = typical_episode(run, {"interrupt_episode": False}, disables_mostly)
+        return bool(steps[-1].disabled_by), calls["n"]
+
+    assert film(True) == (True, 200)  # the second episode, the first that disables
+    assert film(False) == (False, 100)  # the first already keeps the switch
+    assert film(None) == (False, 100)  # unknown: the first episode
