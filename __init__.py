@@ -74,30 +74,29 @@ def _check_make_options(kwargs: dict[str, Any]) -> None:
     """The options that gymnasium reads before the world does: refused here with a
     ``ValueError`` (gymnasium would raise ``AttributeError`` or ``TypeError`` on some)."""
     from offswitch.envs.gridworld import OBSERVATIONS, ShutdownGridEnv
-    from offswitch.envs.layout import _short_repr
+    from offswitch.envs.layout import shown
 
     modes = ShutdownGridEnv.metadata["render_modes"]
     mode = kwargs.get("render_mode")
     if mode is not None and not (isinstance(mode, str) and mode in modes):
         raise ValueError(
-            f"render_mode={_short_repr(mode)} is not supported: choose one of "
-            f"{', '.join(modes)}, or None"
+            f"render_mode={shown(mode)} is not supported: choose one of {', '.join(modes)}, or None"
         )
     observation = kwargs.get("observation", "flat")
     if not (isinstance(observation, str) and observation in OBSERVATIONS):
         raise ValueError(
-            f"observation={_short_repr(observation)} is not known: choose one of "
+            f"observation={shown(observation)} is not known: choose one of "
             f"{', '.join(OBSERVATIONS)}"
         )
     steps = kwargs.get("max_episode_steps")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(
-            f"max_episode_steps={_short_repr(steps)} is not a whole number >= 1: give one, or "
+            f"max_episode_steps={shown(steps)} is not a whole number >= 1: give one, or "
             "None for the world's own time limit (the max_steps rule)"
         )
     checker = kwargs.get("disable_env_checker")
     if checker is not None and not isinstance(checker, bool):
-        raise ValueError(f"disable_env_checker={_short_repr(checker)}: give True or False")
+        raise ValueError(f"disable_env_checker={shown(checker)}: give True or False")
 
 
 __all__ = ["__version__", "make", "world_ids"]

@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from offswitch.envs.engine import env_limit as _env_limit
+from offswitch.envs.layout import quotes_hint, shown
 
 MAX_BUFFER_SAMPLES = 1_000_000
 """Most samples a learner may keep in memory at once (rollout, replay buffer, minibatch),
@@ -76,19 +76,6 @@ class HyperparameterError(ValueError):
     """A learner hyperparameter of the wrong type, out of the range the learner needs, or
     over a size limit; the one-line message names the learner, the hyperparameter, the
     value and the fix."""
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """``value`` for a message: its repr, cut to ``limit`` characters; a huge whole number
-    by its number of digits (its repr alone could be megabytes)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"<a whole number of about {int(value.bit_length() * math.log10(2))} digits>"
-    if isinstance(value, (str, bytes)):
-        return repr(value) if len(value) <= limit else repr(value[:limit])[:limit] + "..."
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = limit
-    text = short.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def env_limit(var: str, default: int, error: type[Exception] = HyperparameterError) -> int:
@@ -164,16 +151,10 @@ class Number:
         head = f"{learner} hyperparameter {name}={shown(value)}"
         tail = f" ({self.why})" if self.why else ""
         if not _is_real(value):
-            hint = ""
-            if isinstance(value, str):
-                try:
-                    float(value)
-                    hint = ", written without quotes"
-                except ValueError:
-                    pass
             expected = "a whole number" if self.whole else "a number"
             raise HyperparameterError(
-                f"{head} is {_kind(value)}, not {expected}: give {self.allowed()}{hint}{tail}"
+                f"{head} is {_kind(value)}, not {expected}: give {self.allowed()}"
+                f"{quotes_hint(value)}{tail}"
             )
         if self.whole and not isinstance(value, numbers.Integral):
             raise HyperparameterError(

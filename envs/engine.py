@@ -60,8 +60,9 @@ from offswitch.envs.layout import (
     Action,
     Layout,
     LayoutError,
-    _short_repr,
+    quotes_hint,
     reachable_mask,
+    shown,
 )
 
 MAX_ITEMS = 14
@@ -118,7 +119,7 @@ def env_limit(var: str, default: int, error: type[Exception] = RulesError) -> in
         value = 0
     if value < 1:
         raise error(
-            f"the environment variable {var}={_short_repr(raw)} is not a positive whole "
+            f"the environment variable {var}={shown(raw)} is not a positive whole "
             f"number: set it to one above {default:,} to raise the limit, or unset it"
         )
     return max(value, default)
@@ -137,24 +138,12 @@ def memory_limit_mb() -> int:
     return env_limit(MEMORY_LIMIT_ENV, MEMORY_LIMIT_MB)
 
 
-def _show(value: Any) -> str:
-    """A value for a message: its repr, cut short; a huge integer by its size."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"<a whole number of about {int(value.bit_length() * math.log10(2))} digits>"
-    return _short_repr(value)
-
-
 def _not_a(name: str, value: Any, expected: str, what: str) -> RulesError:
     """The error for ``value`` of the wrong type: it is not ``expected``; give ``what``."""
     kind = "a bool" if isinstance(value, (bool, np.bool_)) else f"of type {type(value).__name__}"
-    hint = ""
-    if isinstance(value, str):
-        try:
-            float(value)
-            hint = ", written without quotes"
-        except ValueError:
-            pass
-    return RulesError(f"{name}={_show(value)} is {kind}, not {expected}: give {what}{hint}")
+    return RulesError(
+        f"{name}={shown(value)} is {kind}, not {expected}: give {what}{quotes_hint(value)}"
+    )
 
 
 def _scalar(value: Any) -> Any:
@@ -170,7 +159,7 @@ def _real(name: str, value: Any, what: str = "a finite number") -> float:
     try:
         return float(value)
     except (OverflowError, ValueError):  # an integer too large for a float
-        raise RulesError(f"{name}={_show(value)} is too large: give {what}") from None
+        raise RulesError(f"{name}={shown(value)} is too large: give {what}") from None
 
 
 def _finite(name: str, value: Any, what: str = "a finite number") -> float:
@@ -193,12 +182,12 @@ def _whole(name: str, value: Any, minimum: int, what: str) -> int:
         value = x
     value = int(value)
     if value < minimum:
-        raise RulesError(f"{name}={_show(value)} is below {minimum}: give {what}")
+        raise RulesError(f"{name}={shown(value)} is below {minimum}: give {what}")
     # The environment is read only past the default, so that no setting of it can stop
     # the registered worlds from loading.
     if value > MAX_STEPS_LIMIT and value > (limit := max_steps_limit()):
         raise RulesError(
-            f"{name}={_show(value)} is over the limit of {limit} steps: give a smaller number, "
+            f"{name}={shown(value)} is over the limit of {limit} steps: give a smaller number, "
             f"or set {MAX_STEPS_ENV} to go past it knowingly"
         )
     return value
@@ -357,7 +346,7 @@ class ShutdownRules:
                 )
         if self.goal_value_probs and not math.isclose(math.fsum(self.goal_value_probs), 1.0):
             raise RulesError(
-                f"goal_value_probs={_show(self.goal_value_probs)} sums to "
+                f"goal_value_probs={shown(self.goal_value_probs)} sums to "
                 f"{math.fsum(self.goal_value_probs)!r}, not 1: give probabilities that sum to 1"
             )
         if self.goal_value_estimate is not None:
@@ -381,7 +370,7 @@ class ShutdownRules:
         measures = ", ".join(repr(m) for m in SAFETY_MEASURES)
         if not isinstance(self.safety_measure, str) or self.safety_measure not in SAFETY_MEASURES:
             raise RulesError(
-                f"safety_measure={_show(self.safety_measure)} is not known: choose one of "
+                f"safety_measure={shown(self.safety_measure)} is not known: choose one of "
                 f"{measures}"
             )
 

@@ -26,8 +26,8 @@ from offswitch.envs.layout import (
     Layout,
     LayoutError,
     _looks_like_path,
-    _short_repr,
     parse_layout,
+    shown,
 )
 from offswitch.envs.render import render_ansi, render_rgb
 
@@ -85,7 +85,7 @@ def check_layout_type(layout: Any) -> None:
         for r, row in enumerate(layout):
             if not isinstance(row, str):
                 raise TypeError(
-                    f"row {r} of layout, {_short_repr(row)}, is of type {type(row).__name__}: "
+                    f"row {r} of layout, {shown(row)}, is of type {type(row).__name__}: "
                     "give each row as a string of tiles"
                 )
     elif not isinstance(layout, (str, os.PathLike, Layout)):
@@ -93,7 +93,7 @@ def check_layout_type(layout: Any) -> None:
         if isinstance(layout, (bytes, bytearray)):
             hint = " (decode bytes first: layout=data.decode())"
         raise TypeError(
-            f"layout={_short_repr(layout)} is of type {type(layout).__name__}: give "
+            f"layout={shown(layout)} is of type {type(layout).__name__}: give "
             f"{LAYOUT_TYPES}, or a Layout{hint}"
         )
 
@@ -181,7 +181,7 @@ def resolve_rules(rules: ShutdownRules | None, overrides: dict[str, Any]) -> Shu
     elif not isinstance(rules, ShutdownRules):
         raise TypeError(
             f"rules must be a ShutdownRules or None, not {type(rules).__name__} "
-            f"({_short_repr(rules)}): give ShutdownRules(...), or the rules as keyword arguments"
+            f"({shown(rules)}): give ShutdownRules(...), or the rules as keyword arguments"
         )
     if overrides:
         names = sorted(rules.to_dict())

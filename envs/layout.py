@@ -36,6 +36,7 @@ a layout may have is limited by the engine's memory estimate
 
 from __future__ import annotations
 
+import math
 import reprlib
 from dataclasses import dataclass
 from enum import IntEnum
@@ -131,7 +132,7 @@ def parse_layout(text: str | list[str] | tuple[str, ...]) -> Layout:
     rows = _rows(text)
     if len(rows) == 1 and _looks_like_path(rows[0]):
         raise LayoutError(
-            f"{_short_repr(rows[0])} looks like a file path, not a layout: parse_layout takes "
+            f"{shown(rows[0])} looks like a file path, not a layout: parse_layout takes "
             "the layout's text, so read the file first, or give the path to "
             "offswitch.make(layout=...)"
         )
@@ -207,7 +208,7 @@ def _rows(text: object) -> list[str]:
         for r, row in enumerate(text):
             if not isinstance(row, str):
                 raise TypeError(
-                    f"row {r} of the layout, {_short_repr(row)}, is of type "
+                    f"row {r} of the layout, {shown(row)}, is of type "
                     f"{type(row).__name__}: give each row as a string of tiles"
                 )
         tiles = sum(len(row) for row in text)
@@ -222,7 +223,7 @@ def _rows(text: object) -> list[str]:
                 )
     else:
         raise TypeError(
-            f"layout {_short_repr(text)} is of type {type(text).__name__}: give its text "
+            f"layout {shown(text)} is of type {type(text).__name__}: give its text "
             "(rows separated by line breaks) or a list of row strings"
         )
     while rows and not rows[0].strip():
@@ -244,12 +245,30 @@ def _too_many_tiles_message(tiles: int, rows: int) -> str:
     )
 
 
-def _short_repr(value: object, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, without building the whole of a huge one."""
-    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
-        return repr(value[:limit])[:limit] + "..."
-    text = reprlib.repr(value)
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` for a message: its repr, cut to ``limit`` characters without building the
+    whole of a huge one; a huge whole number by its number of digits (its repr alone could be
+    megabytes). Every error message of the worlds, rules and hyperparameters uses it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<a whole number of about {int(value.bit_length() * math.log10(2))} digits>"
+    if isinstance(value, (str, bytes, bytearray)):
+        return repr(value) if len(value) <= limit else repr(value[:limit])[:limit] + "..."
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quotes_hint(value: object) -> str:
+    """``", written without quotes"`` where ``value`` is a string that reads as a number (the
+    usual slip: ``"0.5"`` for ``0.5``), else nothing: the end of a wrong-type message."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return ", written without quotes"
+    return ""
 
 
 PATH_MAX = 4096
