@@ -64,7 +64,7 @@ tensors whatever the device, so a model trained on a GPU loads on a machine with
 ``benchmarks/batched_device.py`` times the two.
 
 Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
-minibatch) and schedules (the hyperparameters are constants, as this project's defaults are).
+minibatch) and schedules other than ``lr_schedule``'s linear learning rate.
 """
 
 from __future__ import annotations
@@ -692,11 +692,6 @@ class BatchedPPO(SeedBatchedLearner):
         observation: str = "flat",
         log_dirs: Sequence[Path | None] | None = None,
     ) -> None:
-        if isinstance(seeds, (int, np.integer)) or isinstance(interventions, Intervention):
-            raise TypeError(
-                f"{NAME} trains several seeds together: give a list of seeds and one "
-                "intervention object per seed"
-            )
         super().__init__(world, interventions, seeds, hyperparameters, observation, log_dirs)
         self.check_hyperparameters(hyperparameters or {})
         # One torch thread per process: the runner runs a process per core.

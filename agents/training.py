@@ -386,6 +386,11 @@ class SeedBatchedLearner(Declared, ABC):
         observation: str = "flat",
         log_dirs: Sequence[Path | None] | None = None,
     ) -> None:
+        if isinstance(seeds, (int, np.integer)) or isinstance(interventions, Intervention):
+            raise TypeError(
+                f"{self.name} trains several seeds together: give a list of seeds and one "
+                "intervention object per seed"
+            )
         if len(interventions) != len(seeds):
             raise ValueError("give one intervention object per seed")
         self.world = world
