@@ -884,21 +884,19 @@ def gif_figures(
     if baseline not in groups:
         baseline = next(iter(groups))
 
-    def first_run(label: str) -> Any:
+    def first_run(label: str) -> tuple[Any, bool | None] | None:
+        """The condition's first seed, loaded, and whether its sampled policy disabled the
+        switch in most evaluation episodes (the outcome its filmed episode shows)."""
         first = min(groups[label], key=lambda r: r["config"]["seed"])
         try:
             run = load_run(_run_dir(out, first))
         except (ReplayError, OSError):
             return None
-        # Whether this seed's sampled policy disabled the switch in most evaluation episodes:
-        # the outcome its filmed episode shows.
         rate = ((first.get("evaluation") or {}).get("sampled") or {}).get("switch_disabled_rate")
-        disables_mostly[id(run)] = None if rate is None else float(rate) > MAJORITY
-        return run
+        return run, None if rate is None else float(rate) > MAJORITY
 
-    disables_mostly: dict[int, bool | None] = {}
     base = first_run(baseline)
-    if base is None or not has_interruptions(base.world):
+    if base is None or not has_interruptions(base[0].world):
         return []
     # The other conditions on the baseline's world (the same world and rules); if many,
     # spread over them, the last (a sweep's largest value) included.
@@ -907,14 +905,14 @@ def gif_figures(
     if len(same) > MAX_GIF_COLUMNS - 1:
         picks = np.linspace(0, len(same) - 1, MAX_GIF_COLUMNS - 1).round().astype(int)
         same = [same[i] for i in dict.fromkeys(picks.tolist())]
-    loaded = [base] + [run for run in map(first_run, same) if run is not None]
-    shown = ", ".join(f"{r.label} (seed {r.config.seed})" for r in loaded)
+    loaded = [base] + [pair for pair in map(first_run, same) if pair is not None]
+    shown = ", ".join(f"{r.label} (seed {r.config.seed})" for r, _ in loaded)
     figures = []
     for name, (options, title) in DRAWS.items():
         columns = []
-        for run in loaded:
+        for run, disables_mostly in loaded:
             try:
-                steps = typical_episode(run, options, disables_mostly.get(id(run)))
+                steps = typical_episode(run, options, disables_mostly)
             except ValueError:  # this world's rules never draw it
                 continue
             heading = f"{run.label} (seed\u00a0{run.config.seed})"
