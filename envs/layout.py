@@ -309,8 +309,3 @@ def reachable_mask(layout: Layout) -> np.ndarray:
     blocking = [t.char for t in TILES.values() if t.blocks]
     labels, _ = ndimage.label(~np.isin(layout.chars, blocking))  # 4-connected, as the moves are
     return labels == labels[layout.start]
-
-
-def reachable_cells(layout: Layout) -> set[tuple[int, int]]:
-    """Cells the agent can walk to from its start, ignoring everything but walls."""
-    return {(int(r), int(c)) for r, c in np.argwhere(reachable_mask(layout))}
