@@ -112,28 +112,12 @@ def read_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     if agent not in AGENT_FILES:
         known = ", ".join(AGENT_FILES)
         raise ReplayError(f"{path}: unsupported agent {agent!r}: replay knows {known}")
-    if agent == BATCHED and not _batched_module_exists():
-        raise ReplayError(
-            f"{path}: unsupported agent {agent!r}: this offswitch has no "
-            "offswitch.agents.batched_ppo to load it with"
-        )
     try:
         train_config = TrainConfig(**config)
-        if agent != BATCHED or "batched-ppo" in _learner_names():
-            train_config.validate()
+        train_config.validate()
     except (ConfigError, ValueError, TypeError) as err:
         raise ReplayError(f"{path}: {_one_line(err)}") from None
     return train_config, record
-
-
-def _learner_names() -> tuple[str, ...]:
-    from offswitch.agents.learners import LEARNERS
-
-    return tuple(LEARNERS)
-
-
-def _batched_module_exists() -> bool:
-    return importlib.util.find_spec("offswitch.agents.batched_ppo") is not None
 
 
 def _json(path: Path) -> dict[str, Any]:
