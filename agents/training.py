@@ -253,7 +253,7 @@ def check_phase_hyperparameters(
     """``ValueError`` if ``learner`` (a class) cannot train in phases, or if the resolved
     hyperparameters ``later`` of phase ``phase`` (from 1) change one of its ``phase_fixed``
     from ``first``, the first phase's."""
-    if not getattr(learner, "supports_phases", False):
+    if not learner.supports_phases:
         raise ValueError(
             f"{learner.name} cannot continue training in phases (weights and optimiser kept "
             f"under a new intervention): train phases with {' or '.join(PHASE_LEARNERS)}"
@@ -302,6 +302,8 @@ class Declared:
     phase_settable: ClassVar[tuple[str, ...] | None] = None
     """The only hyperparameters a later phase may change (``None``: all but
     ``phase_fixed``)."""
+    seed_batched: ClassVar[bool] = False
+    """Whether it trains several seeds at once (:class:`SeedBatchedLearner`)."""
 
     @classmethod
     def check_hyperparameters(cls, overrides: dict[str, Any]) -> None:

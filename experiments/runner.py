@@ -398,7 +398,7 @@ class Job:
 
     @property
     def batched(self) -> bool:
-        return bool(getattr(learner_class(self.configs[0].agent), "seed_batched", False))
+        return learner_class(self.configs[0].agent).seed_batched
 
 
 def _execute(job: Job, sink: Any) -> list[dict[str, Any] | None]:
@@ -423,7 +423,7 @@ def plan_jobs(
     groups: dict[str, list[tuple[TrainConfig, Path, dict]]] = {}
     order: list[str] = []
     for config, run_dir, extra in runs:
-        if getattr(learner_class(config.agent), "seed_batched", False):
+        if learner_class(config.agent).seed_batched:
             key = repr(sorted(_comparable(TrainConfig(**{**config.to_dict(), "seed": 0})).items()))
         else:
             key = str(run_dir)
