@@ -63,8 +63,23 @@ moves and a run is the same bit for bit as before the option existed. ``model.pt
 tensors whatever the device, so a model trained on a GPU loads on a machine without one.
 ``benchmarks/batched_device.py`` times the two.
 
+Three more additions, off by default so that the defaults stay SB3's PPO: they are the
+knobs of the convergence work (issue 17: greedy policies that loop, task-reward agents that
+collapse with long training), kept opt-in until a fixed default is measured on every page.
+
+* ``advantage_floor``: normalised advantages are divided by ``max(std, advantage_floor)``
+  rather than by their std. When a policy has converged, every sample's return is nearly the
+  same and the std is tiny; dividing by it blows the critic's small errors up to unit-scale
+  advantages, which then push a settled policy around. A floor in reward units keeps them
+  small.
+* ``ent_schedule``: ``"linear"`` anneals ``ent_coef`` to 0 over the budget, as
+  ``lr_schedule`` does the rate, so that a small but real preference (a wall bump costs one
+  step) can win over the bonus by the end and the greedy policy follows it.
+* ``adam_beta2``: Adam's second-moment decay; ``adam_beta2 = 0.9`` gives equal betas, the
+  remedy Dohare et al. (2023) propose for the loss of plasticity they trace to Adam.
+
 Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
-minibatch) and schedules other than ``lr_schedule``'s linear learning rate.
+minibatch) and schedules other than the linear ones of ``lr_schedule`` and ``ent_schedule``.
 """
 
 from __future__ import annotations
@@ -430,6 +445,7 @@ def ppo_losses(
     normalize_advantage: bool,
     kl: torch.Tensor | None = None,
     kl_coef: float = 0.0,
+    advantage_floor: float = 0.0,
 ) -> Losses:
     """SB3's PPO losses of a minibatch, per seed: every argument is ``[K, batch]``.
 
@@ -442,6 +458,8 @@ def ppo_losses(
     if normalize_advantage and advantages.shape[1] > 1:
         mean = advantages.mean(dim=1, keepdim=True)
         std = advantages.std(dim=1, keepdim=True)
+        if advantage_floor > 0:
+            std = torch.clamp(std, min=advantage_floor)
         advantages = (advantages - mean) / (std + 1e-8)
     ratio = torch.exp(log_prob - old_log_prob)
     surrogate = torch.min(
@@ -500,6 +518,11 @@ DEFAULTS: dict[str, Any] = dict(
     kl_coef=0.0,
     # Where the network and the updates run (module docstring); random draws stay on the CPU.
     device="cpu",
+    # Not SB3's, off by default (module docstring): the least scale advantages are divided
+    # by, the entropy bonus's schedule, and Adam's beta2 (SB3's torch default).
+    advantage_floor=0.0,
+    ent_schedule="constant",
+    adam_beta2=0.999,
 )
 
 
@@ -529,6 +552,11 @@ RANGES: dict[str, Any] = dict(
         "the weight of KL(pi_ref || pi) toward the policy at the start of the phase; 0: none"
     ),
     device=DeviceName(why="the torch device of the network and its updates"),
+    advantage_floor=non_negative(
+        "the least scale advantages are divided by when normalised; 0: their std, as SB3"
+    ),
+    ent_schedule=Choice(LR_SCHEDULES),
+    adam_beta2=unit("Adam's second-moment decay; 0.999: torch's and SB3's"),
 )
 """The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
@@ -723,7 +751,11 @@ class BatchedPPO(SeedBatchedLearner):
         # Fused: one kernel over every seed's weights (on the CPU and on CUDA); the same
         # element-wise update as SB3's default Adam up to rounding.
         self.optimizer = torch.optim.Adam(
-            [self.trainable.flat], lr=float(h["learning_rate"]), eps=ADAM_EPS, fused=True
+            [self.trainable.flat],
+            lr=float(h["learning_rate"]),
+            eps=ADAM_EPS,
+            betas=(0.9, float(h["adam_beta2"])),
+            fused=True,
         )
         self.training_worlds = [
             TrainingWorlds(world, self.n_envs, intervention, observation)
@@ -734,6 +766,7 @@ class BatchedPPO(SeedBatchedLearner):
         self.steps = 0
         """Environment steps taken per seed."""
         self.learning_rate_now = float(h["learning_rate"])
+        self.ent_coef_now = float(h["ent_coef"])
         self.last_stats: dict[str, np.ndarray] = {}
         """The last update's mean statistics per seed (SB3's ``train/`` scalars)."""
         self._seeded = False
@@ -833,6 +866,9 @@ class BatchedPPO(SeedBatchedLearner):
         rate = float(h["learning_rate"])
         if h["lr_schedule"] == "linear":
             rate *= progress_remaining
+        self.ent_coef_now = float(h["ent_coef"])
+        if h["ent_schedule"] == "linear":
+            self.ent_coef_now *= progress_remaining
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.learning_rate_now = rate
@@ -1003,11 +1039,12 @@ class BatchedPPO(SeedBatchedLearner):
                     data[..., 3],
                     float(h["clip_range"]),
                     clip_range_vf,
-                    float(h["ent_coef"]),
+                    self.ent_coef_now,
                     float(h["vf_coef"]),
                     bool(h["normalize_advantage"]),
                     kl,
                     kl_coef,
+                    float(h["advantage_floor"]),
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 losses.total.sum().backward()

@@ -93,6 +93,9 @@ def test_defaults_are_ppolearners_and_sb3s():
         "lr_schedule": "constant",
         "kl_coef": 0.0,
         "device": "cpu",
+        "advantage_floor": 0.0,
+        "ent_schedule": "constant",
+        "adam_beta2": 0.999,  # torch's Adam default, which SB3 uses
     }
     assert expected == DEFAULTS
 
@@ -237,6 +240,55 @@ def test_losses_of_three_samples_by_hand():
     ).value  # fmt: skip
     expected = ((1 - 0.6) ** 2 + (0 - 0.6) ** 2 + (2 - 1.1) ** 2) / 3
     assert clipped_value.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_advantage_floor_divides_small_advantages_by_the_floor_not_their_std():
+    log_prob = torch.tensor([[-1.0, -0.5, -2.0]])
+    entropy = torch.tensor([[1.0, 1.2, 0.8]])
+    values = torch.tensor([[0.5, 0.5, 1.0]])
+    advantages = torch.tensor([[0.01, -0.02, 0.04]])  # mean 0.01, std 0.03
+
+    def policy_loss(floor: float) -> float:
+        return ppo_losses(
+            log_prob, entropy, values, log_prob, advantages, values, values, 0.2, None,
+            0.0, 0.5, True, advantage_floor=floor,
+        ).policy.item()  # fmt: skip
+
+    # Ratio 1 everywhere: the policy loss is minus the mean normalised advantage times 1,
+    # which is 0 after centring whatever the scale; the gradient shows the scale instead.
+    assert policy_loss(0.0) == pytest.approx(0.0, abs=1e-6)
+    grads = {}
+    for floor in (0.0, 0.01, 1.0):
+        lp = log_prob.clone().requires_grad_(True)
+        ppo_losses(
+            lp, entropy, values, log_prob, advantages, values, values, 0.2, None,
+            0.0, 0.5, True, advantage_floor=floor,
+        ).policy.backward()  # fmt: skip
+        grads[floor] = lp.grad
+    centred = advantages - 0.01
+    # Below the std a floor changes nothing; above it, the advantages are divided by it.
+    assert torch.allclose(grads[0.01], grads[0.0])
+    assert torch.allclose(grads[0.0], -centred / (0.03 + 1e-8) / 3, atol=1e-5)
+    assert torch.allclose(grads[1.0], -centred / (1.0 + 1e-8) / 3, atol=1e-7)
+
+
+def test_linear_entropy_schedule_and_adams_beta2_reach_the_update():
+    world = gym.make("offswitch/SafeInterruptibility-v0", observation="flat").unwrapped.world
+    hp = {"ent_schedule": "linear", "n_steps": 8, "adam_beta2": 0.9}
+    learner = BatchedPPO(world, [make_intervention("none")], [0], hp)
+    assert learner.optimizer.param_groups[0]["betas"] == (0.9, 0.9)
+    coefs = []
+    original = learner.update
+
+    def recording(rollout):
+        coefs.append(learner.ent_coef_now)
+        return original(rollout)
+
+    learner.update = recording
+    learner.train(Budget(steps=4 * 8 * 16))  # four rollouts
+    assert coefs == pytest.approx([0.02 * 0.75, 0.02 * 0.5, 0.02 * 0.25, 0.0])
+    # The rate stays constant: the two schedules are separate.
+    assert learner.learning_rate_now == pytest.approx(5e-4)
 
 
 def test_losses_of_a_minibatch_equal_sb3s():
