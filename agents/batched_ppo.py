@@ -860,15 +860,17 @@ class BatchedPPO(SeedBatchedLearner):
                     writer.close()
 
     def set_learning_rate(self, progress_remaining: float) -> None:
-        """The optimiser's rate for the next update: ``learning_rate``, times
-        ``progress_remaining`` (from 1 to 0 over the budget) with ``lr_schedule="linear"``."""
+        """The optimiser's rate and the entropy bonus for the next update: ``learning_rate``
+        and ``ent_coef``, each times ``progress_remaining`` (from 1 to 0 over the budget)
+        where its schedule (``lr_schedule``, ``ent_schedule``) is ``"linear"``."""
         h = self.hyperparameters
-        rate = float(h["learning_rate"])
-        if h["lr_schedule"] == "linear":
-            rate *= progress_remaining
-        self.ent_coef_now = float(h["ent_coef"])
-        if h["ent_schedule"] == "linear":
-            self.ent_coef_now *= progress_remaining
+
+        def scheduled(value: str, schedule: str) -> float:
+            scale = progress_remaining if h[schedule] == "linear" else 1.0
+            return float(h[value]) * scale
+
+        rate = scheduled("learning_rate", "lr_schedule")
+        self.ent_coef_now = scheduled("ent_coef", "ent_schedule")
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.learning_rate_now = rate
