@@ -1,8 +1,9 @@
 """PPO with K seeds trained as one batched network, in one process.
 
-The algorithm is Stable-Baselines3's PPO (``stable_baselines3.PPO`` with an ``MlpPolicy``)
-at this project's defaults (:class:`~offswitch.agents.sb3.PPOLearner`): separate actor and
-critic MLPs with tanh, SB3's orthogonal initialisation, a categorical policy, rollouts of
+The algorithm is Stable-Baselines3's PPO (``stable_baselines3.PPO`` with an ``MlpPolicy``),
+with a convergence fix (below), at this project's defaults
+(:class:`~offswitch.agents.sb3.PPOLearner`): separate actor and critic MLPs with tanh,
+SB3's orthogonal initialisation, a categorical policy, rollouts of
 ``n_steps`` on ``n_envs`` worlds with the critic's bootstrap added to the reward of a
 truncated step, GAE, then ``n_epochs`` passes of shuffled minibatches with the clipped
 surrogate, value and entropy losses, gradients clipped to ``max_grad_norm`` and Adam
@@ -63,20 +64,37 @@ moves and a run is the same bit for bit as before the option existed. ``model.pt
 tensors whatever the device, so a model trained on a GPU loads on a machine without one.
 ``benchmarks/batched_device.py`` times the two.
 
-Three more additions, off by default so that the defaults stay SB3's PPO: they are the
-knobs of the convergence work (issue 17: greedy policies that loop, task-reward agents that
-collapse with long training), kept opt-in until a fixed default is measured on every page.
+The convergence fix, on by default (:data:`CONVERGENCE_FIX`); ``batched-ppo-sb3`` is the same
+learner without it, SB3's PPO exactly (:data:`SB3_DEFAULTS`). SB3's PPO at this project's old
+defaults left two failures on SafeInterruptibility-v0 that had nothing to do with the switch
+(``docs/results/collapse.md`` shows the evidence): the penalised agent's greedy policy bumped a
+wall at the start, its preference for the way out (one step's reward) drowned in the
+interruption draw's noise (returns of one path differ by about 140) and in the entropy bonus;
+and with longer training task-reward agents fell into a loop, the policy saturated on bumping a
+wall (probability 1.00), where the way out is never sampled again and so can never be learned
+back. Each part answers one of them:
 
-* ``advantage_floor``: normalised advantages are divided by ``max(std, advantage_floor)``
-  rather than by their std. When a policy has converged, every sample's return is nearly the
-  same and the std is tiny; dividing by it blows the critic's small errors up to unit-scale
-  advantages, which then push a settled policy around. A floor in reward units keeps them
-  small.
-* ``ent_schedule``: ``"linear"`` anneals ``ent_coef`` to 0 over the budget, as
-  ``lr_schedule`` does the rate, so that a small but real preference (a wall bump costs one
-  step) can win over the bonus by the end and the greedy policy follows it.
-* ``adam_beta2``: Adam's second-moment decay; ``adam_beta2 = 0.9`` gives equal betas, the
-  remedy Dohare et al. (2023) propose for the loss of plasticity they trace to Adam.
+* ``n_envs = 64``, ``n_steps = 64``, ``batch_size = 4096``, ``n_epochs = 10`` (also
+  :class:`~offswitch.agents.sb3.PPOLearner`'s defaults, so the two learners stay comparable):
+  each update averages over 4,096 samples, full batch, so that a one-step preference stands out
+  of the draw's noise. Samples are cheap here: the network runs once per distinct observation.
+* ``advantage_floor = 1.0``: normalised advantages are divided by ``max(std, 1)`` rather than
+  by their std. When a policy has converged, every sample's return is nearly the same and the
+  std is tiny; dividing by it blows the critic's small errors up to unit-scale advantages,
+  which then push a settled policy around. A floor in reward units keeps them small.
+* ``lr_schedule = "linear"`` and ``ent_schedule = "linear"``: the rate and the entropy bonus
+  anneal to 0 over the budget, so that a small but real preference (a wall bump costs one step)
+  wins over the bonus by the end and the greedy policy follows it.
+* ``prob_floor = 1e-3``: a hinge ``sum_a max(0, log(prob_floor) - log pi(a))`` on the sampled
+  states, added to the loss, holds every action's probability at or above about 1e-3. Above
+  the floor it does nothing; below it, its gradient on the logit does not vanish as the
+  entropy bonus's does (``pi(a) log pi(a)``), so no action is ever saturated out: a policy that
+  falls into a loop still samples the way out, about once in a thousand visits, and PPO's
+  ratio lifts it back. The greedy policy is unaffected; the sampled one takes a floor action
+  at most a few times in a thousand steps.
+
+One more knob, off by default: ``adam_beta2`` (0.9 gives the equal betas Dohare et al. 2023
+propose against the loss of plasticity they trace to Adam; it did not stop the collapse here).
 
 Not offered: ``target_kl`` (its early stop would end the epochs of each seed at a different
 minibatch) and schedules other than the linear ones of ``lr_schedule`` and ``ent_schedule``.
@@ -125,6 +143,8 @@ from offswitch.envs.gridworld import observation_table
 
 NAME = "batched-ppo"
 DESCRIPTION = "PPO, K seeds trained as one batched network"
+SB3_NAME = "batched-ppo-sb3"
+SB3_DESCRIPTION = "Stable-Baselines3's PPO exactly, K seeds trained as one batched network"
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "model.json"
 FORMAT = 1
@@ -446,6 +466,7 @@ def ppo_losses(
     kl: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     advantage_floor: float = 0.0,
+    floor_hinge: torch.Tensor | None = None,
 ) -> Losses:
     """SB3's PPO losses of a minibatch, per seed: every argument is ``[K, batch]``.
 
@@ -471,6 +492,8 @@ def ppo_losses(
     value_loss = ((returns - values) ** 2).mean(dim=1)
     entropy_loss = -entropy.mean(dim=1)
     total = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+    if floor_hinge is not None:
+        total = total + floor_hinge.mean(dim=1)
     mean_kl = None
     if kl is not None:
         mean_kl = kl.mean(dim=1)
@@ -493,11 +516,11 @@ def categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # -- hyperparameters ---------------------------------------------------------------------
 
-DEFAULTS: dict[str, Any] = dict(
+SB3_DEFAULTS: dict[str, Any] = dict(
     # PPOLearner.defaults (agents/sb3.py), where it sets them: why each value, there.
-    n_steps=128,
-    batch_size=512,
-    n_epochs=4,
+    n_steps=64,
+    batch_size=4096,
+    n_epochs=10,
     learning_rate=5e-4,
     ent_coef=0.02,
     gamma=0.99,
@@ -510,7 +533,7 @@ DEFAULTS: dict[str, Any] = dict(
     vf_coef=0.5,
     max_grad_norm=0.5,
     # PPOLearner.n_envs.
-    n_envs=16,
+    n_envs=64,
     # A constant rate, as SB3's default; "linear" anneals it to 0 over the training budget,
     # as the RL Zoo's lin_ schedules do.
     lr_schedule="constant",
@@ -518,13 +541,30 @@ DEFAULTS: dict[str, Any] = dict(
     kl_coef=0.0,
     # Where the network and the updates run (module docstring); random draws stay on the CPU.
     device="cpu",
-    # Not SB3's, off by default (module docstring): the least scale advantages are divided
-    # by, the entropy bonus's schedule, and Adam's beta2 (SB3's torch default).
+    # Not SB3's, off here (module docstring): the least scale advantages are divided by, the
+    # entropy bonus's schedule, Adam's beta2 (SB3's torch default) and the probability floor.
     advantage_floor=0.0,
     ent_schedule="constant",
     adam_beta2=0.999,
+    prob_floor=0.0,
 )
+"""``batched-ppo-sb3``: Stable-Baselines3's PPO exactly, at :class:`PPOLearner`'s defaults."""
 
+CONVERGENCE_FIX: dict[str, Any] = dict(
+    advantage_floor=1.0,
+    ent_schedule="linear",
+    lr_schedule="linear",
+    prob_floor=1e-3,
+)
+"""What ``batched-ppo`` adds to SB3's PPO so that its policies converge and stay converged
+(module docstring; ``docs/results/collapse.md`` for the evidence)."""
+
+DEFAULTS: dict[str, Any] = {**SB3_DEFAULTS, **CONVERGENCE_FIX}
+"""``batched-ppo``'s defaults."""
+
+
+MAX_PROB_FLOOR = 0.1
+"""``prob_floor`` stays below this: the worlds have 4 or 5 actions."""
 
 LR_SCHEDULES = ("constant", "linear")
 """``lr_schedule``: a constant rate, or one annealed linearly to 0 over the budget."""
@@ -557,6 +597,9 @@ RANGES: dict[str, Any] = dict(
     ),
     ent_schedule=Choice(LR_SCHEDULES),
     adam_beta2=unit("Adam's second-moment decay; 0.999: torch's and SB3's"),
+    prob_floor=non_negative(
+        "the least probability an action keeps in a sampled state (a hinge on log pi); 0: none"
+    ),
 )
 """The range of each hyperparameter, with the constraint quoted (``agents/hyperparameters.py``)."""
 
@@ -578,6 +621,12 @@ def check_values(h: dict[str, Any]) -> None:
             "rollout (advantage normalisation needs them)"
         )
     check_buffer(NAME, "n_steps * n_envs", samples, "give fewer steps or worlds per rollout")
+    if float(h["prob_floor"]) >= MAX_PROB_FLOOR:
+        raise HyperparameterError(
+            f"{NAME} hyperparameter prob_floor={h['prob_floor']} is out of range: give a number "
+            f">= 0 and < {MAX_PROB_FLOOR} (a floor near 1/n_actions would hold every action's "
+            "probability up and leave the policy nothing to prefer)"
+        )
     kwargs = check_table(NAME, "policy_kwargs", h["policy_kwargs"], '{"net_arch": [64, 64]}')
     if set(kwargs) - {"net_arch"}:
         raise HyperparameterError(
@@ -705,8 +754,12 @@ class BatchedPPO(SeedBatchedLearner):
     name = NAME
     description = DESCRIPTION
     defaults: ClassVar[dict[str, Any]] = DEFAULTS
-    default_budget = Budget(steps=200_000)
+    # Where both demo conditions' greedy policies first reach the goal on 9/10 seeds or more
+    # (docs/results/budget.md): the annealed schedules need the steps to settle.
+    default_budget = Budget(steps=1_000_000)
     supports_phases = True
+    member_class: ClassVar[type[BatchedPPOMember]]
+    """The class of :meth:`member`'s seeds (set below, once it exists)."""
     phase_fixed = ("policy_kwargs", "n_envs", "device")
     """The network's shape, the worlds per seed and the device stay; every other setting may
     change."""
@@ -815,7 +868,7 @@ class BatchedPPO(SeedBatchedLearner):
         return lambda obs: self.net.values(obs, k)
 
     def member(self, k: int) -> BatchedPPOMember:
-        return BatchedPPOMember(
+        return self.member_class(
             self.net,
             k,
             world=self.world,
@@ -1004,6 +1057,7 @@ class BatchedPPO(SeedBatchedLearner):
         max_norm = float(h["max_grad_norm"])
         clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
         kl_coef, reference = float(h["kl_coef"]), self.reference
+        prob_floor = float(h["prob_floor"])
         seed_rows = torch.arange(k_seeds, device=device)[:, None]
         reference_kls: list[torch.Tensor] = []
         collected: list[torch.Tensor] = []
@@ -1027,6 +1081,9 @@ class BatchedPPO(SeedBatchedLearner):
                 logits = batched_mlp(x, layers["pi"])
                 values = batched_mlp(x, layers["vf"])[..., 0]
                 log_p, entropy = categorical(logits)
+                hinge = None
+                if prob_floor > 0:
+                    hinge = torch.relu(math.log(prob_floor) - log_p).sum(-1).gather(1, at)
                 kl = None
                 if kl_coef > 0 and reference is not None:
                     ref = reference if table else reference[seed_rows, rows_b]
@@ -1047,6 +1104,7 @@ class BatchedPPO(SeedBatchedLearner):
                     kl,
                     kl_coef,
                     float(h["advantage_floor"]),
+                    hinge,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 losses.total.sum().backward()
@@ -1124,7 +1182,7 @@ class BatchedPPOMember(Learner):
     name = NAME
     description = DESCRIPTION
     defaults: ClassVar[dict[str, Any]] = DEFAULTS
-    default_budget = Budget(steps=200_000)
+    default_budget = BatchedPPO.default_budget
 
     def __init__(
         self,
@@ -1154,7 +1212,9 @@ class BatchedPPOMember(Learner):
         return self._batch.steps if self._batch is not None else self._steps
 
     def train(self, budget: Budget, hooks: TrainingHooks | None = None) -> None:
-        raise TypeError(f"a {NAME} member does not train alone: train the BatchedPPO that holds it")
+        raise TypeError(
+            f"a {self.name} member does not train alone: train the BatchedPPO that holds it"
+        )
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         # On the CPU: the evaluation generator is a CPU one, whatever the network's device.
@@ -1181,7 +1241,7 @@ class BatchedPPOMember(Learner):
         config.write_text(
             json.dumps(
                 {
-                    "learner": NAME,
+                    "learner": self.name,
                     "format": FORMAT,
                     "seed": self.seed,
                     "observation": self.observation,
@@ -1198,15 +1258,47 @@ class BatchedPPOMember(Learner):
         return [weights, config]
 
 
+BatchedPPO.member_class = BatchedPPOMember
+
+
+class BatchedPPOSB3Member(BatchedPPOMember):
+    """One seed of a :class:`BatchedPPOSB3`."""
+
+    name = SB3_NAME
+    description = SB3_DESCRIPTION
+    defaults: ClassVar[dict[str, Any]] = SB3_DEFAULTS
+    default_budget = Budget(steps=200_000)
+
+
+class BatchedPPOSB3(BatchedPPO):
+    """``batched-ppo-sb3``: the same batched learner at :data:`SB3_DEFAULTS`, Stable-Baselines3's
+    PPO at :class:`~offswitch.agents.sb3.PPOLearner`'s defaults with none of
+    :data:`CONVERGENCE_FIX`, so that a run follows SB3's (``docs/results/ppo_equivalence.md``)."""
+
+    name = SB3_NAME
+    description = SB3_DESCRIPTION
+    defaults: ClassVar[dict[str, Any]] = SB3_DEFAULTS
+    default_budget = Budget(steps=200_000)
+    member_class = BatchedPPOSB3Member
+
+
+MEMBER_CLASSES: dict[str, type[BatchedPPOMember]] = {
+    NAME: BatchedPPOMember,
+    SB3_NAME: BatchedPPOSB3Member,
+}
+"""The member class of each learner name ``model.json`` may record."""
+
+
 def load_member(directory: Path) -> BatchedPPOMember:
     """A member saved by :meth:`BatchedPPOMember.save`, ready to predict. ``model.pt`` is
     read with ``weights_only=True`` and must hold tensors only, of the shapes ``model.json``
     says."""
     directory = Path(directory)
     config = json.loads((directory / CONFIG_FILE).read_text())
-    if config.get("learner") != NAME or config.get("format") != FORMAT:
+    member_class = MEMBER_CLASSES.get(config.get("learner"))
+    if member_class is None or config.get("format") != FORMAT:
         raise ValueError(
-            f"{directory / CONFIG_FILE} is not a {NAME} model of format {FORMAT}: "
+            f"{directory / CONFIG_FILE} is not a {NAME} or {SB3_NAME} model of format {FORMAT}: "
             f"learner={config.get('learner')!r}, format={config.get('format')!r}"
         )
     try:
@@ -1233,7 +1325,7 @@ def load_member(directory: Path) -> BatchedPPOMember:
     net = BatchedActorCritic.from_state_dicts(
         [state], int(np.prod(obs_shape)), int(config["n_actions"]), pi, vf
     )
-    return BatchedPPOMember(
+    return member_class(
         net,
         0,
         world=None,

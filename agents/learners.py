@@ -31,7 +31,12 @@ LEARNERS: dict[str, LearnerEntry] = {
         "Proximal Policy Optimization (Schulman et al. 2017), Stable-Baselines3",
     ),
     "batched-ppo": LearnerEntry(
-        "offswitch.agents.batched_ppo:BatchedPPO", "PPO, K seeds trained as one batched network"
+        "offswitch.agents.batched_ppo:BatchedPPO",
+        "PPO, K seeds trained as one batched network, with the convergence fix",
+    ),
+    "batched-ppo-sb3": LearnerEntry(
+        "offswitch.agents.batched_ppo:BatchedPPOSB3",
+        "Stable-Baselines3's PPO exactly, K seeds trained as one batched network",
     ),
     "a2c": LearnerEntry(
         "offswitch.agents.sb3:A2CLearner",

@@ -422,16 +422,19 @@ class PPOLearner(SB3Learner):
         ),
         target_kl=positive(none="no limit", why="the KL divergence that stops an update early"),
     )
-    # 16 worlds x 128 steps = 2048 samples per update, SB3's default batch.
-    n_envs = 16
+    # 64 worlds x 64 steps = 4,096 samples per update, each pass one minibatch of them all,
+    # 10 passes: twice SB3's default batch, so each update averages the interruption's draw
+    # over more episodes, and full-batch passes instead of noisy minibatches; the nearest
+    # SB3 has to batched-ppo's convergence fix (the rest of the fix, the advantage floor,
+    # the annealed entropy bonus and the probability floor, SB3's PPO does not offer).
+    # Measured on SafeInterruptibility-v0: docs/results/collapse.md.
+    n_envs = 64
     defaults: ClassVar[dict[str, Any]] = dict(
-        n_steps=128,
-        # Minibatch 512 and 4 epochs: ~24k steps/s here against ~5k with SB3's
-        # 64 and 10 (measured); the learned behaviour was the same.
-        batch_size=512,
-        n_epochs=4,
+        n_steps=64,
+        batch_size=4096,
+        n_epochs=10,
         # lr 5e-4 and entropy 0.02 made PPO press the button in 10/10 seeds
-        # within 200k steps on this world (measured).
+        # within 200k steps on this world (measured, at 16 worlds x 128 steps).
         learning_rate=5e-4,
         ent_coef=0.02,
         gamma=0.99,  # SB3 default

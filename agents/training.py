@@ -243,7 +243,7 @@ def check_known(learner: str, defaults: dict[str, Any], overrides: dict[str, Any
         )
 
 
-PHASE_LEARNERS = ("ppo", "batched-ppo")
+PHASE_LEARNERS = ("ppo", "batched-ppo", "batched-ppo-sb3")
 """The learners that set ``supports_phases`` (``tests/test_erosion.py`` checks the list)."""
 
 

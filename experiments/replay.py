@@ -47,7 +47,7 @@ SB3_AGENTS = ("ppo", "a2c", "dqn")
 TABULAR_AGENTS = {"q-learning": 0, "sarsa": 0, "safe-sarsa": 0, "reinforce": 1}
 """Tabular learners and the columns their table has beyond one per action (REINFORCE keeps
 a baseline)."""
-BATCHED = "batched-ppo"
+BATCHED = ("batched-ppo", "batched-ppo-sb3")
 POLICY_KWARGS = {"net_arch", "ortho_init", "share_features_extractor", "normalize_images"}
 """The ``policy_kwargs`` a rebuilt SB3 policy accepts: plain values only."""
 OPTIMIZER_KWARGS = {"optimizer_class", "optimizer_kwargs"}
@@ -56,7 +56,7 @@ never read, as a policy that only acts has no optimizer to configure."""
 AGENT_FILES = {
     **dict.fromkeys(SB3_AGENTS, ("model.zip",)),
     **dict.fromkeys(TABULAR_AGENTS, ("table.npz",)),
-    BATCHED: ("model.pt", "model.json"),
+    **dict.fromkeys(BATCHED, ("model.pt", "model.json")),
 }
 
 Predict = Callable[[np.ndarray, bool], np.ndarray]

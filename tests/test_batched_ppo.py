@@ -17,7 +17,9 @@ from stable_baselines3.common.logger import configure
 from offswitch.agents.batched_ppo import (
     DEFAULTS,
     BatchedActorCritic,
+    SB3_DEFAULTS,
     BatchedPPO,
+    BatchedPPOSB3,
     categorical,
     compute_gae,
     load_member,
@@ -33,14 +35,15 @@ from offswitch.experiments.config import TrainConfig
 
 WORLD = TrainConfig().world()
 OBS = TrainingWorlds(WORLD, 1, make_intervention("none")).obs_table
-SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
+SMALL = dict(n_steps=16, batch_size=64, n_epochs=2, n_envs=16)
 """16 steps x 16 worlds = 256 samples per rollout, 4 minibatches of 64 per epoch."""
 OBS_SPACE = spaces.Box(0, 1, (1,), np.float32)
 ACT_SPACE = spaces.Discrete(4)
 
 
 def batched(seeds: list[int], spec: str = "none", world=WORLD, **overrides: object) -> BatchedPPO:
-    return BatchedPPO(world, [make_intervention(spec) for _ in seeds], seeds, overrides)
+    """The SB3-exact learner, which the tests check against SB3's PPO piece by piece."""
+    return BatchedPPOSB3(world, [make_intervention(spec) for _ in seeds], seeds, overrides)
 
 
 class Recorder(TrainingHooks):
@@ -74,9 +77,10 @@ def test_registered_as_a_seed_batched_learner():
 
 
 def test_defaults_are_ppolearners_and_sb3s():
-    """The project's PPO defaults where PPOLearner sets them, SB3's PPO defaults elsewhere;
-    the KL penalty toward a reference, which SB3's PPO does not have, off; the CPU (SB3's
-    ``device="auto"`` would take a GPU where there is one: here it is asked for by name)."""
+    """batched-ppo-sb3: the project's PPO defaults where PPOLearner sets them, SB3's PPO
+    defaults elsewhere, every addition SB3's PPO lacks off; the CPU (SB3's ``device="auto"``
+    would take a GPU where there is one: here it is asked for by name). batched-ppo: the same
+    with the convergence fix on, and nothing else changed."""
     import inspect
 
     from stable_baselines3 import PPO
@@ -96,8 +100,11 @@ def test_defaults_are_ppolearners_and_sb3s():
         "advantage_floor": 0.0,
         "ent_schedule": "constant",
         "adam_beta2": 0.999,  # torch's Adam default, which SB3 uses
+        "prob_floor": 0.0,
     }
-    assert expected == DEFAULTS
+    assert expected == SB3_DEFAULTS == BatchedPPOSB3.defaults
+    fix = {"advantage_floor": 1.0, "ent_schedule": "linear", "lr_schedule": "linear"}
+    assert {**expected, **fix, "prob_floor": 1e-3} == DEFAULTS == BatchedPPO.defaults
 
 
 @pytest.mark.parametrize(
