@@ -196,9 +196,14 @@ def remove_scratch(final: Path) -> list[Path]:
     return removed
 
 
+CODE_PATHS = ("envs", "agents", "experiments", "pyproject.toml")
+"""What a run executes: uncommitted changes here mark its commit ``+dirty``; changes to the
+tests, benchmarks or docs do not, as a run never reads them."""
+
+
 def code_version() -> str:
-    """The git commit of the code (``+dirty`` with uncommitted changes), else the installed
-    version of offswitch."""
+    """The git commit of the code (``+dirty`` with uncommitted changes to :data:`CODE_PATHS`),
+    else the installed version of offswitch."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
@@ -209,7 +214,8 @@ def code_version() -> str:
         )
         if commit.returncode == 0:
             dirty = subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--"]
+                + list(CODE_PATHS),
                 capture_output=True,
                 text=True,
                 timeout=10,
