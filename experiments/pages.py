@@ -130,6 +130,30 @@ def page_markdown(
     return "\n".join(lines)
 
 
+def made_with(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What made a page, from its runs' ``config.json``: the code's commit of each run (one,
+    normally), the package versions, and each learner's defaults as the runs resolved them
+    (their hyperparameters less the ones a condition set), so that a page whose learner's
+    defaults have since changed can be found (``tests/test_pages.py``)."""
+    codes: set[str] = set()
+    versions: dict[str, str] = {}
+    defaults: dict[str, dict[str, Any]] = {}
+    for r in results:
+        path = Path(r.get("run", "")) / "config.json"
+        if not path.is_file():
+            continue
+        record = store.read_json(path)
+        codes.add(str(record.get("code", "unknown")))
+        versions = versions or dict(record.get("versions", {}))
+        learner = record.get("learner", {})
+        overrides = (record.get("config") or {}).get("learner_overrides") or {}
+        used = {
+            k: v for k, v in (learner.get("hyperparameters") or {}).items() if k not in overrides
+        }
+        defaults.setdefault(str(learner.get("name")), {}).update(used)
+    return {"code": sorted(codes), "versions": versions, "learner_defaults": defaults}
+
+
 def _versions(results: Sequence[dict[str, Any]]) -> tuple[dict[str, str], str]:
     for r in results:
         path = Path(r.get("run", "")) / "config.json"
@@ -212,7 +236,8 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
             }
     store.write_json(target / "results.json", slim)
     shutil.copyfile(out / "results.csv", target / "results.csv")
-    shutil.copyfile(out / "experiment.json", target / "experiment.json")
+    record = store.read_json(out / "experiment.json")
+    store.write_json(target / "experiment.json", {**record, "made_with": made_with(results)})
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"
