@@ -23,14 +23,15 @@ from offswitch.experiments.config import TrainConfig
 WORLD = TrainConfig().world()
 OBS = TrainingWorlds(WORLD, 1, make_intervention("none")).obs_table
 SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
-"""16 steps x 16 worlds = 256 samples per rollout, 4 minibatches of 64 per epoch."""
+"""16 steps x 64 worlds (the default n_envs) = 1,024 samples per rollout, 16 minibatches of 64
+per epoch."""
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "batched_device.py"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
 
 
 def trained(seeds: list[int], rollouts: int = 2, **overrides: object) -> BatchedPPO:
     learner = BatchedPPO(WORLD, [make_intervention("penalty:10") for _ in seeds], seeds, overrides)
-    learner.train(Budget(steps=rollouts * int(learner.hyperparameters["n_steps"]) * 16))
+    learner.train(Budget(steps=rollouts * int(learner.hyperparameters["n_steps"]) * learner.n_envs))
     return learner
 
 
@@ -111,7 +112,7 @@ def test_on_cuda_the_same_seeds_start_alike_train_and_save_cpu_tensors(tmp_path)
     for k in range(2):
         for name, tensor in cpu.net.state_dict(k).items():
             assert torch.equal(tensor, gpu.net.state_dict(k)[name]), name
-    gpu.train(Budget(steps=2 * 16 * 16))
+    gpu.train(Budget(steps=2 * SMALL["n_steps"] * gpu.n_envs))  # two rollouts
     assert gpu.trainable.flat.is_cuda and gpu.inputs.is_cuda
     assert all(t.is_cuda for t in gpu.optimizer.state[gpu.trainable.flat].values())
     assert all(np.isfinite(v).all() for v in gpu.last_stats.values())

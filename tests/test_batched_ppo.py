@@ -16,16 +16,18 @@ from stable_baselines3.common.logger import configure
 
 from offswitch.agents.batched_ppo import (
     DEFAULTS,
-    BatchedActorCritic,
     SB3_DEFAULTS,
+    BatchedActorCritic,
     BatchedPPO,
     BatchedPPOSB3,
+    BatchedPPOSB3Member,
     categorical,
     compute_gae,
     load_member,
     ppo_losses,
 )
 from offswitch.agents.evaluation import evaluate
+from offswitch.agents.hyperparameters import HyperparameterError
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.learners import learner_class
 from offswitch.agents.sb3 import PPOLearner
@@ -35,8 +37,8 @@ from offswitch.experiments.config import TrainConfig
 
 WORLD = TrainConfig().world()
 OBS = TrainingWorlds(WORLD, 1, make_intervention("none")).obs_table
-SMALL = dict(n_steps=16, batch_size=64, n_epochs=2, n_envs=16)
-"""16 steps x 16 worlds = 256 samples per rollout, 4 minibatches of 64 per epoch."""
+SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
+"""16 steps x 64 worlds = 1,024 samples per rollout, 16 minibatches of 64 per epoch."""
 OBS_SPACE = spaces.Box(0, 1, (1,), np.float32)
 ACT_SPACE = spaces.Discrete(4)
 
@@ -198,8 +200,8 @@ def test_a_truncated_step_gets_gamma_times_the_critic_of_its_terminal_observatio
     states = learner._reset_worlds()
     rollout, _ = learner.collect(states)
     assert rollout.truncated.any() and (rollout.dones & ~rollout.truncated).any()
-    replay = TrainingWorlds(WORLD, 16, make_intervention("none"))
-    replay.seed([4 + i for i in range(16)])
+    replay = TrainingWorlds(WORLD, learner.n_envs, make_intervention("none"))
+    replay.seed([4 + i for i in range(learner.n_envs)])
     replay.reset()
     raw = np.stack([replay.step(a).reward for a in rollout.actions[:, 0]]).astype(np.float32)
     cut = rollout.truncated[:, 0]
@@ -279,10 +281,42 @@ def test_an_advantage_floor_divides_small_advantages_by_the_floor_not_their_std(
     assert torch.allclose(grads[1.0], -centred / (1.0 + 1e-8) / 3, atol=1e-7)
 
 
+def test_a_probability_floor_lifts_only_actions_below_it():
+    """The hinge as update() builds it, ``relu(log(prob_floor) - log_p)`` summed over the
+    actions of each sample's observation, added to the loss as its minibatch mean: no
+    gradient on a log-probability above the floor, -1 per sample on one below it."""
+    prob_floor = 1e-3
+    # Two distinct observations: in the first, action 3 is below the floor; in the second,
+    # no action is. Three samples: one of the first observation, two of the second.
+    probs = torch.tensor([[[0.7, 0.2, 0.0995, 0.0005], [0.25, 0.25, 0.25, 0.25]]])
+    log_p = probs.log().requires_grad_(True)  # [K=1, U=2, A=4]
+    at = torch.tensor([[0, 1, 1]])
+    hinge = torch.relu(math.log(prob_floor) - log_p).sum(-1).gather(1, at)
+    assert hinge.tolist()[0] == pytest.approx([math.log(2), 0.0, 0.0], rel=1e-5)
+    # The other terms, from tensors of their own: the gradient on log_p is the hinge's alone.
+    n = at.shape[1]
+    others = [torch.full((1, n), -1.0), torch.ones(1, n), torch.zeros(1, n)]
+    others += [torch.full((1, n), -1.0), torch.tensor([[1.0, -1.0, 0.5]])]
+    others += [torch.zeros(1, n), torch.zeros(1, n), 0.2, None, 0.01, 0.5, True]
+    plain = ppo_losses(*others)
+    floored = ppo_losses(*others, floor_hinge=hinge)
+    assert floored.total.item() == pytest.approx(plain.total.item() + math.log(2) / n, rel=1e-5)
+    assert floored.policy.item() == plain.policy.item()  # the hinge is a term of its own
+    floored.total.sum().backward()
+    per_sample = log_p.grad * n  # before the minibatch mean
+    expected = torch.zeros_like(log_p)
+    expected[0, 0, 3] = -1.0  # one sample of the first observation, its action 3
+    torch.testing.assert_close(per_sample, expected, atol=1e-6, rtol=0)
+    # The floor stays well below 1/n_actions.
+    BatchedPPO.check_hyperparameters({"prob_floor": 0.05})
+    with pytest.raises(HyperparameterError, match=r"prob_floor=0\.1 is out of range"):
+        BatchedPPO.check_hyperparameters({"prob_floor": 0.1})
+
+
 def test_linear_entropy_schedule_and_adams_beta2_reach_the_update():
     world = gym.make("offswitch/SafeInterruptibility-v0", observation="flat").unwrapped.world
     hp = {"ent_schedule": "linear", "n_steps": 8, "adam_beta2": 0.9}
-    learner = BatchedPPO(world, [make_intervention("none")], [0], hp)
+    learner = BatchedPPOSB3(world, [make_intervention("none")], [0], hp)
     assert learner.optimizer.param_groups[0]["betas"] == (0.9, 0.9)
     coefs = []
     original = learner.update
@@ -292,7 +326,7 @@ def test_linear_entropy_schedule_and_adams_beta2_reach_the_update():
         return original(rollout)
 
     learner.update = recording
-    learner.train(Budget(steps=4 * 8 * 16))  # four rollouts
+    learner.train(Budget(steps=4 * 8 * learner.n_envs))  # four rollouts
     assert coefs == pytest.approx([0.02 * 0.75, 0.02 * 0.5, 0.02 * 0.25, 0.0])
     # The rate stays constant: the two schedules are separate.
     assert learner.learning_rate_now == pytest.approx(5e-4)
@@ -402,12 +436,13 @@ def test_one_update_equals_sb3s_from_the_same_rollout_and_permutations(batch_siz
     overrides = dict(SMALL, batch_size=batch_size)
     learner = batched([2], **overrides)
     model = sb3_model(2, **overrides)
+    assert model.n_envs == learner.n_envs  # the same worlds per rollout on both sides
     rollout, _ = learner.collect(learner._reset_worlds())
 
     # SB3's buffer filled with our rollout; its GAE must agree with ours.
     buffer = model.rollout_buffer
     buffer.reset()
-    starts = np.concatenate([np.ones((1, 1, 16), bool), rollout.dones[:-1]])
+    starts = np.concatenate([np.ones((1, 1, learner.n_envs), bool), rollout.dones[:-1]])
     for t in range(SMALL["n_steps"]):
         buffer.add(
             OBS[rollout.states[t, 0]],
@@ -453,7 +488,7 @@ def test_one_update_equals_sb3s_from_the_same_rollout_and_permutations(batch_siz
         )
 
 
-class SB3Streams(BatchedPPO):
+class SB3Streams(BatchedPPOSB3):
     """Draws its actions and minibatch permutations as SB3's PPO does: ``Categorical.sample``
     (``torch.multinomial``) on torch's global generator once per step, and
     ``np.random.permutation`` once per epoch; one seed only."""
@@ -476,11 +511,13 @@ def test_with_sb3s_random_streams_training_follows_sb3s_run():
     from stable_baselines3.common.utils import set_random_seed
 
     sb3 = PPOLearner(WORLD, make_intervention("none"), 9, SMALL)
-    sb3.train(Budget(steps=5 * 256))
+    five = Budget(steps=5 * SMALL["n_steps"] * sb3.n_envs)  # five rollouts
+    sb3.train(five)
     ours = SB3Streams(WORLD, [make_intervention("none")], [9], SMALL)
+    assert ours.n_envs == sb3.n_envs
     set_random_seed(9)
     BatchedActorCritic.initial(OBS.shape[1], 4, (64, 64), (64, 64), [torch.default_generator])
-    ours.train(Budget(steps=5 * 256))
+    ours.train(five)
     theirs, initial = sb3.model.policy.state_dict(), batched([9]).net.state_dict(0)
     for name, tensor in ours.net.state_dict(0).items():
         assert not torch.equal(tensor, initial[name])  # it trained
@@ -527,9 +564,10 @@ def test_the_same_seeds_give_identical_weights():
 
 def test_budget_is_rounded_up_to_whole_rollouts_and_reported_per_seed():
     learner, hooks = train_recording([0, 1], rollouts=1, **SMALL)
-    learner.train(Budget(steps=300), hooks)  # 256 per rollout: 2 more rollouts
-    assert learner.steps == 256 * 3
-    assert [t for t, _ in hooks[0].rollouts] == [256, 512, 768]
+    per_rollout = SMALL["n_steps"] * learner.n_envs
+    learner.train(Budget(steps=per_rollout + 44), hooks)  # a rollout and a bit: 2 more
+    assert learner.steps == per_rollout * 3
+    assert [t for t, _ in hooks[0].rollouts] == [per_rollout, 2 * per_rollout, 3 * per_rollout]
     with pytest.raises(ValueError, match="number of steps"):
         learner.train(Budget(episodes=10))
 
@@ -599,8 +637,10 @@ def test_member_predicts_greedy_and_sampled_actions():
     before = learner.generators[1].get_state()
     member.predict(OBS, False)
     assert torch.equal(learner.generators[1].get_state(), before)
-    assert member.describe()["name"] == "batched-ppo"
+    assert member.describe()["name"] == "batched-ppo-sb3"  # batched() builds BatchedPPOSB3
     assert member.describe()["hyperparameters"]["batch_size"] == 64
+    fixed = BatchedPPO(WORLD, [make_intervention("none")], [0], SMALL).member(0)
+    assert fixed.describe()["name"] == "batched-ppo"
 
 
 def test_saved_member_loads_and_predicts_the_same(tmp_path):
@@ -617,6 +657,25 @@ def test_saved_member_loads_and_predicts_the_same(tmp_path):
     # The saved weights load into SB3's policy as they are.
     policy = sb3_model(3).policy
     policy.load_state_dict(state, strict=True)
+
+
+def test_batched_ppo_sb3_is_registered_and_loads_back(tmp_path):
+    import json
+
+    cls = learner_class("batched-ppo-sb3")
+    assert cls is BatchedPPOSB3 and cls.seed_batched
+    learner, _ = train_recording([3], rollouts=1, **SMALL)
+    assert type(learner) is BatchedPPOSB3
+    member = learner.member(0)
+    assert type(member) is BatchedPPOSB3Member and member.name == "batched-ppo-sb3"
+    obs = learner.training_worlds[0].obs_table
+    greedy = member.predict(obs, True)
+    member.save(tmp_path)
+    assert json.loads((tmp_path / "model.json").read_text())["learner"] == "batched-ppo-sb3"
+    loaded = load_member(tmp_path)
+    assert type(loaded) is BatchedPPOSB3Member and loaded.name == "batched-ppo-sb3"
+    assert loaded.describe()["name"] == "batched-ppo-sb3"
+    np.testing.assert_array_equal(loaded.predict(obs, True), greedy)
 
 
 def test_loading_refuses_anything_but_tensors(tmp_path):
@@ -638,7 +697,8 @@ def test_tensorboard_gets_each_seeds_training_scalars(tmp_path):
     learner = BatchedPPO(
         WORLD, [make_intervention("none") for _ in range(3)], [0, 1, 2], SMALL, log_dirs=dirs
     )
-    learner.train(Budget(steps=512))
+    per_rollout = SMALL["n_steps"] * learner.n_envs
+    learner.train(Budget(steps=2 * per_rollout))
     for log_dir in (dirs[0], dirs[2]):
         acc = EventAccumulator(str(log_dir))
         acc.Reload()
@@ -652,7 +712,7 @@ def test_tensorboard_gets_each_seeds_training_scalars(tmp_path):
             "train/explained_variance",
             "train/learning_rate",
         } <= tags
-        assert [e.step for e in acc.Scalars("train/value_loss")] == [256, 512]
+        assert [e.step for e in acc.Scalars("train/value_loss")] == [per_rollout, 2 * per_rollout]
     assert not (tmp_path / "b").exists()
 
 
@@ -688,7 +748,7 @@ def test_a_linear_schedule_anneals_the_rate_to_zero_over_the_budget():
         return original(rollout)
 
     learner.update = recording
-    learner.train(Budget(steps=4 * 8 * 16))  # four rollouts
+    learner.train(Budget(steps=4 * 8 * learner.n_envs))  # four rollouts
     assert rates == pytest.approx([5e-4 * 0.75, 5e-4 * 0.5, 5e-4 * 0.25, 0.0])
     with pytest.raises(ValueError, match="lr_schedule='cosine' is not known"):
         BatchedPPO.check_hyperparameters({"lr_schedule": "cosine"})

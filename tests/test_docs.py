@@ -47,6 +47,26 @@ def test_every_results_table_is_recomputed_from_the_runs(page):
     assert f"`{record['command']}`" in page.read_text()  # the command that made it
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_every_page_was_made_at_its_learners_current_defaults(page):
+    """A page records the commit and package versions its runs were made with, and each
+    learner's defaults as the runs resolved them; a page made before a learner's defaults
+    changed is stale, and this names it (run its command again, then ``offswitch report``)."""
+    from offswitch.agents.learners import learner_class
+
+    made_with = json.loads((RESULTS / page.stem / "experiment.json").read_text())["made_with"]
+    assert made_with["code"] and all(
+        re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", c) for c in made_with["code"]
+    )
+    assert {"python", "torch", "numpy", "gymnasium", "stable-baselines3"} <= set(
+        made_with["versions"]
+    )
+    for name, used in made_with["learner_defaults"].items():
+        current = json.loads(json.dumps(learner_class(name).defaults))  # as JSON records them
+        changed = sorted(k for k in set(used) & set(current) if used[k] != current[k])
+        assert not changed, f"{page.name}: made with other {name} defaults ({', '.join(changed)})"
+
+
 def test_the_readme_quotes_the_demo_page():
     readme = (ROOT / "README.md").read_text()
     demo = (RESULTS / "demo.md").read_text()

@@ -15,7 +15,7 @@ from offswitch.experiments.config import TrainConfig
 
 INSTRUCTED = TrainConfig(env_id="offswitch/InstructedShutdown-v0").world()
 SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
-"""16 steps x 16 worlds = 256 samples per rollout."""
+"""16 steps x 64 worlds (the default n_envs) = 1,024 samples per rollout."""
 
 
 class Recorder(TrainingHooks):
@@ -68,9 +68,10 @@ def test_the_kl_term_adds_its_weighted_minibatch_mean_to_the_loss():
 
 
 def test_a_new_phase_keeps_the_agent_and_pays_only_its_own_terms():
-    agent = learner([0, 1], n_steps=64)  # 1024 samples per rollout
+    agent = learner([0, 1], n_steps=64)
+    per_rollout = int(agent.hyperparameters["n_steps"]) * agent.n_envs
     hooks = [Recorder(), Recorder()]
-    agent.train(Budget(steps=2048), hooks)
+    agent.train(Budget(steps=2 * per_rollout), hooks)
     weights = {k: agent.net.state_dict(k) for k in range(2)}
     adam = {k: v.clone() for k, v in agent.optimizer.state[agent.trainable.flat].items()}
     agent.start_phase([make_intervention("none") for _ in range(2)], {**SMALL, "n_steps": 64})
@@ -79,12 +80,12 @@ def test_a_new_phase_keeps_the_agent_and_pays_only_its_own_terms():
             assert torch.equal(tensor, weights[k][name]), name
     state = agent.optimizer.state[agent.trainable.flat]
     assert all(torch.equal(state[k], v) for k, v in adam.items())  # Adam's moments kept
-    agent.train(Budget(steps=2048), hooks)
-    assert agent.steps == 4096
+    agent.train(Budget(steps=2 * per_rollout), hooks)
+    assert agent.steps == 4 * per_rollout
     steps = [t for t, _ in hooks[0].rollouts]
-    assert steps == [1024, 2048, 3072, 4096]  # the step count runs on
-    first = [e for t, episodes in hooks[0].rollouts if t <= 2048 for e in episodes]
-    second = [e for t, episodes in hooks[0].rollouts if t > 2048 for e in episodes]
+    assert steps == [per_rollout * i for i in (1, 2, 3, 4)]  # the step count runs on
+    first = [e for t, episodes in hooks[0].rollouts if t <= 2 * per_rollout for e in episodes]
+    second = [e for t, episodes in hooks[0].rollouts if t > 2 * per_rollout for e in episodes]
     assert first and second
     assert all("compliance_penalty" in e.reward_terms for e in first)
     assert not any("compliance_penalty" in e.reward_terms for e in second)
@@ -95,7 +96,8 @@ def test_a_new_phase_keeps_the_agent_and_pays_only_its_own_terms():
 
 def test_a_new_phase_refuses_to_change_the_network_and_sets_the_learning_rate():
     agent = learner([0])
-    with pytest.raises(ValueError, match="sets n_envs=8, the first phase 16: a phase keeps"):
+    message = f"sets n_envs=8, the first phase {agent.n_envs}: a phase keeps"
+    with pytest.raises(ValueError, match=message):
         agent.start_phase([make_intervention("none")], {**SMALL, "n_envs": 8})
     with pytest.raises(ValueError, match="one intervention object per seed"):
         agent.start_phase([make_intervention("none")] * 2, SMALL)
@@ -107,14 +109,15 @@ def test_a_new_phase_refuses_to_change_the_network_and_sets_the_learning_rate():
 def test_the_kl_penalty_holds_the_policy_near_the_start_of_its_phase():
     def drift(kl_coef: float) -> float:
         agent = learner([3], n_epochs=4)
-        agent.train(Budget(steps=1024), [Recorder()])
+        per_rollout = SMALL["n_steps"] * agent.n_envs
+        agent.train(Budget(steps=4 * per_rollout), [Recorder()])
         agent.start_phase([make_intervention("none")], {**SMALL, "n_epochs": 4, "kl_coef": kl_coef})
         reference = agent.policy_table()[0]
         if kl_coef:
             assert torch.equal(agent.reference, reference)  # frozen now, at the phase's start
         else:
             assert agent.reference is None
-        agent.train(Budget(steps=2048), [Recorder()])
+        agent.train(Budget(steps=8 * per_rollout), [Recorder()])
         if kl_coef:
             assert agent.last_stats["train/reference_kl"][0] >= 0
         return reference_kl(reference, agent.policy_table()[0]).mean().item()
@@ -124,6 +127,9 @@ def test_the_kl_penalty_holds_the_policy_near_the_start_of_its_phase():
 
 # -- phases in experiment files and runs ----------------------------------------------------
 
+PHASE_STEPS = 4 * 32 * BatchedPPO.defaults["n_envs"]
+"""Four rollouts of 32 steps per world: 128 steps per world, so that episodes (at most 100
+steps) end in each phase and reach the curve."""
 TWO_PHASES = """
 title = "two phases"
 seeds = "0-1"
@@ -138,25 +144,25 @@ hyperparameters = { n_steps = 32 }
 [[conditions]]
 label = "erosion"
 phases = [
-    { label = "compliance tuning", steps = 2048, intervention = "compliance:100" },
-    { label = "task training", steps = 2048 },
+    { label = "compliance tuning", steps = PHASE, intervention = "compliance:100" },
+    { label = "task training", steps = PHASE },
 ]
 
 [[conditions]]
 label = "kl"
 phases = [
-    { steps = 2048, intervention = "compliance:100" },
-    { steps = 2048, hyperparameters = { n_steps = 64, kl_coef = 1.0 } },
+    { steps = PHASE, intervention = "compliance:100" },
+    { steps = PHASE, hyperparameters = { n_steps = 64, kl_coef = 1.0 } },
 ]
 
 [[conditions]]
 label = "sb3"
 agent = "ppo"
 phases = [
-    { steps = 2048, intervention = "compliance:100" },
-    { steps = 2048, intervention = "penalty:100", hyperparameters = { ent_coef = 0.05 } },
+    { steps = PHASE, intervention = "compliance:100" },
+    { steps = PHASE, intervention = "penalty:100", hyperparameters = { ent_coef = 0.05 } },
 ]
-"""
+""".replace("PHASE", str(PHASE_STEPS))
 
 
 def test_phases_are_checked_before_anything_trains(tmp_path):
@@ -165,6 +171,8 @@ def test_phases_are_checked_before_anything_trains(tmp_path):
     from offswitch.experiments.experiment import ExperimentError, build_experiment
 
     assert tuple(n for n in LEARNERS if learner_class(n).supports_phases) == PHASE_LEARNERS
+    batched_envs = learner_class("batched-ppo").defaults["n_envs"]
+    ppo_steps = learner_class("ppo").defaults["n_steps"]
     base = {
         "defaults": {"env": "offswitch/InstructedShutdown-v0", "agent": "batched-ppo"},
         "conditions": [{"label": "c", "phases": [{"steps": 100}, {"steps": 100}]}],
@@ -185,14 +193,15 @@ def test_phases_are_checked_before_anything_trains(tmp_path):
         ({"phases": []}, "phases=\\[\\]: give a list of tables"),
         (
             {"phases": [{"steps": 9}, {"steps": 9, "hyperparameters": {"n_envs": 4}}]},
-            r"phases\[1\]: phase 2 sets n_envs=4, the first phase 16",
+            rf"phases\[1\]: phase 2 sets n_envs=4, the first phase {batched_envs}",
         ),
         (
             {
                 "agent": "ppo",
                 "phases": [{"steps": 9}, {"steps": 9, "hyperparameters": {"n_steps": 4}}],
             },
-            "phase 2 sets n_steps=4, the first phase 128: a phase keeps the agent, and it may "
+            f"phase 2 sets n_steps=4, the first phase {ppo_steps}: a phase keeps the agent, and "
+            "it may "
             "change only clip_range",
         ),
         (
@@ -217,27 +226,29 @@ def test_phases_are_checked_before_anything_trains(tmp_path):
 def test_a_two_phase_run_is_one_run_whose_second_phase_pays_no_compliance_term(tmp_path):
     from test_experiments import numbers
 
+    from offswitch.agents.sb3 import PPOLearner
     from offswitch.experiments import store
     from offswitch.experiments.experiment import load_experiment
     from offswitch.experiments.runner import check_finished, experiment_runs, run_experiment
 
+    assert PPOLearner.n_envs == BatchedPPO.defaults["n_envs"]  # the sb3 condition's too
     path = tmp_path / "two.toml"
     path.write_text(TWO_PHASES)
     results = run_experiment(load_experiment(str(path)), tmp_path / "one", workers=1)
     assert len(results) == 6
     for metrics in results:
         curve, phases = metrics["curve"], metrics["phases"]
-        assert [p["steps"] for p in phases] == [2048, 2048]
-        assert [p["end"] for p in phases] == [2048, 4096]
+        assert [p["steps"] for p in phases] == [PHASE_STEPS, PHASE_STEPS]
+        assert [p["end"] for p in phases] == [PHASE_STEPS, 2 * PHASE_STEPS]
         assert phases[0]["evaluation"]["sampled"]["episodes"] == 10
         assert phases[1]["evaluation"] == metrics["evaluation"]
         assert {p["phase"] for p in curve} == {0, 1}
         steps = [p["timesteps"] for p in curve]
-        assert steps == sorted(steps) and steps[-1] == 4096  # one curve, cumulative steps
+        assert steps == sorted(steps) and steps[-1] == 2 * PHASE_STEPS  # one curve, cumulative
         first = [p for p in curve if p["phase"] == 0]
         second = [p for p in curve if p["phase"] == 1]
-        assert all(p["timesteps"] <= 2048 for p in first)
-        assert all(p["timesteps"] > 2048 for p in second)
+        assert all(p["timesteps"] <= PHASE_STEPS for p in first)
+        assert all(p["timesteps"] > PHASE_STEPS for p in second)
         assert all("term/compliance_penalty" in p for p in first)
         assert not any("term/compliance_penalty" in p for p in second)
     sb3 = [m for m in results if m["condition"] == "sb3"]
@@ -250,7 +261,7 @@ def test_a_two_phase_run_is_one_run_whose_second_phase_pays_no_compliance_term(t
     assert numbers(tmp_path / "one") == numbers(tmp_path / "two")
     experiment = load_experiment(str(path))
     assert check_finished(experiment_runs(experiment, tmp_path / "one")) == 6
-    changed = load_experiment(str(path), ["conditions.0.phases.1.steps=4096"])
+    changed = load_experiment(str(path), [f"conditions.0.phases.1.steps={2 * PHASE_STEPS}"])
     with pytest.raises(store.StoreError, match="was trained with phases="):
         check_finished(experiment_runs(changed, tmp_path / "one"))
 
@@ -364,11 +375,12 @@ def test_report_to_publishes_the_page_and_what_recomputes_its_tables(tmp_path, c
     from offswitch.experiments.experiment import build_experiment
     from offswitch.experiments.pages import over_training_markdown
 
+    steps = 4 * 32 * BatchedPPO.defaults["n_envs"]  # four rollouts, 128 steps per world
     path = tmp_path / "tiny.toml"
     path.write_text(
         'name = "tiny"\nseeds = "0-1"\n[[conditions]]\nlabel = "b"\nagent = "batched-ppo"\n'
-        "steps = 2048\neval_episodes = 4\nhyperparameters = { n_steps = 32 }\n[report]\n"
-        'over_training = ["goal_rate_uninterrupted"]\nbudgets = [1024, 2048]\n'
+        f"steps = {steps}\neval_episodes = 4\nhyperparameters = {{ n_steps = 32 }}\n[report]\n"
+        f'over_training = ["goal_rate_uninterrupted"]\nbudgets = [{steps // 2}, {steps}]\n'
     )
     out, docs = tmp_path / "out", tmp_path / "docs" / "results"
     code, _, err = run_cli(["run", str(path), "--out", str(out)], capsys)
@@ -385,7 +397,8 @@ def test_report_to_publishes_the_page_and_what_recomputes_its_tables(tmp_path, c
     assert all("curve" not in r and "over_training" in r for r in results)
     experiment = build_experiment(record["file"], "f", default_name=record["name"])
     table = tables(over_training_markdown(experiment, results))
-    assert table and table[0] in tables(page) and "| 1,024 steps | 2,048 steps |" in page
+    assert table and table[0] in tables(page)
+    assert f"| {steps // 2:,} steps | {steps:,} steps |" in page
     (tmp_path / "file").write_text("")
     _, _, err = run_cli(["report", str(out), "--to", str(tmp_path / "file")], capsys)
     assert f"error: --to {tmp_path / 'file'}: " in err  # a file, not a folder
