@@ -9,7 +9,7 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
     [defaults]                       # fields every condition shares (overridable per condition)
     env = "offswitch/SafeInterruptibility-v0"
     agent = "batched-ppo"
-    steps = 200_000
+    steps = 1_000_000                # batched-ppo's default budget
 
     [[conditions]]
     label = "task reward only"       # names the condition in tables, figures and folders
