@@ -72,7 +72,9 @@ wall at the start, its preference for the way out (one step's reward) drowned in
 interruption draw's noise (returns of one path differ by about 140) and in the entropy bonus;
 and with longer training task-reward agents fell into a loop, the policy saturated on bumping a
 wall (probability 1.00), where the way out is never sampled again and so can never be learned
-back. Each part answers one of them:
+back. The parts, and why; ``collapse.md`` takes them away in turn and shows which the
+measurements need (the batches for the start, the floor for the collapse; the advantage floor
+and the annealed entropy bonus changed nothing measurable at 1M steps):
 
 * ``n_envs = 64``, ``n_steps = 64``, ``batch_size = 4096``, ``n_epochs = 10`` (also
   :class:`~offswitch.agents.sb3.PPOLearner`'s defaults, so the two learners stay comparable):
