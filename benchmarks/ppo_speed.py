@@ -9,7 +9,8 @@ per second, summed over the seeds trained together, of
   (:class:`~offswitch.agents.sb3.OffSwitchVecEnv`), nothing else changed;
 * SB3's PPO with this project's defaults (:class:`~offswitch.agents.sb3.PPOLearner`);
 * the seed-batched PPO (:class:`~offswitch.agents.batched_ppo.BatchedPPO`) at K = 1 and 10
-  seeds,
+  seeds, and, for reference, at the largest K with the batches it had before the convergence
+  fix (16 worlds x 128 steps, minibatches of 512, 4 epochs),
 
 and each one's ratio to the two SB3 figures.
 """
@@ -22,7 +23,7 @@ import time
 
 import torch
 
-from offswitch.agents.batched_ppo import BatchedPPO
+from offswitch.agents.batched_ppo import BatchedPPO, BatchedPPOSB3
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.sb3 import OffSwitchVecEnv, PPOLearner
 from offswitch.agents.training import Budget, TrainingWorlds
@@ -49,9 +50,17 @@ def sb3_project(steps: int) -> float:
     return learner.model.num_timesteps / (time.perf_counter() - start)
 
 
-def batched(steps: int, k: int) -> float:
+OLD_DEFAULTS = dict(n_envs=16, n_steps=128, batch_size=512, n_epochs=4)
+"""batched-ppo's batches before the convergence fix (issue 17): the reference row."""
+
+
+def batched(steps: int, k: int, old: bool = False) -> float:
     world = TrainConfig().world()
-    learner = BatchedPPO(world, [make_intervention("none") for _ in range(k)], list(range(k)))
+    seeds, interventions = list(range(k)), [make_intervention("none") for _ in range(k)]
+    if old:
+        learner: BatchedPPO = BatchedPPOSB3(world, interventions, seeds, OLD_DEFAULTS)
+    else:
+        learner = BatchedPPO(world, interventions, seeds)
     start = time.perf_counter()
     learner.train(Budget(steps=steps))
     return k * learner.steps / (time.perf_counter() - start)
@@ -69,6 +78,8 @@ def main() -> None:
     }
     for k in args.seeds:
         rates[f"batched-ppo, K={k}"] = batched(args.steps, k)
+    k = max(args.seeds)
+    rates[f"batched-ppo-sb3 at the old defaults, K={k}"] = batched(args.steps, k, old=True)
     sb3, project = rates["SB3 PPO, SB3 defaults"], rates["SB3 PPO, project defaults (PPOLearner)"]
     print(f"{'learner':42s} {'steps/s':>10s} {'x SB3 defaults':>15s} {'x PPOLearner':>13s}")
     for name, rate in rates.items():
