@@ -62,7 +62,7 @@ def test_every_page_was_made_at_its_learners_current_defaults(page):
         made_with["versions"]
     )
     for name, used in made_with["learner_defaults"].items():
-        current = json.loads(json.dumps(learner_class(name).defaults))  # as JSON records them
+        current = json.loads(json.dumps(learner_class(name).defaults, default=str))  # as recorded
         changed = sorted(k for k in set(used) & set(current) if used[k] != current[k])
         assert not changed, f"{page.name}: made with other {name} defaults ({', '.join(changed)})"
 

@@ -106,7 +106,7 @@ def test_short_run_logs_a_growing_multiplier(tmp_path: Path):
     from offswitch.experiments.runner import train_one
 
     config = TrainConfig(
-        intervention="lagrangian:0", steps=4096, eval_episodes=5, out_dir=str(tmp_path)
+        intervention="lagrangian:0", steps=8192, eval_episodes=5, out_dir=str(tmp_path)
     )
     metrics = train_one(config)
     assert metrics["evaluation"]
@@ -120,7 +120,7 @@ def test_short_run_logs_a_growing_multiplier(tmp_path: Path):
             scalars.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
     multiplier = scalars["safety/lagrange_multiplier"]
     cost = scalars["safety/episode_cost"]
-    # Two rollouts of 16 x 128 samples, each ending many episodes. A near-random policy
+    # Two rollouts of 64 x 64 samples, each ending many episodes. A near-random policy
     # presses the nearby button in many of them, so with a zero budget each rollout
     # raises the multiplier by LR times its mean episode cost.
     assert len(multiplier) == len(cost) == 2

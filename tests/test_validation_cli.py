@@ -47,7 +47,7 @@ HYPERPARAMETERS = [
     (["--set", "batch_size=1"], "PPO asserts batch_size > 1 when normalize_advantage is on"),
     (["--set", "n_steps=0"], "ppo hyperparameter n_steps=0 is out of range"),
     (["--set", "n_steps=-5"], "n_steps=-5 is out of range: give a whole number >= 1"),
-    (["--set", "n_steps=10000000"], "n_steps * n_envs = 10,000,000 * 16 = 160,000,000"),
+    (["--set", "n_steps=10000000"], "n_steps * n_envs = 10,000,000 * 64 = 640,000,000"),
     (["--set", "n_steps=10000000"], "OFFSWITCH_MAX_BUFFER_SAMPLES"),
     (["--set", "learning_rate=-1"], "learning_rate=-1 is out of range: give a number > 0"),
     (["--set", "learning_rate=0"], "learning_rate=0 is out of range"),
