@@ -31,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,13 +227,22 @@ class RayBackend(Backend):
         running: dict[Any, Job] = {}
         limit = self.workers or len(waiting)
         lost: list[tuple[Job, RayError]] = []
+        # Ctrl-C as a flag, acted on between Ray calls: a KeyboardInterrupt raised inside
+        # ray.wait or ray.get can be lost there (seen: a sweep that ran on to the end).
+        stop = threading.Event()
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set()) if main else None
         try:
             while waiting or running:
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 while waiting and len(running) < limit:
                     job = waiting.pop(0)
                     running[task.remote(job, sink, cwd)] = job
                 ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL)
                 drain()
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 for ref in ready:
                     job = running.pop(ref)
                     try:
@@ -242,6 +253,8 @@ class RayBackend(Backend):
                     except RayError as err:  # its worker or node died, every attempt
                         lost.append((job, err))
             drain()
+            if stop.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             _cancel(running)
             finished = sum(store.is_complete(d) for job in jobs for d in job.run_dirs)
@@ -250,6 +263,8 @@ class RayBackend(Backend):
             _cancel(running)
             raise
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous or signal.default_int_handler)
             if box is not None:
                 with contextlib.suppress(Exception):  # gone with its node, or with the cluster
                     ray.kill(box)
