@@ -1285,8 +1285,7 @@ class BatchedPPOSB3(BatchedPPO):
 
 
 MEMBER_CLASSES: dict[str, type[BatchedPPOMember]] = {
-    NAME: BatchedPPOMember,
-    SB3_NAME: BatchedPPOSB3Member,
+    cls.name: cls for cls in (BatchedPPOMember, BatchedPPOSB3Member)
 }
 """The member class of each learner name ``model.json`` may record."""
 
