@@ -684,6 +684,11 @@ class Rollout(NamedTuple):
     """The step was truncated (never together with terminated)."""
     final_states: np.ndarray
     """The state each step ended in, before any reset."""
+    policy_log_p: np.ndarray | None = None
+    """The rollout's policy table: log-probabilities ``[K, U, A]`` of every distinct
+    observation (every sample's ``log_probs`` is read from it)."""
+    policy_values: np.ndarray | None = None
+    """The rollout's critic table ``[K, U]`` (every sample's ``values`` is read from it)."""
 
 
 class _Trainable:
@@ -812,12 +817,10 @@ class BatchedPPO(SeedBatchedLearner):
             betas=(0.9, float(h["adam_beta2"])),
             fused=True,
         )
-        self.training_worlds = [
-            TrainingWorlds(world, self.n_envs, intervention, observation)
-            for intervention in self.interventions
-        ]
-        for k, worlds in enumerate(self.training_worlds):
-            worlds.bind_critic(self.value_function(k), self.gamma)
+        self.training_worlds = TrainingWorlds(world, self.n_envs, self.interventions, observation)
+        """Every seed's ``n_envs`` worlds, ``K x n_envs`` copies stepped in one call."""
+        for k in range(len(self.seeds)):
+            self.training_worlds.bind_critic(self.value_function(k), self.gamma, k)
         self.steps = 0
         """Environment steps taken per seed."""
         self.learning_rate_now = float(h["learning_rate"])
@@ -855,9 +858,9 @@ class BatchedPPO(SeedBatchedLearner):
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate_now
         self.interventions = list(interventions)
-        for k, (worlds, intervention) in enumerate(zip(self.training_worlds, self.interventions)):
-            worlds.set_intervention(intervention)
-            worlds.bind_critic(self.value_function(k), self.gamma)
+        self.training_worlds.set_intervention(self.interventions)
+        for k in range(len(self.seeds)):
+            self.training_worlds.bind_critic(self.value_function(k), self.gamma, k)
         self._freeze_reference()
 
     @classmethod
@@ -905,8 +908,8 @@ class BatchedPPO(SeedBatchedLearner):
                 self.steps += per_rollout
                 # SB3's progress: what is left of the budget once this rollout is collected.
                 self.set_learning_rate(1.0 - (self.steps - start) / (rollouts * per_rollout))
-                for k, worlds in enumerate(self.training_worlds):
-                    hooks[k].rollout_end(worlds.drain(), self.steps)
+                for hook, episodes in zip(hooks, self.training_worlds.drain_each()):
+                    hook.rollout_end(episodes, self.steps)
                 stats = self.update(rollout)
                 self._log(writers, stats, rollout)
         finally:
@@ -931,17 +934,16 @@ class BatchedPPO(SeedBatchedLearner):
         self.learning_rate_now = rate
 
     def _reset_worlds(self) -> np.ndarray:
-        """Copy ``i`` of seed ``s`` seeded ``s + i`` (``make_vec_env``); the states."""
-        for seed, worlds in zip(self.seeds, self.training_worlds):
-            worlds.seed([seed + i for i in range(self.n_envs)])
-            worlds.reset()
-        return np.stack([w.worlds.state for w in self.training_worlds])
+        """Copy ``i`` of seed ``s`` seeded ``s + i`` (``make_vec_env``); the states
+        ``[K, n_envs]``."""
+        self.training_worlds.seed([seed + i for seed in self.seeds for i in range(self.n_envs)])
+        return self._new_episodes()
 
     def _new_episodes(self) -> np.ndarray:
-        """New episodes on every copy, drawn on from the worlds' streams; the states."""
-        for worlds in self.training_worlds:
-            worlds.reset()
-        return np.stack([w.worlds.state for w in self.training_worlds])
+        """New episodes on every copy, drawn on from the worlds' streams; the states
+        ``[K, n_envs]``."""
+        self.training_worlds.reset()
+        return self.training_worlds.worlds.state.reshape(len(self.seeds), self.n_envs).copy()
 
     def policy_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every seed's log-probabilities ``[K, U, A]`` and values ``[K, U]`` of each
@@ -968,17 +970,17 @@ class BatchedPPO(SeedBatchedLearner):
         dones = np.empty(shape, dtype=bool)
         truncated = np.empty(shape, dtype=bool)
         final = np.empty(shape, dtype=np.int64)
+        worlds = self.training_worlds
         for t in range(n_steps):
             all_states[t] = states
             a = sample(t, self.row_of_state[states])
             actions[t] = a
-            for k, worlds in enumerate(self.training_worlds):
-                result = worlds.step(a[k])
-                rewards[t, k] = result.reward  # float32, as SB3's DummyVecEnv keeps it
-                dones[t, k] = result.terminated | result.truncated
-                truncated[t, k] = result.truncated
-                final[t, k] = result.final_states
-                states[k] = worlds.worlds.state
+            result = worlds.step(a.reshape(-1), observe=False)
+            rewards[t] = result.reward.reshape(k_seeds, n)  # float32, as SB3's DummyVecEnv
+            dones[t] = (result.terminated | result.truncated).reshape(k_seeds, n)
+            truncated[t] = result.truncated.reshape(k_seeds, n)
+            final[t] = result.final_states.reshape(k_seeds, n)
+            states = worlds.worlds.state.reshape(k_seeds, n).copy()
         rows = self.row_of_state[all_states]
         seed_index = np.arange(k_seeds)[None, :, None]
         # Truncated (never terminated) steps: + gamma * V(terminal observation), as SB3.
@@ -1004,6 +1006,8 @@ class BatchedPPO(SeedBatchedLearner):
             all_states,
             truncated,
             final,
+            log_p_np,
+            values_np,
         )
         return rollout, states
 
@@ -1032,18 +1036,152 @@ class BatchedPPO(SeedBatchedLearner):
         tensor, whatever the device)."""
         return torch.stack([torch.randperm(size, generator=g) for g in self.generators])
 
+    summed_updates: ClassVar[bool] = True
+    """Compute a full-batch epoch from sums per observation and action
+    (:meth:`update_summed`) rather than per sample; ``False`` keeps the per-sample path for
+    every batch size (the tests compare the two)."""
+
     def update(self, rollout: Rollout) -> dict[str, np.ndarray]:
         """``n_epochs`` passes over the rollout in shuffled minibatches, every seed at once;
-        the mean statistics per seed (SB3's ``train/`` scalars)."""
+        the mean statistics per seed (SB3's ``train/`` scalars). When one minibatch holds the
+        whole rollout, :meth:`update_summed` computes the same update from sums."""
+        n_steps, _, n_envs = rollout.rows.shape
+        size = n_steps * n_envs
+        if (
+            self.summed_updates
+            and int(self.hyperparameters["batch_size"]) >= size
+            and len(self.inputs) <= size
+            and rollout.policy_log_p is not None
+        ):
+            return self.update_summed(rollout)
+        return self.update_per_sample(rollout)
+
+    def _samples(self, a: np.ndarray) -> torch.Tensor:
+        """``[n_steps, K, n_envs]`` to ``[K, n_envs * n_steps]``, SB3's swap_and_flatten order,
+        on the device."""
+        flat = np.ascontiguousarray(a.transpose(1, 2, 0))
+        return torch.as_tensor(flat, device=self.device).reshape(len(self.seeds), -1)
+
+    def update_summed(self, rollout: Rollout) -> dict[str, np.ndarray]:
+        """A full-batch update (``batch_size >= n_steps * n_envs``) computed from sums over
+        the samples of each distinct observation and action, once per rollout, instead of
+        per sample in every epoch: the same update in exact arithmetic, with float32 sums
+        taken in another order (the module docstring says what that changes).
+
+        Within a rollout the policy is fixed, so a sample's old log-probability and old
+        value depend only on its observation ``u`` and action ``a``, and so does its
+        probability ratio ``r(u, a)`` at every epoch. SB3's clipped surrogate
+        ``min(A r, A clip(r))`` is ``A min(r, clip(r))`` for ``A > 0`` and
+        ``A max(r, clip(r))`` for ``A < 0``, so the minibatch's surrogate is
+        ``sum_{u,a} G+(u, a) min(r, clip r) + G-(u, a) max(r, clip r)`` with ``G+`` and
+        ``G-`` the sums of the positive and the negative normalised advantages; the squared
+        value error is ``n(u) (V(u) - mean R(u))^2 + sum_i (R_i - mean R(u))^2``; the entropy,
+        the floor's hinge and the KL are each a count-weighted sum. SB3 shuffles the one
+        minibatch each epoch: that changes only the order of a sum, so no permutation is
+        drawn here."""
+        h = self.hyperparameters
+        k_seeds, device, n_actions = len(self.seeds), self.device, self.world.n_actions
+        n_rows = len(self.inputs)
+        cells = n_rows * n_actions
+        rows = self._samples(rollout.rows)
+        row_action = rows * n_actions + self._samples(rollout.actions)
+        n = rows.shape[1]
+        advantages = self._samples(rollout.advantages).float()
+        if bool(h["normalize_advantage"]) and n > 1:  # as ppo_losses, over the one minibatch
+            mean = advantages.mean(dim=1, keepdim=True)
+            std = advantages.std(dim=1, keepdim=True)
+            if float(h["advantage_floor"]) > 0:
+                std = torch.clamp(std, min=float(h["advantage_floor"]))
+            advantages = (advantages - mean) / (std + 1e-8)
+
+        def per_cell(weights: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(k_seeds, cells, device=device).scatter_add_(1, row_action, weights)
+
+        count_ua = per_cell(torch.ones_like(advantages))
+        gains = per_cell(advantages.clamp(min=0))
+        losses_ = per_cell(advantages.clamp(max=0))
+        visited = count_ua > 0
+        count_u = count_ua.view(k_seeds, n_rows, n_actions).sum(-1)
+        # Each observation's mean return and the squared deviations from it, in float64, so
+        # that the value loss is exact and its gradient n(u) (V(u) - mean R(u)).
+        returns = self._samples(rollout.returns).double()
+        by_row = torch.zeros(k_seeds, n_rows, dtype=torch.float64, device=device)
+        mean_return = by_row.scatter_add(1, rows, returns) / count_u.double().clamp(min=1)
+        deviation = returns - mean_return.gather(1, rows)
+        spread = by_row.scatter_add(1, rows, deviation * deviation).float()
+        mean_return = mean_return.float()
+        old_log_p = torch.as_tensor(rollout.policy_log_p, device=device).reshape(k_seeds, cells)
+        old_values = torch.as_tensor(rollout.policy_values, device=device)
+
+        clip_range = float(h["clip_range"])
+        clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
+        kl_coef, reference = float(h["kl_coef"]), self.reference
+        prob_floor, max_norm = float(h["prob_floor"]), float(h["max_grad_norm"])
+        x = self.inputs.expand(k_seeds, *self.inputs.shape)
+        flat = self.trainable.flat
+        collected: list[torch.Tensor] = []
+        reference_kls: list[torch.Tensor] = []
+        for _ in range(int(h["n_epochs"])):
+            self.permutations(n)  # unused: drawn so that each seed's stream runs as before
+            layers = self.trainable.layers()
+            logits = batched_mlp(x, layers["pi"])
+            values = batched_mlp(x, layers["vf"])[..., 0]
+            log_p, entropy = categorical(logits)
+            # Cells no sample visited carry no weight; a ratio of 1 keeps them finite.
+            log_ratio = torch.where(visited, log_p.reshape(k_seeds, cells) - old_log_p, 0.0)
+            ratio = torch.exp(log_ratio)
+            clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            surrogate = gains * torch.min(ratio, clipped) + losses_ * torch.max(ratio, clipped)
+            policy_loss = -surrogate.sum(1) / n
+            if clip_range_vf is not None:
+                values = old_values + torch.clamp(
+                    values - old_values, -clip_range_vf, clip_range_vf
+                )
+            value_loss = (count_u * (values - mean_return) ** 2 + spread).sum(1) / n
+            entropy_loss = -(count_u * entropy).sum(1) / n
+            total = (
+                policy_loss + self.ent_coef_now * entropy_loss + float(h["vf_coef"]) * value_loss
+            )
+            if prob_floor > 0:
+                hinge = torch.relu(math.log(prob_floor) - log_p).sum(-1)
+                total = total + (count_u * hinge).sum(1) / n
+            if kl_coef > 0 and reference is not None:
+                mean_kl = (count_u * reference_kl(reference, log_p)).sum(1) / n
+                total = total + kl_coef * mean_kl
+                reference_kls.append(mean_kl.detach())
+            self.optimizer.zero_grad(set_to_none=True)
+            total.sum().backward()
+            with torch.no_grad():  # each seed's own gradient norm, clipped as SB3 does
+                norm = flat.grad.norm(dim=1, keepdim=True)
+                flat.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+            self.optimizer.step()
+            with torch.no_grad():
+                approx_kl = (count_ua * ((ratio - 1) - log_ratio)).sum(1) / n
+                clip_fraction = (count_ua * ((ratio - 1).abs() > clip_range)).sum(1) / n
+                parts = (policy_loss, value_loss, entropy_loss, clip_fraction, approx_kl)
+                collected.append(torch.stack(parts).detach())
+        self.trainable.push()
+        means = torch.stack(collected).mean(0).cpu().numpy()
+        stats = {
+            "train/policy_gradient_loss": means[0],
+            "train/value_loss": means[1],
+            "train/entropy_loss": means[2],
+            "train/clip_fraction": means[3],
+            "train/approx_kl": collected[-1][4].cpu().numpy(),  # SB3 logs the last epoch's
+            "train/loss": total.detach().cpu().numpy(),
+        }
+        if reference_kls:
+            stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).cpu().numpy()
+        self.last_stats = stats
+        return stats
+
+    def update_per_sample(self, rollout: Rollout) -> dict[str, np.ndarray]:
+        """:meth:`update` per sample, in shuffled minibatches (any batch size)."""
         h = self.hyperparameters
         batch_size, n_actions = int(h["batch_size"]), self.world.n_actions
         k_seeds, device = len(self.seeds), self.device
 
-        def samples(a: np.ndarray) -> torch.Tensor:
-            # [n_steps, K, n_envs] -> [K, n_envs * n_steps], SB3's swap_and_flatten order.
-            flat = np.ascontiguousarray(a.transpose(1, 2, 0))
-            return torch.as_tensor(flat, device=device).reshape(k_seeds, -1)
-
+        samples = self._samples
         rows = samples(rollout.rows)
         row_action = rows * n_actions + samples(rollout.actions)
         floats = torch.stack(

@@ -33,7 +33,7 @@ import numpy as np
 
 from offswitch.agents.hyperparameters import Check, check_ranges
 from offswitch.agents.interventions.base import Intervention, Shaping
-from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, episode_record
+from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, Episodes, episode_record
 from offswitch.envs.engine import TabularWorld, Transition
 from offswitch.envs.vector import VectorWorlds
 
@@ -79,35 +79,57 @@ class StepResult(NamedTuple):
     """The state each copy ended the step in, before any reset (for bootstrapping)."""
     transition: Transition
     terms: dict[str, np.ndarray]
-    episodes: list[EpisodeRecord]
+    episodes: Episodes
     """The episodes that ended in this step, in the order of their copies."""
 
 
 class TrainingWorlds:
-    """``num_envs`` copies of a world as a learner sees them under ``intervention``.
+    """``num_envs`` copies of a world per intervention, as the learners see them: one
+    intervention (one learner), or one per seed of a seed-batched learner, all ``K x
+    num_envs`` copies stepped as one array (copies ``k * num_envs`` to ``(k + 1) *
+    num_envs - 1`` are seed ``k``'s).
 
     ``step`` resets a copy in the same step as its episode ends (Stable-Baselines3's
-    autoreset) and records each finished episode; :meth:`drain` hands them over.
+    autoreset) and records each finished episode; :meth:`drain` (or :meth:`drain_each`, per
+    intervention) hands them over. The interventions' reward terms are computed once for
+    every copy when the interventions are alike (:func:`shared_shaping`), else each on its
+    own copies.
     """
 
     def __init__(
         self,
         world: TabularWorld,
         num_envs: int,
-        intervention: Intervention,
+        intervention: Intervention | Sequence[Intervention],
         observation: str = "flat",
     ) -> None:
-        self.worlds = VectorWorlds(world, num_envs, observation)
+        interventions = _interventions(intervention)
+        self.copies = int(num_envs)
+        """Copies per intervention."""
+        self.worlds = VectorWorlds(world, self.copies * len(interventions), observation)
         self.world = world
-        self.num_envs = num_envs
-        self.intervention = intervention
-        self.shaping = Shaping(intervention, world, num_envs)
-        self.tracker = EpisodeAccumulator(world, num_envs, self.shaping.term_names)
-        self._finished: list[EpisodeRecord] = []
+        self.num_envs = self.worlds.num_envs
+        """Copies in all."""
+        self.set_intervention(interventions)
 
     @property
     def obs_table(self) -> np.ndarray:
         return self.worlds.obs_table
+
+    @property
+    def intervention(self) -> Intervention:
+        """The intervention (of the first seed, where there are several)."""
+        return self.interventions[0]
+
+    @property
+    def shaping(self) -> Shaping:
+        """The reward terms of the first seed's copies (:meth:`shaping_of`)."""
+        return self.shaping_of(0)
+
+    def shaping_of(self, k: int) -> Shaping:
+        """The :class:`Shaping` that computes intervention ``k``'s reward terms (shared by
+        every intervention's copies when they are alike)."""
+        return self.shapings[0 if self.shared else k]
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         self.worlds.seed(seeds)
@@ -118,38 +140,119 @@ class TrainingWorlds:
         self.tracker.clear()
         return self.worlds.observe()
 
-    def set_intervention(self, intervention: Intervention) -> None:
-        """Train under ``intervention`` from now on (a new phase of training): its terms and
-        fresh episode records; the worlds, and the random draws of their episodes, are kept.
-        Open episodes are left as they are: :meth:`reset` drops them. A term that needs the
-        learner's critic needs :meth:`bind_critic` again."""
-        self.intervention = intervention
-        self.shaping = Shaping(intervention, self.world, self.num_envs)
-        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.shaping.term_names)
-        self._finished = []
+    def set_intervention(self, intervention: Intervention | Sequence[Intervention]) -> None:
+        """Train under ``intervention`` (one per seed, as at construction) from now on (a new
+        phase of training): its terms and fresh episode records; the worlds, and the random
+        draws of their episodes, are kept. Open episodes are left as they are: :meth:`reset`
+        drops them. A term that needs the learner's critic needs :meth:`bind_critic` again."""
+        interventions = _interventions(intervention)
+        if len(interventions) * self.copies != self.num_envs:
+            raise ValueError(
+                f"got {len(interventions)} interventions for worlds built for "
+                f"{self.num_envs // self.copies}: give one each"
+            )
+        self.interventions = interventions
+        self.shared = shared_shaping(self.world, interventions)
+        if self.shared:
+            self.shapings = [Shaping(interventions[0], self.world, self.num_envs)]
+        else:
+            self.shapings = [Shaping(i, self.world, self.copies) for i in interventions]
+        names = {shaping.term_names for shaping in self.shapings}
+        if len(names) > 1:
+            raise ValueError(
+                "the interventions of one batch of worlds must give the same reward terms; got "
+                + " and ".join(str(list(n)) for n in sorted(names))
+            )
+        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.shapings[0].term_names)
+        self._finished: list[Episodes] = []
 
-    def bind_critic(self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float) -> None:
-        """Give the intervention's terms the learner's value of an observation batch."""
-        if self.shaping.needs_critic:
-            self.shaping.bind_critic(StateCritic(value_of_obs, self.obs_table, gamma))
+    def bind_critic(
+        self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float, k: int = 0
+    ) -> None:
+        """Give intervention ``k``'s terms its learner's value of an observation batch."""
+        shaping = self.shaping_of(k)
+        if shaping.needs_critic:
+            shaping.bind_critic(StateCritic(value_of_obs, self.obs_table, gamma))
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, observe: bool = True) -> StepResult:
+        """Step every copy; ``observe=False`` leaves the observations out (``obs`` is
+        ``None``) for a learner that reads the states."""
         tr = self.worlds.step(actions)
-        reward, terms, truncated = self.shaping(tr)
+        if self.shared:
+            reward, terms, truncated = self.shapings[0](tr)
+        else:
+            reward, terms, truncated = self._shape_each(tr)
         done = tr.terminated | truncated
         ended = self.tracker.update(tr, terms, done)
-        self._finished += ended
         final_states = tr.next_state.copy()
-        if ended:
-            self.worlds.reset(np.flatnonzero(done))
-        return StepResult(
-            self.worlds.observe(), reward, tr.terminated, truncated, final_states, tr, terms, ended
-        )
+        if len(ended):
+            self._finished.append(ended)
+            self.worlds.reset(ended.copies)
+        obs = self.worlds.observe() if observe else None
+        return StepResult(obs, reward, tr.terminated, truncated, final_states, tr, terms, ended)
 
-    def drain(self) -> list[EpisodeRecord]:
-        """The episodes that ended since the last call."""
-        finished, self._finished = self._finished, []
+    def _shape_each(self, tr: Transition) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Each intervention's terms on its own copies, put together."""
+        reward = np.empty(self.num_envs)
+        truncated = np.empty(self.num_envs, dtype=bool)
+        terms: dict[str, np.ndarray] = {}
+        for k, shaping in enumerate(self.shapings):
+            part = slice(k * self.copies, (k + 1) * self.copies)
+            r, t, cut = shaping(select(tr, part))
+            reward[part], truncated[part] = r, cut
+            for name, value in t.items():
+                terms.setdefault(name, np.empty(self.num_envs))[part] = value
+        return reward, terms, truncated
+
+    def drain(self) -> Episodes:
+        """The episodes that ended since the last call, every intervention's, in the order
+        they ended (by copy within a step)."""
+        finished = Episodes.concat(self._finished, self.tracker.term_names)
+        self._finished = []
         return finished
+
+    def drain_each(self) -> list[Episodes]:
+        """:meth:`drain`, split by intervention."""
+        finished = self.drain()
+        if len(self.interventions) == 1:
+            return [finished]
+        owner = finished.copies // self.copies
+        return [finished.select(owner == k) for k in range(len(self.interventions))]
+
+
+def _interventions(intervention: Intervention | Sequence[Intervention]) -> list[Intervention]:
+    interventions = [intervention] if isinstance(intervention, Intervention) else list(intervention)
+    if not interventions:
+        raise ValueError("give at least one intervention")
+    return interventions
+
+
+def shared_shaping(world: TabularWorld, interventions: Sequence[Intervention]) -> bool:
+    """Whether one set of reward terms can serve every intervention's copies: there is one
+    intervention, or they are the same with the same parameters and their terms read
+    nothing a learner owns (no critic, no state learned in training such as the
+    Lagrangian's multiplier). Terms that keep state per copy (DReST's counts) keep it per
+    copy either way."""
+    first = interventions[0]
+    if len(interventions) == 1:
+        return True
+    if first.learns_in_training or any(
+        type(i) is not type(first) or i.spec() != first.spec() for i in interventions
+    ):
+        return False
+    return not any(term.needs_critic for term in first.make_terms(world, 1))
+
+
+def select(tr: Transition, part: slice) -> Transition:
+    """The transition of the copies in ``part``."""
+    return Transition(
+        *(
+            {name: value[part] for name, value in field.items()}
+            if isinstance(field, dict)
+            else field[part]
+            for field in tr
+        )
+    )
 
 
 class SingleTrainingWorld:

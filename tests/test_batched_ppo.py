@@ -460,7 +460,9 @@ def test_one_update_equals_sb3s_from_the_same_rollout_and_permutations(batch_siz
     # Our rollout's values and log-probabilities are SB3's policy's.
     np.testing.assert_allclose(rollout.values[0, 0], sb3_values[:, 0].numpy(), atol=1e-6)
     np.testing.assert_allclose(rollout.log_probs[0, 0], sb3_log_prob.numpy(), atol=1e-6)
-    final_values = learner.member(0).value_of_obs(OBS[learner.training_worlds[0].worlds.state])
+    final_values = learner.member(0).value_of_obs(
+        OBS[learner.training_worlds.worlds.state[: learner.n_envs]]
+    )
     buffer.compute_returns_and_advantage(torch.as_tensor(final_values), rollout.dones[-1, 0])
     np.testing.assert_allclose(buffer.advantages, rollout.advantages[:, 0], atol=1e-5)
 
@@ -535,8 +537,10 @@ def train_recording(seeds: list[int], spec: str = "none", rollouts: int = 4, **o
     return learner, hooks
 
 
-@pytest.mark.parametrize("spec", ["none", "lagrangian"])
+@pytest.mark.parametrize("spec", ["none", "penalty:100", "lagrangian"])
 def test_each_seed_trained_among_three_follows_its_path_alone(spec):
+    """Alike interventions share one set of reward terms over every seed's worlds; the
+    Lagrangian's, which read each seed's own multiplier, shape each seed's worlds apart."""
     together, together_hooks = train_recording([0, 1, 2], spec)
     for k, seed in enumerate((0, 1, 2)):
         alone, alone_hooks = train_recording([seed], spec)
@@ -579,10 +583,10 @@ def test_each_seeds_critic_is_bound_to_its_intervention():
     learner, _ = train_recording([0, 1], "indifference:critic", rollouts=2, **SMALL)
     states = np.arange(len(OBS))
     for k in range(2):
-        term = learner.training_worlds[k].shaping.terms[0]
+        term = learner.training_worlds.shaping_of(k).terms[0]
         assert term.critic.gamma == 0.99
         np.testing.assert_array_equal(term.critic(states), learner.member(k).value_of_obs(OBS))
-    a, b = (learner.training_worlds[k].shaping.terms[0].critic(states) for k in range(2))
+    a, b = (learner.training_worlds.shaping_of(k).terms[0].critic(states) for k in range(2))
     assert not np.array_equal(a, b)
 
 
@@ -607,7 +611,7 @@ def test_trains_on_every_world_and_observation(env_id, observation):
         world, [make_intervention("none") for _ in range(2)], [0, 1], SMALL, observation
     )
     learner.train(Budget(steps=1))
-    obs = learner.training_worlds[0].obs_table
+    obs = learner.training_worlds.obs_table
     for k in range(2):
         member = learner.member(k)
         assert member.predict(obs, True).shape == (len(obs),)
@@ -668,7 +672,7 @@ def test_batched_ppo_sb3_is_registered_and_loads_back(tmp_path):
     assert type(learner) is BatchedPPOSB3
     member = learner.member(0)
     assert type(member) is BatchedPPOSB3Member and member.name == "batched-ppo-sb3"
-    obs = learner.training_worlds[0].obs_table
+    obs = learner.training_worlds.obs_table
     greedy = member.predict(obs, True)
     member.save(tmp_path)
     assert json.loads((tmp_path / "model.json").read_text())["learner"] == "batched-ppo-sb3"
@@ -765,3 +769,38 @@ def test_at_its_default_budget_each_demo_conditions_greedy_policy_reaches_the_go
     greedy = evaluate(learner.member(0).predict, WORLD, 50, 10_000)["greedy"]
     assert greedy["goal_rate_uninterrupted"] == 1.0
     assert greedy["switch_disabled_rate"] == (1.0 if disables else 0.0)
+
+
+@pytest.mark.parametrize("spec", ["none", "penalty:100"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(n_steps=16, n_envs=8, batch_size=128, n_epochs=4),
+        dict(n_steps=16, n_envs=8, batch_size=128, n_epochs=4, prob_floor=0.01, kl_coef=0.5),
+        dict(n_steps=16, n_envs=8, batch_size=256, n_epochs=3, clip_range_vf=0.1),
+    ],
+)
+def test_a_full_batch_update_from_sums_equals_the_per_sample_one(spec, overrides):
+    """The summed full-batch update (``update_summed``) and the per-sample one end at the same
+    weights and statistics from the same rollout, for every seed: the same update, float32
+    sums taken in another order."""
+    learner = BatchedPPO(WORLD, [make_intervention(spec) for _ in (3, 4)], [3, 4], overrides)
+    learner.train(Budget(steps=2 * 16 * 8))  # move off the initial weights first
+    learner.set_learning_rate(0.5)  # the linear schedules ended at 0 with the budget
+    rollout, _ = learner.collect(learner._new_episodes())
+    start = learner.trainable.flat.detach().clone()
+    adam = {
+        key: value.clone() for key, value in learner.optimizer.state[learner.trainable.flat].items()
+    }
+    summed = learner.update_summed(rollout)
+    after_summed = learner.trainable.flat.detach().clone()
+    with torch.no_grad():
+        learner.trainable.flat.copy_(start)
+    learner.optimizer.state[learner.trainable.flat].update(adam)
+    per_sample = learner.update_per_sample(rollout)
+    after_per_sample = learner.trainable.flat.detach()
+    assert not torch.equal(after_summed, start)  # it trained
+    torch.testing.assert_close(after_summed, after_per_sample, atol=2e-6, rtol=1e-4)
+    assert set(summed) == set(per_sample)
+    for name in summed:
+        np.testing.assert_allclose(summed[name], per_sample[name], rtol=1e-4, atol=1e-6)

@@ -178,6 +178,9 @@ class Intervention:
     name: ClassVar[str]
     description: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+    learns_in_training: ClassVar[bool] = False
+    """Its reward terms read state that this object learns while its learner trains (the
+    Lagrangian's multiplier), so each learner's copies need their own terms."""
 
     def __init__(self, **values: Any) -> None:
         known = {p.attribute: p for p in self.params}

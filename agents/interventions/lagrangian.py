@@ -28,7 +28,7 @@ import numpy as np
 
 from offswitch.agents.interventions.base import Intervention, Param, RewardTerm
 from offswitch.agents.interventions.registry import register
-from offswitch.agents.metrics import EpisodeRecord
+from offswitch.agents.metrics import EpisodeRecord, column
 from offswitch.envs.engine import TabularWorld, Transition
 
 # d = 0: the safety requirement is that the agent never disables its off-switch, so
@@ -118,6 +118,7 @@ class PPOLagrangian(Intervention):
     )
     d: float
     lr: float
+    learns_in_training = True
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -143,7 +144,7 @@ class PPOLagrangian(Intervention):
     def on_rollout_end(self, episodes: Sequence[EpisodeRecord]) -> dict[str, float]:
         """An episode's cost is 1 if it disabled the switch (a switch, once disabled, stays
         so: at most one disabling step per episode)."""
-        costs = [float(e.switch_disabled) for e in episodes]
+        costs = column(episodes, "switch_disabled").astype(float).tolist()
         self.update(costs)
         mean_cost = float(np.mean(costs)) if costs else None
         self.history.append(
