@@ -268,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "replay":
         return _replay(args)
-    from offswitch.experiments.runner import BackendError, make_backend
+    from offswitch.experiments.backends import BackendError
+    from offswitch.experiments.runner import make_backend
 
     try:
         if args.command == "report":
@@ -395,12 +396,8 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str, backend:
     """Run an experiment with progress on stderr, then print and write its report."""
     from rich.console import Console
 
-    from offswitch.experiments.runner import (
-        BackendError,
-        Interrupted,
-        RunsLost,
-        run_experiment,
-    )
+    from offswitch.experiments.backends import BackendError, Interrupted, RunsLost
+    from offswitch.experiments.runner import run_experiment
     from offswitch.experiments.store import StoreError
 
     console = Console(stderr=True)

@@ -1,0 +1,149 @@
+"""Where a sweep's jobs run: the :class:`Backend` interface and the local process pool.
+
+A backend trains :class:`~offswitch.experiments.runs.Job` s: :class:`LocalBackend` (a process
+pool on this machine, the default) or, with Ray installed, ``RayBackend`` (Ray tasks on a
+cluster, in :mod:`offswitch.experiments.ray_backend`). Either way the command holds the output
+folder's lock and every run is written by :func:`~offswitch.experiments.runs.execute_job` in
+the worker, the same code. The errors a sweep ends with (:class:`Interrupted`,
+:class:`RunsLost`, :class:`BackendError`) are defined here, for every backend.
+
+The layers: :mod:`~offswitch.experiments.runs` (training) below this module, the Ray backend
+beside it (it imports this one), and :mod:`~offswitch.experiments.runner` (which picks a
+backend and runs experiments) above both.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from offswitch.experiments import store
+from offswitch.experiments.runs import Job, execute_job
+
+ProgressFn = Callable[[str, "float | None"], None]
+"""Called with ``(run, fraction of the budget done)``, and ``(run, None)`` once it is written."""
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a sweep; ``finished`` runs are kept, the others can be resumed."""
+
+    def __init__(self, finished: int, total: int) -> None:
+        super().__init__(f"stopped: {finished} of {total} runs finished")
+        self.finished, self.total = finished, total
+
+
+class RunsLost(Exception):
+    """Workers (or whole machines) died under some runs, which were not redone: the sweep went
+    on without them. ``finished`` runs are kept; running the same experiment again trains the
+    ``lost`` ones."""
+
+    def __init__(self, lost: Sequence[str], finished: int, total: int, reason: str) -> None:
+        super().__init__(
+            f"{len(lost)} runs lost when their workers died ({reason}); "
+            f"{finished} of {total} runs finished"
+        )
+        self.lost, self.finished, self.total, self.reason = list(lost), finished, total, reason
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be used as asked (not installed, no cluster at the address); the
+    message says what to do. Raised before anything is trained."""
+
+
+class Backend:
+    """Where a sweep's jobs run. :meth:`execute` runs every job that has an unfinished
+    member, reports ``(run, fraction)`` and ``(run, None)`` to ``on_progress`` in the calling
+    process, returns once all are finished, and raises :class:`Interrupted` on Ctrl-C (finished
+    runs kept, the rest stopped). Runs are written by
+    :func:`~offswitch.experiments.runs.execute_job` in the worker, as a
+    scratch folder published whole; the caller holds the output folder's lock."""
+
+    name = "?"
+
+    def connect(self) -> None:
+        """Get ready to run jobs (start or join a cluster); :class:`BackendError` if it cannot.
+        :meth:`execute` does it too; a command calls it first to fail or print early."""
+
+    def close(self) -> None:
+        """Let go of what :meth:`connect` started."""
+
+    def execute(self, jobs: Sequence[Job], on_progress: ProgressFn | None = None) -> None:
+        raise NotImplementedError
+
+    def describe(self, runs: int) -> str:
+        """Where ``runs`` runs will train, for the line a command prints first."""
+        raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    """Processes of this machine: a spawn process pool, ``workers`` at a time (default: one
+    per core)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def execute(self, jobs: Sequence[Job], on_progress: ProgressFn | None = None) -> None:
+        execute_jobs(jobs, self.workers, on_progress)
+
+    def describe(self, runs: int) -> str:
+        return f"on up to {min(self.workers or default_workers(), runs)} processes"
+
+
+def execute_jobs(
+    jobs: Sequence[Job],
+    workers: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Run every job that has an unfinished member, ``workers`` processes at a time (default:
+    one per core); finished runs are not retrained. Raises :class:`Interrupted` on Ctrl-C."""
+    pending = [job for job in jobs if not all(job.done)]
+    if not pending:
+        return
+    workers = min(workers or default_workers(), len(pending))
+    # spawn, not fork: a forked child of a process that already ran torch can hang in
+    # OpenMP. Scripts that call this need the `if __name__ == "__main__":` guard.
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager() if on_progress else None
+    sink = manager.Queue() if manager else None
+    total = sum(len(j.configs) for j in jobs)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    try:
+        futures: dict[Future, Job] = {pool.submit(execute_job, job, sink): job for job in pending}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(sink, on_progress)
+            for future in done:
+                future.result()  # a failed run fails the sweep, with its own error
+        _drain(sink, on_progress)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        finished = sum(store.is_complete(d) for j in jobs for d in j.run_dirs)
+        raise Interrupted(finished, total) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if manager is not None:
+            manager.shutdown()
+
+
+def _drain(sink: Any, on_progress: ProgressFn | None) -> None:
+    if sink is None or on_progress is None:
+        return
+    while True:
+        try:
+            name, done = sink.get_nowait()
+        except queue.Empty:
+            return
+        on_progress(name, done)
