@@ -127,8 +127,10 @@ def execute_jobs(
                 future.result()  # a failed run fails the sweep, with its own error
         _drain(sink, on_progress)
     except KeyboardInterrupt:
+        # The workers first: shutdown() forgets them (its _processes becomes None).
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in processes:
             process.terminate()
         finished = sum(store.is_complete(d) for j in jobs for d in j.run_dirs)
         raise Interrupted(finished, total) from None
