@@ -7,6 +7,10 @@ folder's lock and every run is written by :func:`~offswitch.experiments.runs.exe
 the worker, the same code. The errors a sweep ends with (:class:`Interrupted`,
 :class:`RunsLost`, :class:`BackendError`) are defined here, for every backend.
 
+The local pool's workers, and the manager process that carries their progress, end with the
+command that started them, even when it is killed outright
+(:mod:`offswitch.experiments.processes`).
+
 The layers: :mod:`~offswitch.experiments.runs` (training) below this module, the Ray backend
 beside it (it imports this one), and :mod:`~offswitch.experiments.runner` (which picks a
 backend and runs experiments) above both.
@@ -19,9 +23,11 @@ import os
 import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing.managers import SyncManager
 from typing import Any
 
 from offswitch.experiments import store
+from offswitch.experiments.processes import die_with_parent
 from offswitch.experiments.runs import Job, execute_job
 
 ProgressFn = Callable[[str, "float | None"], None]
@@ -113,10 +119,15 @@ def execute_jobs(
     # spawn, not fork: a forked child of a process that already ran torch can hang in
     # OpenMP. Scripts that call this need the `if __name__ == "__main__":` guard.
     ctx = mp.get_context("spawn")
-    manager = ctx.Manager() if on_progress else None
+    # Every process started here ends with this one, even if it is killed with SIGKILL.
+    here = (os.getpid(),)
+    manager = None
+    if on_progress:
+        manager = SyncManager(ctx=ctx)
+        manager.start(die_with_parent, here)
     sink = manager.Queue() if manager else None
     total = sum(len(j.configs) for j in jobs)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=here)
     try:
         futures: dict[Future, Job] = {pool.submit(execute_job, job, sink): job for job in pending}
         waiting = set(futures)
