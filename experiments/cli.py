@@ -260,7 +260,63 @@ def _experiment_options(p: argparse.ArgumentParser, default_out: str | None) -> 
     _workers(p)
 
 
+CLOSED_PIPE_STATUS = 128 + 13
+"""Exit status when the reader of the output went away (``offswitch list | head -3``)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``offswitch`` command: its exit status. A reader that closes the pipe early ends
+    it quietly (:data:`CLOSED_PIPE_STATUS`, no traceback)."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Output still buffered meets the closed pipe here, not at interpreter exit,
+            # where Python would print "Exception ignored ... BrokenPipeError" about it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except BrokenPipeError:
+        if not _silence_closed_pipes():
+            raise  # a pipe of the command's own (a dead worker's, say): a real error
+        # As Python's docs advise (library/signal.html, "Note on SIGPIPE"): point the closed
+        # stream at devnull so that nothing tries it again. The status is not 0, since the
+        # output did not all arrive, nor 1 (runs lost, here) but 141 = 128 + SIGPIPE: what a
+        # shell reports for a Unix tool that died of the closed pipe (`yes | head`), as 130
+        # is this command's status for Ctrl-C. SIGPIPE itself stays ignored: a Manager's or
+        # Ray's socket closing must not kill the command.
+        return CLOSED_PIPE_STATUS
+
+
+def _silence_closed_pipes() -> bool:
+    """Point stdout and stderr, where their reader has gone, at devnull; whether either had.
+    Without poll (Windows), stdout is taken to be the one."""
+    import os
+    import select
+
+    if not hasattr(select, "poll"):
+        closed = [sys.stdout]
+    else:
+        closed = []
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                poll = select.poll()
+                poll.register(stream.fileno(), select.POLLOUT)
+                events = poll.poll(0)
+            except (OSError, ValueError, AttributeError):  # closed, or no file descriptor
+                continue
+            if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events):
+                closed.append(stream)
+    for stream in closed:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return bool(closed)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "play":
         return _play(args)

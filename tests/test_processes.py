@@ -1,5 +1,5 @@
 """The command's processes (issue 20): workers die with the command that started them, however
-it dies.
+it dies, and a closed pipe ends a command quietly.
 
 Processes are read from /proc (Linux): pid, parent, start time (so that a pid used again by a
 new process is not taken for the old one) and state (a zombie has ended).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from offswitch.experiments import store
+from offswitch.experiments import cli, store
 
 PROC = Path("/proc")
 needs_proc = pytest.mark.skipif(not (PROC / "self" / "stat").is_file(), reason="needs /proc")
@@ -216,3 +216,55 @@ def test_a_worker_whose_parent_died_before_it_asked_ends_at_once(way):
     )
     assert done.returncode == 1
     assert "ready" not in done.stdout
+
+
+# -- a closed pipe ------------------------------------------------------------------------------
+
+
+def _offswitch(args: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
+def test_a_list_into_a_pipe_closed_before_it_is_read_ends_quietly(unbuffered):
+    # The reader is gone before the first line is written: as `offswitch list | head -0`,
+    # or `| head -3` when head is done first. Buffered, the output meets the closed pipe in
+    # the final flush; unbuffered, in the first print.
+    command = _offswitch(["list"], PYTHONUNBUFFERED=unbuffered)
+    command.stdin.close()
+    command.stdout.close()
+    err = command.stderr.read().decode()
+    command.stderr.close()
+    assert command.wait(timeout=60) == cli.CLOSED_PIPE_STATUS, err
+    assert err == ""
+
+
+def test_a_pipe_closed_after_a_few_bytes_ends_the_command_quietly():
+    # `play` from a pipe of keys writes a frame per key: far more than a pipe holds, so the
+    # command is still writing when the reader goes.
+    command = _offswitch(["play", "offswitch/SafeInterruptibility-v0"])
+    command.stdin.write(b"sw" * 5000 + b"q")
+    command.stdin.close()
+    assert len(command.stdout.read(10)) == 10
+    command.stdout.close()
+    err = command.stderr.read().decode()
+    command.stderr.close()
+    assert command.wait(timeout=60) == cli.CLOSED_PIPE_STATUS, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err == ""
+
+
+def test_a_broken_pipe_that_is_not_the_output_is_an_error(monkeypatch):
+    # A worker's pipe, say: stdout is fine, so the error is not taken for a closed reader.
+    def broken(argv):
+        raise BrokenPipeError("a pipe of the command's own")
+
+    monkeypatch.setattr(cli, "_main", broken)
+    with pytest.raises(BrokenPipeError, match="own"):
+        cli.main(["list"])
