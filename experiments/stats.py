@@ -54,7 +54,7 @@ def _clean(values: Sequence[float]) -> np.ndarray:
 def _bootstrap(
     samples: tuple[np.ndarray, ...], statistic: Callable[..., float], confidence: float
 ) -> Interval:
-    estimate = float(statistic(*samples))
+    estimate = float(statistic(*samples, axis=-1))
     if any(len(s) < 2 for s in samples):
         return (estimate, math.nan, math.nan)
     if all(np.ptp(s) == 0 for s in samples):
@@ -67,7 +67,7 @@ def _bootstrap(
             confidence_level=confidence,
             n_resamples=RESAMPLES,
             method="percentile",
-            vectorized=False,
+            vectorized=True,  # the statistic takes axis: one call, not one per resample
             random_state=np.random.default_rng(BOOTSTRAP_SEED),
         )
     low, high = result.confidence_interval
@@ -87,7 +87,7 @@ def iqm_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
     clean = _clean(values)
     if clean.size == 0:
         return (math.nan, math.nan, math.nan)
-    return _bootstrap((clean,), lambda x: _stats.trim_mean(x, 0.25), confidence)
+    return _bootstrap((clean,), lambda x, axis: _stats.trim_mean(x, 0.25, axis=axis), confidence)
 
 
 def difference_interval(
@@ -97,4 +97,4 @@ def difference_interval(
     a, b = _clean(values), _clean(baseline)
     if a.size == 0 or b.size == 0:
         return (math.nan, math.nan, math.nan)
-    return _bootstrap((a, b), lambda x, y: np.mean(x) - np.mean(y), confidence)
+    return _bootstrap((a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis), confidence)
