@@ -38,6 +38,16 @@ generator, and its minibatch permutations with ``np.random.permutation``: the sa
 therefore gives a different run here than in SB3, from equally distributed random numbers.
 Given SB3's random streams, this learner follows SB3's run (``tests/test_batched_ppo.py``).
 
+When one minibatch holds the whole rollout (``batch_size >= n_steps * n_envs``, the
+defaults), an epoch is computed from sums over the samples of each distinct observation and
+action, taken once per rollout (:meth:`BatchedPPO.update_summed`): the same update in exact
+arithmetic, about twice as fast. SB3 shuffles that one minibatch each epoch, which changes
+only the order of a sum, so no permutation is drawn, and the float32 sums are taken in
+another order than the per-sample path's. Runs are therefore not the bits they were before
+this path existed: each seed's generator now draws only the initial weights and the
+actions, and last bits differ after the first update. ``docs/performance.md`` shows what
+that did to the demo's figures.
+
 One addition to SB3's PPO, off by default: ``kl_coef``, a penalty toward a reference policy,
 the policy as it was when the current phase of training started (at construction, or at
 :meth:`BatchedPPO.start_phase`). The loss gets ``kl_coef * KL(pi_ref || pi)`` per sample,
@@ -692,13 +702,14 @@ class Rollout(NamedTuple):
 
 
 class _Trainable:
-    """The weights training changes, in one leaf tensor ``[K, P]`` (one Adam, one norm per
+    """The weights training changes, in one tensor ``[K, P]`` (one Adam, one norm per
     seed): every layer, with the first layers restricted to the input features used.
 
-    The layers are pieces of one ``split`` (whose backward is one concatenation, where
-    slices would each add a zero-filled ``[K, P]``). ``P`` is padded to a whole number of
-    vector lanes, so that no seed's weights fall in the scalar tail of an element-wise
-    kernel: a seed gets the same bits among K as alone.
+    Autograd's leaves are the layers, views of ``flat``: each gradient lands in its layer's
+    own ``.grad``, and :meth:`gather_gradients` copies them into ``flat.grad``. (A ``flat``
+    leaf split into layers would cost a concatenation of every gradient in each backward
+    pass.) ``P`` is padded to a whole number of vector lanes, so that no seed's weights fall
+    in the scalar tail of an element-wise kernel: a seed gets the same bits among K as alone.
     """
 
     PAD = 64
@@ -716,26 +727,51 @@ class _Trainable:
         used = sum(self.sizes)
         self.sizes.append(-used % self.PAD)
         self.flat = torch.zeros(net.k, used + self.sizes[-1], device=net.device)
+        self.flat.grad = torch.zeros_like(self.flat)
+        self._layers = self._views(self.flat)
+        self._grads = self._views(self.flat.grad)
         self.pull()
-        self.flat.requires_grad_(True)
+        for net_layers in self._layers.values():
+            for w, b in net_layers:
+                w.requires_grad_(True)
+                b.requires_grad_(True)
 
-    def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """``{"pi": [(W [K, in, out], b [K, 1, out]), ...], "vf": [...]}``, views of
-        ``flat`` (for autograd when it requires grad)."""
-        k = self.flat.shape[0]
-        pieces = self.flat.split(self.sizes, dim=1)
+    def _views(self, tensor: torch.Tensor) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        k = tensor.shape[0]
+        pieces = tensor.split(self.sizes, dim=1)
         out: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"pi": [], "vf": []}
         for j, ((net, _), (fan_in, fan_out)) in enumerate(self.slots):
             w = pieces[2 * j].view(k, fan_in, fan_out)
             out[net].append((w, pieces[2 * j + 1].view(k, 1, fan_out)))
         return out
 
+    def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``{"pi": [(W [K, in, out], b [K, 1, out]), ...], "vf": [...]}``, views of
+        ``flat`` and autograd's leaves."""
+        return self._layers
+
+    def gather_gradients(self, max_norm: float) -> None:
+        """Each layer's gradient into ``flat.grad`` (each layer's cleared for the next pass),
+        then each seed's clipped to a norm of at most ``max_norm``, as SB3's
+        ``clip_grad_norm_`` does for one seed's parameters."""
+        with torch.no_grad():
+            for net in ("pi", "vf"):
+                for leaves, grads in zip(self._layers[net], self._grads[net]):
+                    for leaf, grad in zip(leaves, grads):
+                        if leaf.grad is None:  # a layer the loss did not reach
+                            grad.zero_()
+                        else:
+                            grad.copy_(leaf.grad)
+                            leaf.grad = None
+            flat_grad = self.flat.grad
+            norm = flat_grad.norm(dim=1, keepdim=True)
+            flat_grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
     def pull(self) -> None:
         """``flat`` from the network's full weights."""
         with torch.no_grad():
-            layers = self.layers()
             for net in ("pi", "vf"):
-                for i, (w, b) in enumerate(layers[net]):
+                for i, (w, b) in enumerate(self._layers[net]):
                     full_w, full_b = self.net.weights[(net, i)]
                     w.copy_(full_w[:, self.active] if i == 0 else full_w)
                     b.copy_(full_b)
@@ -743,15 +779,68 @@ class _Trainable:
     def push(self) -> None:
         """The network's full weights from ``flat`` (unused features keep theirs)."""
         with torch.no_grad():
-            layers = self.layers()
             for net in ("pi", "vf"):
-                for i, (w, b) in enumerate(layers[net]):
+                for i, (w, b) in enumerate(self._layers[net]):
                     full_w, full_b = self.net.weights[(net, i)]
                     if i == 0:
                         full_w[:, self.active] = w
                     else:
                         full_w.copy_(w)
                     full_b.copy_(b)
+
+
+FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+"""torch's fused Adam kernel (one pass over every seed's weights), where this torch has it."""
+
+
+class SeedAdam:
+    """Adam on one tensor holding every seed's weights, element by element, so each seed
+    gets its own update: the kernel of ``torch.optim.Adam(fused=True)`` (SB3's ``eps``), or
+    where a torch lacks it, the single-tensor formula of ``torch.optim.Adam``. Not
+    ``torch.optim`` itself: the first optimiser built in a process imports
+    ``torch._dynamo``, over a second of every worker's start-up, and each ``step`` goes
+    through its wrappers. ``param_groups`` and ``state`` read as ``torch.optim``'s do."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float]) -> None:
+        self.param = param
+        self.param_groups = [{"lr": lr, "betas": betas, "eps": ADAM_EPS}]
+        self.state = {
+            param: {
+                "step": torch.zeros(()),
+                "exp_avg": torch.zeros_like(param),
+                "exp_avg_sq": torch.zeros_like(param),
+            }
+        }
+
+    def step(self) -> None:
+        """One update of ``param`` from ``param.grad``."""
+        group, state = self.param_groups[0], self.state[self.param]
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        step = float(state["step"])
+        grad, exp_avg, exp_avg_sq = self.param.grad, state["exp_avg"], state["exp_avg_sq"]
+        if FUSED_ADAM is not None:  # the kernel torch.optim.Adam(fused=True) calls
+            FUSED_ADAM(
+                [self.param],
+                [grad],
+                [exp_avg],
+                [exp_avg_sq],
+                [],
+                [state["step"]],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=0.0,
+                eps=group["eps"],
+                amsgrad=False,
+                maximize=False,
+            )
+            return
+        with torch.no_grad():
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
+            self.param.addcdiv_(exp_avg, denom, value=-group["lr"] / (1 - beta1**step))
 
 
 class BatchedPPO(SeedBatchedLearner):
@@ -808,14 +897,8 @@ class BatchedPPO(SeedBatchedLearner):
             flat.shape[1], world.n_actions, self.pi_arch, self.vf_arch, self.generators
         ).to(self.device)
         self.trainable = _Trainable(self.net, self.active)
-        # Fused: one kernel over every seed's weights (on the CPU and on CUDA); the same
-        # element-wise update as SB3's default Adam up to rounding.
-        self.optimizer = torch.optim.Adam(
-            [self.trainable.flat],
-            lr=float(h["learning_rate"]),
-            eps=ADAM_EPS,
-            betas=(0.9, float(h["adam_beta2"])),
-            fused=True,
+        self.optimizer = SeedAdam(
+            self.trainable.flat, float(h["learning_rate"]), (0.9, float(h["adam_beta2"]))
         )
         self.training_worlds = TrainingWorlds(world, self.n_envs, self.interventions, observation)
         """Every seed's ``n_envs`` worlds, ``K x n_envs`` copies stepped in one call."""
@@ -1118,11 +1201,9 @@ class BatchedPPO(SeedBatchedLearner):
         kl_coef, reference = float(h["kl_coef"]), self.reference
         prob_floor, max_norm = float(h["prob_floor"]), float(h["max_grad_norm"])
         x = self.inputs.expand(k_seeds, *self.inputs.shape)
-        flat = self.trainable.flat
         collected: list[torch.Tensor] = []
         reference_kls: list[torch.Tensor] = []
         for _ in range(int(h["n_epochs"])):
-            self.permutations(n)  # unused: drawn so that each seed's stream runs as before
             layers = self.trainable.layers()
             logits = batched_mlp(x, layers["pi"])
             values = batched_mlp(x, layers["vf"])[..., 0]
@@ -1149,11 +1230,8 @@ class BatchedPPO(SeedBatchedLearner):
                 mean_kl = (count_u * reference_kl(reference, log_p)).sum(1) / n
                 total = total + kl_coef * mean_kl
                 reference_kls.append(mean_kl.detach())
-            self.optimizer.zero_grad(set_to_none=True)
             total.sum().backward()
-            with torch.no_grad():  # each seed's own gradient norm, clipped as SB3 does
-                norm = flat.grad.norm(dim=1, keepdim=True)
-                flat.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+            self.trainable.gather_gradients(max_norm)  # each seed's own norm, as SB3
             self.optimizer.step()
             with torch.no_grad():
                 approx_kl = (count_ua * ((ratio - 1) - log_ratio)).sum(1) / n
@@ -1202,7 +1280,6 @@ class BatchedPPO(SeedBatchedLearner):
         reference_kls: list[torch.Tensor] = []
         collected: list[torch.Tensor] = []
         approx_kl: list[torch.Tensor] = []
-        flat = self.trainable.flat
         for _ in range(int(h["n_epochs"])):
             approx_kl = []  # SB3 logs the last epoch's
             order = self.permutations(size).to(device)
@@ -1246,11 +1323,8 @@ class BatchedPPO(SeedBatchedLearner):
                     float(h["advantage_floor"]),
                     hinge,
                 )
-                self.optimizer.zero_grad(set_to_none=True)
                 losses.total.sum().backward()
-                with torch.no_grad():  # each seed's own gradient norm, clipped as SB3 does
-                    norm = flat.grad.norm(dim=1, keepdim=True)
-                    flat.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+                self.trainable.gather_gradients(max_norm)  # each seed's own norm, as SB3
                 self.optimizer.step()
                 parts = (losses.policy, losses.value, losses.entropy, losses.clip_fraction)
                 collected.append(torch.stack(parts).detach())

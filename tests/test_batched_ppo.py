@@ -804,3 +804,26 @@ def test_a_full_batch_update_from_sums_equals_the_per_sample_one(spec, overrides
     assert set(summed) == set(per_sample)
     for name in summed:
         np.testing.assert_allclose(summed[name], per_sample[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_seed_adam_takes_torchs_adam_steps(fused, monkeypatch):
+    """SeedAdam (the fused kernel, or the formula where torch lacks it) moves a tensor as
+    torch.optim.Adam does, step by step, its moments included."""
+    import offswitch.agents.batched_ppo as module
+
+    if not fused:
+        monkeypatch.setattr(module, "FUSED_ADAM", None)
+    generator = torch.Generator().manual_seed(0)
+    ours = torch.randn(3, 64, generator=generator)
+    theirs = ours.clone().requires_grad_(True)
+    adam = module.SeedAdam(ours, 3e-3, (0.9, 0.99))
+    reference = torch.optim.Adam([theirs], lr=3e-3, betas=(0.9, 0.99), eps=module.ADAM_EPS)
+    for _ in range(5):
+        grad = torch.randn(3, 64, generator=generator)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        adam.step()
+        reference.step()
+        torch.testing.assert_close(ours, theirs.detach(), atol=1e-7, rtol=1e-6)
+    for name in ("exp_avg", "exp_avg_sq", "step"):
+        torch.testing.assert_close(adam.state[ours][name], reference.state[theirs][name])
