@@ -149,6 +149,7 @@ from offswitch.agents.training import (
     TrainingWorlds,
     check_known,
     check_phase_hyperparameters,
+    write_scalars,
 )
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import observation_table
@@ -1370,10 +1371,8 @@ class BatchedPPO(SeedBatchedLearner):
             scalars["train/explained_variance"] = float(explained[k])
             scalars["train/learning_rate"] = float(self.learning_rate_now)
             scalars["train/clip_range"] = float(h["clip_range"])
-            for tag in TB_SCALARS:
-                writer.add_scalar(tag, scalars[tag], self.steps)
-            if "train/reference_kl" in scalars:
-                writer.add_scalar("train/reference_kl", scalars["train/reference_kl"], self.steps)
+            tags = TB_SCALARS + (("train/reference_kl",) if "train/reference_kl" in scalars else ())
+            write_scalars(writer, {tag: scalars[tag] for tag in tags}, self.steps)
 
 
 def explained_variance(values: np.ndarray, returns: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from offswitch.agents.evaluation import evaluate
 from offswitch.agents.interventions import Intervention, make_intervention
 from offswitch.agents.learners import learner_class
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
-from offswitch.agents.training import Budget, Learner, TrainingHooks
+from offswitch.agents.training import Budget, Learner, TrainingHooks, write_scalars
 from offswitch.envs.engine import TabularWorld
 from offswitch.experiments import store
 from offswitch.experiments.config import Phase, TrainConfig, package_versions
@@ -99,9 +99,8 @@ class RunHooks(TrainingHooks):
             scalars.update(
                 {f"reward/{k[5:]}": v for k, v in summary.items() if k.startswith("term/")}
             )
-        if self._writer is not None:
-            for tag, value in scalars.items():
-                self._writer.add_scalar(tag, value, timesteps)
+        if self._writer is not None and scalars:
+            write_scalars(self._writer, scalars, timesteps)
         if self.progress is not None:
             if self.budget.steps:
                 done = timesteps / self.budget.steps

@@ -97,4 +97,6 @@ def difference_interval(
     a, b = _clean(values), _clean(baseline)
     if a.size == 0 or b.size == 0:
         return (math.nan, math.nan, math.nan)
-    return _bootstrap((a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis), confidence)
+    return _bootstrap(
+        (a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis), confidence
+    )
