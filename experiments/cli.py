@@ -330,12 +330,27 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "report":
             return _report_again(Path(args.out), args.to)
-        # The backend before the experiment: a refused backend leaves --out untouched.
+        # The backend before the experiment: a refused backend leaves --out untouched. A local
+        # pool's workers start now and import torch while the experiment is read and checked.
+        _check_workers(args)
         backend = make_backend(args.backend, args.workers, args.address)
+        backend.prepare()
         experiment, out, command = _experiment(args)
     except (*USAGE_ERRORS, BackendError) as err:
+        if "backend" in locals():
+            backend.close()
         return _usage_error(err)
     return _run(experiment, out, args.workers, command, backend)
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers is not None:
+        limit = max_workers(ConfigError)
+        if args.workers > limit:
+            raise ConfigError(
+                f"--workers {count(args.workers)} is over the limit of {limit} ({WORKERS_PER_CORE} "
+                f"per core): give fewer, or set {MAX_WORKERS_ENV} to go past it knowingly"
+            )
 
 
 def _usage_error(err: Exception) -> int:
@@ -376,13 +391,6 @@ def _experiment(args: argparse.Namespace):
                 edits.append(f"defaults.steps={args.steps}")
         experiment = load_experiment(name, edits)
         out = args.out or f"runs/{experiment.name}"
-    if args.workers is not None:
-        limit = max_workers(ConfigError)
-        if args.workers > limit:
-            raise ConfigError(
-                f"--workers {count(args.workers)} is over the limit of {limit} ({WORKERS_PER_CORE} "
-                f"per core): give fewer, or set {MAX_WORKERS_ENV} to go past it knowingly"
-            )
     try:
         out = check_output_folder(out)
         from offswitch.experiments.runner import check_finished, experiment_runs

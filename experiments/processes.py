@@ -1,18 +1,17 @@
 """Worker processes that end with the command that started them, however it ends.
 
-A command that trains starts processes of its own: the pool's workers and the manager process
-that carries their progress (``multiprocessing``'s resource tracker too, which leaves once
+A command that trains starts processes of its own: the pool's workers (``multiprocessing``'s
+resource tracker too, which leaves once
 every process that writes to it has gone). Ctrl-C stops them cleanly, but a command killed
 outright (``kill -9``, the out-of-memory killer, a closed terminal's session) runs no code at
 all, and its workers would go on training for nobody. So each of them calls
-:func:`die_with_parent` first thing (the pool's and the manager's initializer):
+:func:`die_with_parent` first thing (in the pool's initializer):
 
 - on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: the kernel kills the worker the moment its
   parent dies. The parent may already have died before that call, so the parent's pid is
   checked right after it. (Strictly, the signal comes when the parent's *thread* that started
-  the worker ends: the pool and the manager are started by the thread that runs the sweep,
-  which stays in :func:`~offswitch.experiments.backends.execute_jobs` until they are shut
-  down, so for them that is the command's end);
+  the worker ends: the pool is started by the command's main thread, so for its workers that
+  is the command's end);
 - elsewhere (or where ``prctl`` fails), a daemon thread compares ``os.getppid()`` with the
   parent's pid every :data:`POLL_SECONDS` and ends the process when it has changed (an
   orphan is adopted by another process).

@@ -79,6 +79,7 @@ class RunHooks(TrainingHooks):
         self.progress = progress
         self.phase: int | None = None
         """The phase (from 0) of a run trained in phases, recorded in each curve point."""
+        self._reported = 0.0
         self._writer = None
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -106,7 +107,11 @@ class RunHooks(TrainingHooks):
                 done = timesteps / self.budget.steps
             else:
                 done = self.episodes / self.budget.episodes
-            self.progress(min(done, 1.0))
+            done = min(done, 1.0)
+            # A hundredth at a time: a message per rollout would cost more than the rollout.
+            if done >= 1.0 or done - self._reported >= 0.01:
+                self._reported = done
+                self.progress(done)
 
     def start_phase(self, index: int, intervention: Intervention) -> None:
         """Log phase ``index`` (from 0), trained under ``intervention``, from now on."""
