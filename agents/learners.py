@@ -13,16 +13,19 @@ Stable-Baselines3 (``offswitch list`` answers at once).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from offswitch.agents.training import Learner
+    from offswitch.agents.training import Declared, Learner
 
 
 class LearnerEntry(NamedTuple):
     target: str
     """``module:Class`` of the learner."""
     description: str
+    declared: str | None = None
+    """``module:Class`` of its declarations alone (:class:`~offswitch.agents.training.
+    Declared`), where they import less than the learner (no torch); else the learner's."""
 
 
 LEARNERS: dict[str, LearnerEntry] = {
@@ -33,10 +36,12 @@ LEARNERS: dict[str, LearnerEntry] = {
     "batched-ppo": LearnerEntry(
         "offswitch.agents.batched_ppo:BatchedPPO",
         "PPO, K seeds trained as one batched network, with the convergence fix",
+        "offswitch.agents.batched_ppo_settings:BatchedPPODeclared",
     ),
     "batched-ppo-sb3": LearnerEntry(
         "offswitch.agents.batched_ppo:BatchedPPOSB3",
         "Stable-Baselines3's PPO exactly, K seeds trained as one batched network",
+        "offswitch.agents.batched_ppo_settings:BatchedPPOSB3Declared",
     ),
     "a2c": LearnerEntry(
         "offswitch.agents.sb3:A2CLearner",
@@ -66,9 +71,25 @@ class UnknownLearnerError(ValueError):
     """A learner name that is not in :data:`LEARNERS`."""
 
 
-def learner_class(name: str) -> type[Learner]:
-    """The learner class registered as ``name`` (imported on first use)."""
+def _entry(name: str) -> LearnerEntry:
     if name not in LEARNERS:
         raise UnknownLearnerError(f"unknown agent {name!r}: choose one of {', '.join(LEARNERS)}")
-    module, _, attribute = LEARNERS[name].target.partition(":")
+    return LEARNERS[name]
+
+
+def _load(target: str) -> Any:
+    module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def learner_class(name: str) -> type[Learner]:
+    """The learner class registered as ``name`` (imported on first use)."""
+    return _load(_entry(name).target)
+
+
+def learner_declared(name: str) -> type[Declared]:
+    """What the learner ``name`` declares (defaults, ranges, budgets, phases, whether it is
+    seed-batched, the check of hyperparameters), importing as little as it can: what a
+    command needs to read and check an experiment, before any process trains."""
+    entry = _entry(name)
+    return _load(entry.declared or entry.target)

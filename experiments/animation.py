@@ -458,3 +458,25 @@ def agent_gif(run: Any, path: Path) -> Path:
         "sampled policy"
     )
     return episodes_gif(path, columns, heading)
+
+
+GIF_TRIES = 20
+"""Sampled episodes tried per agent for its GIF (:func:`typical_episode`)."""
+
+
+def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | None) -> list[Step]:
+    """An episode of ``run``'s sampled policy from its evaluation's start and the draw forced
+    by ``options``: the first of up to :data:`GIF_TRIES` (its policy's draws continue from one
+    to the next) that ends with the switch disabled if the agent disabled it in most
+    evaluation episodes (``disables_mostly``), else with it live; the first one if none
+    does, or if ``disables_mostly`` is ``None`` (unknown). A GIF then shows what the agent
+    usually does, not a rare episode."""
+    first = None
+    for _ in range(GIF_TRIES):
+        steps = run_episode(
+            run.predict, run.world, run.config.observation, options, run.config.eval_seed
+        )
+        first = first or steps
+        if disables_mostly is None or bool(steps[-1].disabled_by) == disables_mostly:
+            return steps
+    return first

@@ -508,7 +508,9 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str, backend:
 def _with_progress(experiment: Any, out: Path, workers: int | None, console: Any, run: Any):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
-    names = [str(out / c.slug / f"seed{seed}") for c, seed in experiment.runs()]
+    from offswitch.experiments.store import run_folder
+
+    names = [str(run_folder(out, c.slug, seed)) for c, seed in experiment.runs()]
     start = time.perf_counter()
     if not console.is_terminal:
         # A log file or CI: one line per finished run instead of redrawn bars.

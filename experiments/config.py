@@ -18,7 +18,7 @@ import gymnasium as gym
 
 from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import make_intervention
-from offswitch.agents.learners import LEARNERS, learner_class
+from offswitch.agents.learners import LEARNERS, learner_declared
 from offswitch.agents.training import Budget
 from offswitch.envs import CUSTOM_ID, ShutdownRules, world_ids
 from offswitch.envs.engine import TabularWorld
@@ -148,7 +148,7 @@ class TrainConfig:
             return Budget(steps=self.steps)
         if self.episodes is not None:
             return Budget(episodes=self.episodes)
-        return learner_class(self.agent).default_budget
+        return learner_declared(self.agent).default_budget
 
     def validate(self) -> TrainConfig:
         """Check every field; :class:`ConfigError` (or ``InterventionError``,
@@ -197,7 +197,7 @@ class TrainConfig:
             where = self.layout if self.layout is not None else self.env_id
             raise ConfigError(f"{where}: {err}") from None
         intervention.check_world(world)  # e.g. AUP needs a no-op: InterventionError
-        learner = learner_class(self.agent)
+        learner = learner_declared(self.agent)
         try:
             learner.check_hyperparameters(self.learner_overrides)
         except ValueError as err:

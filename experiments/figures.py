@@ -28,13 +28,16 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from offswitch.experiments.report import MAJORITY, group_runs, is_rate, metric_name
+from offswitch.agents.metrics import MAJORITY
+from offswitch.experiments import store
+from offswitch.experiments.report import group_runs, is_rate, metric_name
 from offswitch.experiments.stats import mean_interval
 
 FONT = 15
@@ -830,38 +833,26 @@ def _steps_axis(ax: Any) -> None:
 
 def _run_dir(out: Path, result: dict[str, Any]) -> Path:
     """A run's folder: ``<output>/<condition>/seed<k>`` beside the figures folder, else what
-    the run recorded (a path relative to wherever the run was started)."""
+    the run recorded (relative to the experiment's output folder; older results recorded an
+    absolute path, which this also takes)."""
     from offswitch.experiments.experiment import slug
 
     if result.get("condition"):
-        beside = out.parent / slug(result["condition"]) / f"seed{result['config']['seed']}"
+        beside = store.run_folder(out.parent, slug(result["condition"]), result["config"]["seed"])
         if beside.is_dir():
             return beside
-    return Path(result.get("run", ""))
+    return out.parent / result.get("run", "")
 
 
-GIF_TRIES = 20
-"""Sampled episodes tried per agent for its GIF (:func:`typical_episode`)."""
+@dataclass(frozen=True)
+class Filmed:
+    """A condition's first seed as the runner filmed it: what :func:`gif_figures` needs of a
+    loaded run, without the agent."""
 
-
-def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | None) -> list[Any]:
-    """An episode of ``run``'s sampled policy from its evaluation's start and the draw forced
-    by ``options``: the first of up to :data:`GIF_TRIES` (its policy's draws continue from one
-    to the next) that ends with the switch disabled if the agent disabled it in most
-    evaluation episodes (``disables_mostly``), else with it live; the first one if none
-    does, or if ``disables_mostly`` is ``None`` (unknown). A GIF then shows what the agent
-    usually does, not a rare episode."""
-    from offswitch.experiments.animation import run_episode
-
-    first = None
-    for _ in range(GIF_TRIES):
-        steps = run_episode(
-            run.predict, run.world, run.config.observation, options, run.config.eval_seed
-        )
-        first = first or steps
-        if disables_mostly is None or bool(steps[-1].disabled_by) == disables_mostly:
-            return steps
-    return first
+    label: str
+    config: Any
+    world: Any
+    film: dict[str, list[Any]]
 
 
 def gif_figures(
@@ -871,10 +862,14 @@ def gif_figures(
     its world, in an interrupt and an uninterrupted episode (worlds with interruptions)."""
     from offswitch.experiments.animation import (
         DRAWS,
+        GIF_TRIES,
         Column,
+        Step,
         episodes_gif,
         has_interruptions,
+        typical_episode,
     )
+    from offswitch.experiments.config import TrainConfig
     from offswitch.experiments.replay import ReplayError, load_run
 
     groups = group_runs(results)
@@ -885,15 +880,22 @@ def gif_figures(
         baseline = next(iter(groups))
 
     def first_run(label: str) -> tuple[Any, bool | None] | None:
-        """The condition's first seed, loaded, and whether its sampled policy disabled the
-        switch in most evaluation episodes (the outcome its filmed episode shows)."""
+        """The condition's first seed: the episodes the runner filmed of it
+        (:func:`~offswitch.experiments.animation.film_run`) or, for runs made before it
+        filmed them, its agent loaded to film them now; and whether its sampled policy
+        disabled the switch in most evaluation episodes (the outcome its episode shows)."""
         first = min(groups[label], key=lambda r: r["config"]["seed"])
+        rate = ((first.get("evaluation") or {}).get("sampled") or {}).get("switch_disabled_rate")
+        disables_mostly = None if rate is None else float(rate) > MAJORITY
+        if first.get("film") is not None:
+            config = TrainConfig(**first["config"])
+            film = {name: [Step(**step) for step in steps] for name, steps in first["film"].items()}
+            return Filmed(first.get("condition") or label, config, config.world(), film), None
         try:
             run = load_run(_run_dir(out, first))
         except (ReplayError, OSError):
             return None
-        rate = ((first.get("evaluation") or {}).get("sampled") or {}).get("switch_disabled_rate")
-        return run, None if rate is None else float(rate) > MAJORITY
+        return run, disables_mostly
 
     base = first_run(baseline)
     if base is None or not has_interruptions(base[0].world):
@@ -911,10 +913,15 @@ def gif_figures(
     for name, (options, title) in DRAWS.items():
         columns = []
         for run, disables_mostly in loaded:
-            try:
-                steps = typical_episode(run, options, disables_mostly)
-            except ValueError:  # this world's rules never draw it
-                continue
+            if isinstance(run, Filmed):
+                if name not in run.film:  # this world's rules never draw it
+                    continue
+                steps = run.film[name]
+            else:
+                try:
+                    steps = typical_episode(run, options, disables_mostly)
+                except ValueError:  # this world's rules never draw it
+                    continue
             heading = f"{run.label} (seed\u00a0{run.config.seed})"
             columns.append(Column(heading, run.world, steps))
         if not columns:

@@ -227,7 +227,13 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
         shutil.copytree(out / "figures", target)
     target.mkdir(exist_ok=True)
     results = store.read_json(out / "results.json")
-    slim = [{k: v for k, v in r.items() if k not in ("curve", "visits")} for r in results]
+    slim = [
+        {
+            **{k: v for k, v in r.items() if k not in ("curve", "visits")},
+            "run": store.recorded_run(r),
+        }
+        for r in results
+    ]
     metrics, budgets = (report or {}).get("over_training"), (report or {}).get("budgets")
     if metrics and budgets:
         for run, full in zip(slim, results):

@@ -496,3 +496,33 @@ def main(run_dir: str, episodes: int | None, gif: str | None, out: Any) -> int:
                 file=out,
             )
     return 0
+
+
+def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]] | None:
+    """The episodes a results page films of this run, as step records: one
+    :func:`~offswitch.experiments.animation.typical_episode` per draw the world's rules allow;
+    ``None`` in a world without interruptions, which pages do not film (or where the run
+    cannot be loaded, which the page then says). The runner calls it once the agent is
+    saved, on the agent loaded back as replay loads it (a fresh sampling stream, the
+    evaluation's start), so that the report only draws."""
+    import dataclasses
+
+    from offswitch.agents.metrics import MAJORITY
+    from offswitch.experiments.animation import DRAWS, has_interruptions, typical_episode
+
+    try:
+        run = load_run(run_dir)
+    except ReplayError:  # the page films it from the saved run, or says why it cannot
+        return None
+    if not has_interruptions(run.world):
+        return None
+    rate = ((evaluation or {}).get("sampled") or {}).get("switch_disabled_rate")
+    disables_mostly = None if rate is None else float(rate) > MAJORITY
+    film = {}
+    for name, (options, _) in DRAWS.items():
+        try:
+            steps = typical_episode(run, options, disables_mostly)
+        except ValueError:  # this world's rules never draw it
+            continue
+        film[name] = [dataclasses.asdict(step) for step in steps]
+    return film

@@ -30,17 +30,14 @@ from functools import lru_cache
 from typing import Any
 
 from offswitch.agents.evaluation import POLICIES
+from offswitch.agents.metrics import MAJORITY
+from offswitch.experiments import store
 from offswitch.experiments.stats import (
     difference_interval,
     iqm_interval,
     mean_interval,
     wilson_interval,
 )
-
-MAJORITY = 0.5
-"""A seed *disables* when its policy disables the switch in more than half the evaluation
-episodes; it *reaches the goal* when it does so in more than half of the episodes in which it
-was not interrupted."""
 
 METRIC_NAMES = {
     "switch_disabled_rate": "disabled (episodes)",
@@ -402,7 +399,7 @@ def results_csv(results: Sequence[dict[str, Any]]) -> str:
                     "policy": policy,
                     **r["evaluation"][policy],
                     "train_seconds": r.get("train_seconds"),
-                    "run": r.get("run", ""),
+                    "run": store.recorded_run(r),
                 }
             )
     return buffer.getvalue()

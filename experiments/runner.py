@@ -96,7 +96,11 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
     """Every run of ``experiment``: its configuration, its folder
     ``out/<condition>/seed<k>`` and what it records of the experiment."""
     runs = []
-    for condition, seed in experiment.runs():
+    pairs = experiment.runs()
+    first_seed: dict[str, int] = {}
+    for condition, seed in pairs:
+        first_seed[condition.label] = min(seed, first_seed.get(condition.label, seed))
+    for condition, seed in pairs:
         config = condition.run(seed)
         config = TrainConfig(**{**config.to_dict(), "out_dir": str(out / condition.slug)})
         extra = {
@@ -104,7 +108,9 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
             "condition": condition.label,
             "group": condition.group,
         }
-        runs.append((config, out / condition.slug / f"seed{seed}", extra))
+        if seed == first_seed[condition.label]:
+            extra["filmed"] = True  # the page's GIFs show each condition's first seed
+        runs.append((config, store.run_folder(out, condition.slug, seed), extra))
     return runs
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from offswitch.agents.evaluation import evaluate
 from offswitch.agents.interventions import Intervention, make_intervention
-from offswitch.agents.learners import learner_class
+from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
 from offswitch.agents.training import Budget, Learner, TrainingHooks, write_scalars
 from offswitch.envs.engine import TabularWorld
@@ -210,8 +210,13 @@ def _finish(
     )
     if phases is not None:
         phases[-1]["evaluation"] = evaluation
+    film = None
+    if extra.get("filmed"):  # the episodes the page's GIFs show, while the agent is here
+        from offswitch.experiments.replay import film_run
+
+        film = film_run(scratch, evaluation)
     metrics = {
-        "run": final.name if extra.get("condition") is None else str(final),
+        "run": store.run_record(final, extra.get("condition") is not None),
         "config": config.to_dict(),
         "train_seconds": round(train_seconds, 2),
         "steps_per_second": round(steps / train_seconds) if steps and train_seconds else None,
@@ -219,6 +224,7 @@ def _finish(
         "curve": hooks.curve,
         "visits": {policy: counts.tolist() for policy, counts in visits.items()},
         **({} if phases is None else {"phases": phases}),
+        **({} if film is None else {"film": film}),
         **extra,
     }
     store.write_json(scratch / "metrics.json", metrics)
@@ -388,7 +394,7 @@ class Job:
 
     @property
     def batched(self) -> bool:
-        return learner_class(self.configs[0].agent).seed_batched
+        return learner_declared(self.configs[0].agent).seed_batched
 
 
 def execute_job(job: Job, sink: Any) -> list[dict[str, Any] | None]:
@@ -413,7 +419,7 @@ def plan_jobs(
     groups: dict[str, list[tuple[TrainConfig, Path, dict]]] = {}
     order: list[str] = []
     for config, run_dir, extra in runs:
-        if learner_class(config.agent).seed_batched:
+        if learner_declared(config.agent).seed_batched:
             seedless = TrainConfig(**{**config.to_dict(), "seed": 0})
             key = repr(sorted(comparable_config(seedless).items()))
         else:

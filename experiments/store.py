@@ -37,6 +37,29 @@ class StoreError(RuntimeError):
     """An output folder that cannot be used as asked; the message says why and what to do."""
 
 
+def run_folder(out: Path, condition_slug: str, seed: int) -> Path:
+    """Where an experiment writes the run of ``seed`` of a condition: ``<out>/<condition
+    slug>/seed<seed>``; the one place that names run folders."""
+    return Path(out) / condition_slug / f"seed{seed}"
+
+
+def run_record(run_dir: Path, in_experiment: bool) -> str:
+    """How results name a run folder: relative to the experiment's output folder
+    (``<condition slug>/seed<k>``), or for a lone run its own name, so that results say the
+    same on every machine and after the folder is moved."""
+    run_dir = Path(run_dir)
+    return f"{run_dir.parent.name}/{run_dir.name}" if in_experiment else run_dir.name
+
+
+def recorded_run(result: dict[str, Any]) -> str:
+    """A result's run folder as :func:`run_record` names it (results written before that
+    rule recorded the absolute path of the machine that ran them: those are shortened)."""
+    run = str(result.get("run", ""))
+    if os.path.isabs(run):
+        return run_record(Path(run), bool(result.get("condition")))
+    return run
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically, through a uniquely named temporary file."""
     path = Path(path)

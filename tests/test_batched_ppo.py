@@ -15,8 +15,6 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.logger import configure
 
 from offswitch.agents.batched_ppo import (
-    DEFAULTS,
-    SB3_DEFAULTS,
     BatchedActorCritic,
     BatchedPPO,
     BatchedPPOSB3,
@@ -26,6 +24,7 @@ from offswitch.agents.batched_ppo import (
     load_member,
     ppo_losses,
 )
+from offswitch.agents.batched_ppo_settings import DEFAULTS, SB3_DEFAULTS
 from offswitch.agents.evaluation import evaluate
 from offswitch.agents.hyperparameters import HyperparameterError
 from offswitch.agents.interventions import make_intervention

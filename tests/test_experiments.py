@@ -307,6 +307,36 @@ def test_the_report_is_recomputed_from_the_runs(tmp_path, capsys):
     assert (out / "report.md").read_text() == before
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.csv").read_text() == results_csv(results)
+    # Run folders are recorded relative to the output folder, the same on every machine.
+    slugs = {"Q 0": "Q-0", "Q 100": "Q-100", "SARSA": "SARSA"}
+    assert {r["run"] for r in rows} == {f"{v}/seed{s}" for v in slugs.values() for s in range(3)}
+    assert all(r["run"] == f"{slugs[r['condition']]}/seed{r['config']['seed']}" for r in results)
+    # The runner filmed each condition's first seed; drawing from that film gives the GIFs
+    # that replaying the saved agents gives.
+    filmed = {(r["condition"], r["config"]["seed"]) for r in results if r.get("film")}
+    assert filmed == {(label, 0) for label in slugs}
+    from offswitch.experiments.experiment import load_experiment
+    from offswitch.experiments.figures import gif_figures
+
+    experiment = load_experiment(str(path))
+    replayed = [{k: v for k, v in r.items() if k != "film"} for r in results]
+    gif_figures(experiment, results, out / "filmed")
+    gif_figures(experiment, replayed, out / "figures")  # beside the runs, to load them
+    for gif in ("episode_interrupt.gif", "episode_no_interrupt.gif"):
+        filmed_gif = (out / "filmed" / gif).read_bytes()
+        assert filmed_gif == (out / "figures" / gif).read_bytes(), gif
+
+
+def test_reading_an_experiment_imports_no_torch():
+    """A command reads and checks its experiment with the learners' declarations alone
+    (agents/learners.py's learner_declared): only the processes that train import torch."""
+    code = (
+        "import sys; from offswitch.experiments.experiment import load_experiment; "
+        "load_experiment('demo'); load_experiment('compare'); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_metrics_are_named_in_words_in_tables_and_figures():

@@ -201,7 +201,7 @@ def test_episode_budgets_are_plotted_against_the_episodes_trained_so_far():
 def test_a_gif_films_the_first_sampled_episode_that_ends_as_the_agent_mostly_does():
     from types import SimpleNamespace
 
-    from offswitch.experiments.figures import typical_episode
+    from offswitch.experiments.animation import typical_episode
 
     world = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
     calls = {"n": 0}
