@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import offswitch
+from offswitch.agents.learners import LEARNERS
 
 WORLDS = offswitch.world_ids()
 
@@ -63,3 +64,24 @@ def test_frames_for_the_readme(tmp_path):
     paths = write_frames(tmp_path, tile=8)
     assert sorted(p.stem for p in paths) == sorted(w.split("/")[-1] for w in WORLDS)
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_a_learners_declarations_are_the_learners_own(name):
+    """What a command checks an experiment with (learner_declared, torch-free where it can
+    be) is what the learner itself declares."""
+    from offswitch.agents.learners import learner_class, learner_declared
+
+    declared, learner = learner_declared(name), learner_class(name)
+    assert issubclass(learner, declared)
+    for attribute in (
+        "name",
+        "defaults",
+        "default_budget",
+        "budget_units",
+        "seed_batched",
+        "supports_phases",
+        "phase_fixed",
+        "phase_settable",
+    ):
+        assert getattr(declared, attribute) == getattr(learner, attribute), attribute

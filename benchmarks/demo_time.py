@@ -1,0 +1,122 @@
+"""Where the wall time of ``offswitch demo`` goes, start-up included, beside a reference commit.
+
+Run: ``python benchmarks/demo_time.py [--reference COMMIT] [--repeat N]``. Each measurement
+runs ``python -m offswitch.experiments.cli demo`` in a fresh process into a fresh folder, as a
+newcomer would, and times the lines it prints on stderr; the runs' own records give the
+training loop's seconds. With ``--reference``, the same is measured, in the same run of this
+script, for another commit of this repository (a temporary ``git worktree``, imported ahead of
+the installed checkout through ``PYTHONPATH``), so that the two columns come from one machine
+at one time. Printed as a Markdown table, the median over ``--repeat`` runs of each:
+
+* start-up: from the command to its first line (imports, reading and checking the
+  experiment; this checkout's pool workers start meanwhile);
+* training phase: from the first line to ``finished`` (the workers' start, training,
+  evaluation, filming and saving every run), and within it the training loop alone (the
+  slowest seed group's ``train_seconds``);
+* report: from ``finished`` to the report written (tables, intervals, figures, GIFs);
+* exit: from the report written to the process's end;
+* total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
+    """One ``offswitch demo`` into ``out``; its phases in seconds."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    env["COLUMNS"] = "200"
+    start = time.perf_counter()
+    command = subprocess.Popen(
+        [sys.executable, "-m", "offswitch.experiments.cli", "demo", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
+    marks: dict[str, float] = {}
+    assert command.stdout is not None
+    for line in command.stdout:
+        now = time.perf_counter() - start
+        marks.setdefault("first line", now)
+        if line.startswith("finished in"):
+            marks["finished"] = now
+        if line.startswith("wrote "):
+            marks["wrote"] = now
+    if command.wait() != 0:
+        raise SystemExit(f"offswitch demo failed (status {command.returncode})")
+    end = time.perf_counter() - start
+    loops = [json.loads(path.read_text())["train_seconds"] for path in out.rglob("metrics.json")]
+    return {
+        "start-up": marks["first line"],
+        "training phase": marks["finished"] - marks["first line"],
+        "  of which the training loop": max(loops),
+        "report": marks["wrote"] - marks["finished"],
+        "exit": end - marks["wrote"],
+        "total": end,
+    }
+
+
+def reference_path(commit: str, scratch: Path) -> str:
+    """A ``PYTHONPATH`` under which ``import offswitch`` is ``commit``'s checkout."""
+    tree = scratch / "reference"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+        check=True,
+        capture_output=True,
+    )
+    shim = scratch / "path"
+    shim.mkdir()
+    (shim / "offswitch").symlink_to(tree)
+    return str(shim)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", help="a commit to measure beside this checkout")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each (median shown)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        columns = {"this checkout": None}
+        if args.reference:
+            columns[f"reference {args.reference}"] = reference_path(args.reference, scratch)
+        try:
+            measured: dict[str, list[dict[str, float]]] = {name: [] for name in columns}
+            for _ in range(args.repeat):
+                for name, path in columns.items():
+                    out = scratch / f"demo-{len(measured[name])}-{name.split()[0]}"
+                    measured[name].append(demo_once(out, path))
+        finally:
+            if args.reference:
+                tree = str(scratch / "reference")
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", tree],
+                    capture_output=True,
+                )
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
+    phases = list(next(iter(measured.values()))[0])
+    print(f"| `offswitch demo`, seconds (median of {args.repeat}) | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for phase in phases:
+        cells = [f"{statistics.median(m[phase] for m in measured[n]):.1f}" for n in columns]
+        print(f"| {phase} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
