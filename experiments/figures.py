@@ -841,7 +841,7 @@ def _run_dir(out: Path, result: dict[str, Any]) -> Path:
         beside = store.run_folder(out.parent, slug(result["condition"]), result["config"]["seed"])
         if beside.is_dir():
             return beside
-    return out.parent / result.get("run", "")
+    return store.run_path(out.parent, result)
 
 
 @dataclass(frozen=True)

@@ -123,23 +123,24 @@ def page_markdown(
             "```",
             "",
         ]
-    versions, code = _versions(results)
+    versions, code = _versions(results, out)
     if versions:
         shown = ", ".join(f"{k} {versions[k]}" for k in VERSION_KEYS if k in versions)
         lines += [f"Versions: {shown}; code: `{code}`.", ""]
     return "\n".join(lines)
 
 
-def made_with(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def made_with(results: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
     """What made a page, from its runs' ``config.json``: the code's commit of each run (one,
     normally), the package versions, and each learner's defaults as the runs resolved them
     (their hyperparameters less the ones a condition set), so that a page whose learner's
-    defaults have since changed can be found (``tests/test_pages.py``)."""
+    defaults have since changed can be found (``tests/test_docs.py``). ``out``: the experiment's
+    output folder, which the runs' folders are recorded relative to."""
     codes: set[str] = set()
     versions: dict[str, str] = {}
     defaults: dict[str, dict[str, Any]] = {}
     for r in results:
-        path = Path(r.get("run", "")) / "config.json"
+        path = store.run_path(out, r) / "config.json"
         if not path.is_file():
             continue
         record = store.read_json(path)
@@ -154,9 +155,9 @@ def made_with(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"code": sorted(codes), "versions": versions, "learner_defaults": defaults}
 
 
-def _versions(results: Sequence[dict[str, Any]]) -> tuple[dict[str, str], str]:
+def _versions(results: Sequence[dict[str, Any]], out: Path) -> tuple[dict[str, str], str]:
     for r in results:
-        path = Path(r.get("run", "")) / "config.json"
+        path = store.run_path(out, r) / "config.json"
         if path.is_file():
             record = store.read_json(path)
             return record.get("versions", {}), record.get("code", "unknown")
@@ -243,7 +244,7 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
     store.write_json(target / "results.json", slim)
     shutil.copyfile(out / "results.csv", target / "results.csv")
     record = store.read_json(out / "experiment.json")
-    store.write_json(target / "experiment.json", {**record, "made_with": made_with(results)})
+    store.write_json(target / "experiment.json", {**record, "made_with": made_with(results, out)})
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"

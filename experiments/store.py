@@ -60,6 +60,12 @@ def recorded_run(result: dict[str, Any]) -> str:
     return run
 
 
+def run_path(out: Path, result: dict[str, Any]) -> Path:
+    """A result's run folder on this machine: its record joined to the experiment's output
+    folder ``out`` (an absolute record, from before records were relative, as it is)."""
+    return Path(out) / str(result.get("run", ""))
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically, through a uniquely named temporary file."""
     path = Path(path)

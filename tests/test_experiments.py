@@ -279,6 +279,7 @@ def test_the_report_is_recomputed_from_the_runs(tmp_path, capsys):
     page = (out / "report.md").read_text()
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
     assert len(rows) == 9 * 2  # every run, both policies
+    assert "Versions: python " in page  # read from the runs' config.json, found from out
     # The seed counts of the page, recomputed from each run's own metrics.json.
     for label, slug in (("Q 0", "Q-0"), ("Q 100", "Q-100"), ("SARSA", "SARSA")):
         for policy in ("sampled", "greedy"):
