@@ -52,18 +52,17 @@ def run_record(run_dir: Path, in_experiment: bool) -> str:
 
 
 def recorded_run(result: dict[str, Any]) -> str:
-    """A result's run folder as :func:`run_record` names it (results written before that
-    rule recorded the absolute path of the machine that ran them: those are shortened)."""
+    """A result's run folder as :func:`run_record` names it. Results written before that rule
+    recorded the folder as the command was given it (``runs/demo/task-reward-only/seed0``, or
+    an absolute path): those are shortened the same way."""
     run = str(result.get("run", ""))
-    if os.path.isabs(run):
-        return run_record(Path(run), bool(result.get("condition")))
-    return run
+    return run_record(Path(run), bool(result.get("condition"))) if run else run
 
 
 def run_path(out: Path, result: dict[str, Any]) -> Path:
-    """A result's run folder on this machine: its record joined to the experiment's output
-    folder ``out`` (an absolute record, from before records were relative, as it is)."""
-    return Path(out) / str(result.get("run", ""))
+    """A result's run folder on this machine, from its record (:func:`recorded_run`) joined to
+    the experiment's output folder ``out``."""
+    return Path(out) / recorded_run(result)
 
 
 def write_json(path: Path, data: Any) -> None:
