@@ -230,7 +230,7 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
     results = store.read_json(out / "results.json")
     slim = [
         {
-            **{k: v for k, v in r.items() if k not in ("curve", "visits")},
+            **{k: v for k, v in r.items() if k not in ("curve", "visits", "film")},
             "run": store.recorded_run(r),
         }
         for r in results
