@@ -95,7 +95,7 @@ class Backend:
 class LocalBackend(Backend):
     """Processes of this machine: a spawn process pool, ``workers`` at a time (default: one
     per core). :meth:`prepare` starts the pool early, so that its workers import torch and
-    the learners while the command still reads its experiment."""
+    the learners while the command still checks its output folder and sets up."""
 
     name = "local"
 
@@ -112,8 +112,8 @@ class LocalBackend(Backend):
         execute_jobs(jobs, self.workers, on_progress, pool)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        if self.pool is not None:  # started and never used (the command stopped before)
+            self.pool.terminate()
             self.pool = None
 
     def describe(self, runs: int) -> str:

@@ -331,11 +331,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "report":
             return _report_again(Path(args.out), args.to)
         # The backend before the experiment: a refused backend leaves --out untouched. A local
-        # pool's workers start now and import torch while the experiment is read and checked.
+        # pool's workers start once the experiment checks out, and import torch while the
+        # output folder is checked and the command goes on.
         _check_workers(args)
         backend = make_backend(args.backend, args.workers, args.address)
-        backend.prepare()
-        experiment, out, command = _experiment(args)
+        experiment, out, command = _experiment(args, backend.prepare)
     except (*USAGE_ERRORS, BackendError) as err:
         if "backend" in locals():
             backend.close()
@@ -358,8 +358,9 @@ def _usage_error(err: Exception) -> int:
     return 2
 
 
-def _experiment(args: argparse.Namespace):
-    """The experiment a command asks for, checked, its output folder and its command line."""
+def _experiment(args: argparse.Namespace, checked: Any = None):
+    """The experiment a command asks for, checked, its output folder and its command line;
+    ``checked()`` is called once the experiment itself is valid, before the folder's checks."""
     from offswitch.experiments.experiment import load_experiment, single_condition_experiment
     from offswitch.experiments.store import StoreError, check_output_folder
 
@@ -391,6 +392,8 @@ def _experiment(args: argparse.Namespace):
                 edits.append(f"defaults.steps={args.steps}")
         experiment = load_experiment(name, edits)
         out = args.out or f"runs/{experiment.name}"
+    if checked is not None:
+        checked()
     try:
         out = check_output_folder(out)
         from offswitch.experiments.runner import check_finished, experiment_runs
