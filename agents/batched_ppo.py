@@ -1071,19 +1071,10 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                 parts = (policy_loss, value_loss, entropy_loss, clip_fraction, approx_kl)
                 collected.append(torch.stack(parts).detach())
         self.trainable.push()
-        means = torch.stack(collected).mean(0).cpu().numpy()
-        stats = {
-            "train/policy_gradient_loss": means[0],
-            "train/value_loss": means[1],
-            "train/entropy_loss": means[2],
-            "train/clip_fraction": means[3],
-            "train/approx_kl": collected[-1][4].cpu().numpy(),  # SB3 logs the last epoch's
-            "train/loss": total.detach().cpu().numpy(),
-        }
-        if reference_kls:
-            stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).cpu().numpy()
-        self.last_stats = stats
-        return stats
+        # SB3 logs the last epoch's approx_kl (here one minibatch an epoch).
+        return self._record_stats(
+            [c[:4] for c in collected], [collected[-1][4]], total, reference_kls
+        )
 
     def update_per_sample(self, rollout: Rollout) -> dict[str, np.ndarray]:
         """:meth:`update` per sample, in shuffled minibatches (any batch size)."""
@@ -1164,6 +1155,18 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                 if losses.reference_kl is not None:
                     reference_kls.append(losses.reference_kl.detach())
         self.trainable.push()
+        return self._record_stats(collected, approx_kl, losses.total, reference_kls)
+
+    def _record_stats(
+        self,
+        collected: list[torch.Tensor],
+        approx_kl: list[torch.Tensor],
+        total: torch.Tensor,
+        reference_kls: list[torch.Tensor],
+    ) -> dict[str, np.ndarray]:
+        """SB3's ``train/`` scalars per seed from an update's minibatches: ``collected`` holds
+        each minibatch's (policy, value, entropy losses, clip fraction), averaged over all;
+        ``approx_kl`` those of the last epoch; ``total``, the last minibatch's loss."""
         means = torch.stack(collected).mean(0).cpu().numpy()
         stats = {
             "train/policy_gradient_loss": means[0],
@@ -1171,7 +1174,7 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
             "train/entropy_loss": means[2],
             "train/clip_fraction": means[3],
             "train/approx_kl": torch.stack(approx_kl).mean(0).cpu().numpy(),
-            "train/loss": losses.total.detach().cpu().numpy(),
+            "train/loss": total.detach().cpu().numpy(),
         }
         if reference_kls:
             stats["train/reference_kl"] = torch.stack(reference_kls).mean(0).cpu().numpy()
