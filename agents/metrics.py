@@ -217,7 +217,7 @@ class EpisodeAccumulator:
             "punished": self.punished[copies],
         }
         episodes = Episodes(
-            {name: np.array(columns[name]) for name in RECORD_FIELDS},
+            {name: columns[name] for name in RECORD_FIELDS},  # each a new array already
             self.term_names,
             self.terms[:, copies],
             copies,
