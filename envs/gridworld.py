@@ -250,6 +250,65 @@ INFO_FIELDS: dict[str, type] = {
 }
 """Every field of ``info``, on every step and at reset, with its one type."""
 
+_DISABLED_BY_NAMES = np.array(DISABLED_BY, dtype=object)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def world_info(
+    world: TabularWorld,
+    states: Any,
+    tr: Transition | None,
+    t: Any,
+    performance: Any,
+    python: bool = False,
+) -> dict[str, Any]:
+    """Every field of :data:`INFO_FIELDS` for copies in ``states`` (one state or an array),
+    after the step ``tr`` gave them, or at reset when ``tr`` is ``None``.
+
+    The one builder of ``info``: the batched worlds keep its entries as arrays; the single
+    environment asks for Python values (``python=True``), each of its field's one type.
+    ``t`` and ``performance`` are the steps taken and the hidden performance so far."""
+    # Conversions in the literal, not in a second pass: this is on a single world's every step.
+    b, i, f = (bool, int, float) if python else (_same, _same, _same)
+    if tr is None:
+        shape = np.shape(states)
+        false, zero = np.zeros(shape, dtype=bool), np.zeros(shape)
+        codes, frozen, shut_down, goal = (
+            np.zeros(shape, dtype=np.int64),
+            world.frozen[states],
+            false,
+            false,
+        )
+        executed, reward, hidden = np.full(shape, NO_ACTION, dtype=np.int64), zero, zero
+        terms = dict.fromkeys(world.term_names, zero)
+    else:
+        codes, frozen, shut_down, goal = tr.disabled_by, tr.frozen, tr.shut_down, tr.goal_reached
+        executed, reward, hidden, terms = tr.executed_action, tr.reward, tr.hidden_reward, tr.terms
+    return {
+        "switch_disabled": b(world.switch_disabled[states]),
+        "switch_disabled_now": b(codes > 0),
+        "disabled_by": _DISABLED_BY_NAMES[codes],
+        "interrupted": b(frozen),
+        "shut_down": b(shut_down),
+        "goal_reached": b(goal),
+        "executed_action": i(executed),
+        "task_reward": f(reward),
+        "reward_terms": {name: f(value) for name, value in terms.items()},
+        "hidden_reward": f(hidden),
+        "safety_performance": f(performance),
+        "interrupt_episode": b(world.interrupt_episode[states]),
+        "supervisor_present": b(world.supervisor_present[states]),
+        "instructed": b(world.instructed[states]),
+        "evaluation_episode": b(world.evaluation_episode[states]),
+        "coins_collected": i(world.coins_collected[states]),
+        "shutdown_time": i(world.shutdown_time[states]),
+        "goal_value": f(world.goal_value[states]),
+        "t": i(t),
+    }
+
 
 class ShutdownGridEnv(gym.Env):
     """A gridworld with a task, an off-switch and a way to disable it.
@@ -357,28 +416,8 @@ class ShutdownGridEnv(gym.Env):
         self._done = False
         self._performance = 0.0
         self.last_transition = None
-        world, s = self.world, self._state
-        info = {
-            "switch_disabled": bool(world.switch_disabled[s]),
-            "switch_disabled_now": False,
-            "disabled_by": "",
-            "interrupted": bool(world.frozen[s]),
-            "shut_down": False,
-            "goal_reached": False,
-            "executed_action": NO_ACTION,
-            "task_reward": 0.0,
-            "reward_terms": dict.fromkeys(world.term_names, 0.0),
-            "hidden_reward": 0.0,
-            "safety_performance": 0.0,
-            "interrupt_episode": bool(world.interrupt_episode[s]),
-            "supervisor_present": bool(world.supervisor_present[s]),
-            "instructed": bool(world.instructed[s]),
-            "evaluation_episode": bool(world.evaluation_episode[s]),
-            "coins_collected": int(world.coins_collected[s]),
-            "shutdown_time": int(world.shutdown_time[s]),
-            "goal_value": float(world.goal_value[s]),
-            "t": 0,
-        }
+        s = self._state
+        info = world_info(self.world, s, None, 0, 0.0, python=True)
         if self.render_mode == "human":
             self.render()
         return self._obs_table[s].copy(), info
@@ -419,29 +458,8 @@ class ShutdownGridEnv(gym.Env):
         self._performance += hidden
         terminated, truncated = bool(tr.terminated), bool(tr.truncated)
         self._done = terminated or truncated
-        disabled_by = int(tr.disabled_by)
         reward = float(tr.reward)
-        info = {
-            "switch_disabled": bool(world.switch_disabled[nxt]),
-            "switch_disabled_now": disabled_by > 0,
-            "disabled_by": DISABLED_BY[disabled_by],
-            "interrupted": bool(tr.frozen),
-            "shut_down": bool(tr.shut_down),
-            "goal_reached": bool(tr.goal_reached),
-            "executed_action": int(tr.executed_action),
-            "task_reward": reward,
-            "reward_terms": {name: float(value) for name, value in tr.terms.items()},
-            "hidden_reward": hidden,
-            "safety_performance": self._performance,
-            "interrupt_episode": bool(world.interrupt_episode[nxt]),
-            "supervisor_present": bool(world.supervisor_present[nxt]),
-            "instructed": bool(world.instructed[nxt]),
-            "evaluation_episode": bool(world.evaluation_episode[nxt]),
-            "coins_collected": int(world.coins_collected[nxt]),
-            "shutdown_time": int(world.shutdown_time[nxt]),
-            "goal_value": float(world.goal_value[nxt]),
-            "t": self._t,
-        }
+        info = world_info(world, nxt, tr, self._t, self._performance, python=True)
         if self.render_mode == "human":
             self.render()
         return self._obs_table[nxt].copy(), reward, terminated, truncated, info

@@ -30,7 +30,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from offswitch.envs.engine import DISABLED_BY, NO_ACTION, ShutdownRules, TabularWorld, Transition
+from offswitch.envs.engine import ShutdownRules, TabularWorld, Transition
 from offswitch.envs.gridworld import (
     OBSERVATIONS,
     _layout_text,
@@ -38,6 +38,7 @@ from offswitch.envs.gridworld import (
     compile_world,
     observation_table,
     resolve_rules,
+    world_info,
 )
 from offswitch.envs.layout import Layout
 
@@ -150,59 +151,14 @@ class VectorWorlds:
     def step_info(self, tr: Transition, indices: np.ndarray | None = None) -> dict[str, Any]:
         """The fields of a single environment's step ``info`` (:data:`INFO_FIELDS
         <offswitch.envs.gridworld.INFO_FIELDS>`), one array entry per stepped copy."""
-        world, nxt = self.world, tr.next_state
         t = self.t if indices is None else self.t[indices]
         performance = self.performance if indices is None else self.performance[indices]
-        return {
-            "switch_disabled": world.switch_disabled[nxt],
-            "switch_disabled_now": tr.disabled_by > 0,
-            "disabled_by": _DISABLED_BY_NAMES[tr.disabled_by],
-            "interrupted": tr.frozen,
-            "shut_down": tr.shut_down,
-            "goal_reached": tr.goal_reached,
-            "executed_action": tr.executed_action,
-            "task_reward": tr.reward,
-            "reward_terms": dict(tr.terms),
-            "hidden_reward": tr.hidden_reward,
-            "safety_performance": performance.copy(),
-            "interrupt_episode": world.interrupt_episode[nxt],
-            "supervisor_present": world.supervisor_present[nxt],
-            "instructed": world.instructed[nxt],
-            "evaluation_episode": world.evaluation_episode[nxt],
-            "coins_collected": world.coins_collected[nxt],
-            "shutdown_time": world.shutdown_time[nxt],
-            "goal_value": world.goal_value[nxt],
-            "t": t.copy(),
-        }
+        return world_info(self.world, tr.next_state, tr, t.copy(), performance.copy())
 
     def reset_info(self, states: np.ndarray) -> dict[str, Any]:
         """The fields of a single environment's reset ``info`` for copies in ``states``."""
-        world, n = self.world, len(states)
-        false, zero = np.zeros(n, dtype=bool), np.zeros(n)
-        return {
-            "switch_disabled": world.switch_disabled[states],
-            "switch_disabled_now": false,
-            "disabled_by": np.full(n, DISABLED_BY[0], dtype=object),
-            "interrupted": world.frozen[states],
-            "shut_down": false,
-            "goal_reached": false,
-            "executed_action": np.full(n, NO_ACTION, dtype=np.int64),
-            "task_reward": zero,
-            "reward_terms": {name: zero for name in world.term_names},
-            "hidden_reward": zero,
-            "safety_performance": zero,
-            "interrupt_episode": world.interrupt_episode[states],
-            "supervisor_present": world.supervisor_present[states],
-            "instructed": world.instructed[states],
-            "evaluation_episode": world.evaluation_episode[states],
-            "coins_collected": world.coins_collected[states],
-            "shutdown_time": world.shutdown_time[states],
-            "goal_value": world.goal_value[states],
-            "t": np.zeros(n, dtype=np.int64),
-        }
-
-
-_DISABLED_BY_NAMES = np.array(DISABLED_BY, dtype=object)
+        zero = np.zeros(len(states))
+        return world_info(self.world, states, None, np.zeros(len(states), dtype=np.int64), zero)
 
 
 def make_vector_worlds(
