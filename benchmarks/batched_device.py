@@ -60,7 +60,7 @@ def measure(device: str, k: int, steps: int) -> dict[str, float]:
     """Train K seeds on ``device``: one untimed warm-up rollout, then ``steps`` env-steps per
     seed timed. Env-steps per second per process, seconds per update, the updates' share of
     the wall time, and the count of timed updates."""
-    world = TrainConfig(env_id=ENV_ID).world()
+    world = TrainConfig(env=ENV_ID).world()
     learner = BatchedPPO(
         world, [make_intervention("none") for _ in range(k)], list(range(k)), {"device": device}
     )

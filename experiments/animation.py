@@ -452,7 +452,7 @@ def agent_gif(run: Any, path: Path) -> Path:
     else:
         steps = run_episode(run.predict, run.world, run.config.observation, None, seed)
         columns.append(Column("an episode", run.world, steps))
-    world_name = run.config.layout or run.config.env_id
+    world_name = run.config.layout or run.config.env
     heading = (
         f"{run.label} ({run.config.agent}, seed {run.config.seed}) on {world_name}: the "
         "sampled policy"

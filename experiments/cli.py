@@ -119,18 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     train.add_argument(
-        "--set",
+        "--hyperparameter",
+        dest="hyperparameters",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="replace a tuned hyperparameter, e.g. --set gamma=0.95 (repeatable)",
+        help="replace a tuned hyperparameter, e.g. --hyperparameter gamma=0.95 (repeatable; "
+        "an experiment file's hyperparameters table)",
+    )
+    train.add_argument(  # the old name of --hyperparameter, answered with the new one
+        "--set", dest="old_set", action="append", default=[], help=argparse.SUPPRESS
     )
     train.add_argument(
         "--rule",
+        dest="rules",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="replace a world rule, e.g. --rule human_rationality=0 (repeatable)",
+        help="replace a world rule, e.g. --rule human_rationality=0 (repeatable; an experiment "
+        "file's rules table)",
     )
     train.add_argument(
         "--eval-episodes",
@@ -198,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=_whole_number, default=None, help="seed of the first reset")
     play.add_argument(
         "--rule",
+        dest="rules",
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -366,16 +374,21 @@ def _experiment(args: argparse.Namespace, checked: Any = None):
 
     if args.command == "train":
         seeds = parse_seeds(args.seeds)  # first: it is cheap, and torch loads for the learner
+        if args.old_set:
+            raise ConfigError(
+                f"--set {args.old_set[0]}: offswitch train calls it --hyperparameter now, as "
+                f"experiment files do: write --hyperparameter {args.old_set[0]}"
+            )
         config = TrainConfig(
-            env_id=args.env,
+            env=args.env,
             layout=args.layout,
             agent=args.agent,
             intervention=args.intervention,
             steps=args.steps,
             episodes=args.episodes,
             eval_episodes=args.eval_episodes,
-            learner_overrides=parse_assignments(args.set, "--set"),
-            world_rules=parse_assignments(args.rule, "--rule"),
+            hyperparameters=parse_assignments(args.hyperparameters, "--hyperparameter"),
+            rules=parse_assignments(args.rules, "--rule"),
         ).validate()
         world = args.layout if args.layout else args.env
         label = f"{config.world_name} {args.agent} {args.intervention}"
@@ -414,7 +427,7 @@ def _play(args: argparse.Namespace) -> int:
     try:
         if (args.env_id is None) == (args.layout is None):
             raise ConfigError("give a world id (offswitch list shows them) or --layout FILE")
-        rules = parse_assignments(args.rule, "--rule", reserved=("seed", "clear", "render_mode"))
+        rules = parse_assignments(args.rules, "--rule", reserved=("seed", "clear", "render_mode"))
     except USAGE_ERRORS as err:
         return _usage_error(err)
     keys = read_keys(sys.stdin)

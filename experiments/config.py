@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 
 from offswitch.agents.hyperparameters import count, shown
-from offswitch.agents.interventions import make_intervention
+from offswitch.agents.interventions import Intervention, make_intervention
 from offswitch.agents.learners import LEARNERS, learner_declared
 from offswitch.agents.training import Budget
 from offswitch.envs import CUSTOM_ID, ShutdownRules, world_ids
@@ -37,25 +37,25 @@ MAX_PHASES = 100
 
 
 @dataclass(frozen=True)
-class Phase:
-    """One phase of a run trained in phases (:attr:`TrainConfig.phases`)."""
-
-    label: str
-    steps: int
-    intervention: str
-    hyperparameters: dict[str, Any]
-    """Replace the run's own ``learner_overrides`` (and the intervention's) in this phase."""
-
-
-@dataclass
 class TrainConfig:
-    """One training run: one world, one learner, one intervention, one seed."""
+    """One training run: one world, one learner, one intervention, one seed.
 
-    env_id: str = "offswitch/SafeInterruptibility-v0"
+    The one schema of a run: an experiment file's condition has these fields by these names
+    (``env``, ``rules``, ``hyperparameters``...), ``offswitch train`` has a flag for each
+    (``--env``, ``--rule NAME=VALUE``, ``--hyperparameter NAME=VALUE``...), and
+    ``config.json`` records them so. A frozen dataclass rather than pydantic or msgspec:
+    every field's check already gives the project's one-line message naming the fix, which
+    those libraries' multi-line reports would have to be translated into, and the worlds and
+    learners it resolves into (:meth:`resolve`) are objects no schema library describes.
+    Checked once by :meth:`validate` where it is loaded; a worker turns it into its objects
+    once with :meth:`resolve`.
+    """
+
+    env: str = "offswitch/SafeInterruptibility-v0"
     """Registered world id (``offswitch list`` shows them); ignored when ``layout`` is set."""
     layout: str | None = None
     """A layout file of the user's own world (legend in ``envs/layout.py``); its rules are
-    ``ShutdownRules``' defaults changed by ``world_rules``."""
+    ``ShutdownRules``' defaults changed by ``rules``."""
     agent: str = "ppo"
     """Learner name: a key of :data:`offswitch.agents.learners.LEARNERS`."""
     intervention: str = "none"
@@ -82,15 +82,15 @@ class TrainConfig:
     """World observation variant: ``flat`` (for MLP policies) or ``grid``."""
     out_dir: str = "runs/train"
     """Each run writes to ``out_dir/<run name>/``."""
-    learner_overrides: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
     """Hyperparameters that replace the learner's tuned defaults."""
-    world_rules: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
     """Rules that replace the world's, for training and evaluation alike, e.g.
     ``{"human_rationality": 0.0}`` (the fields of ``ShutdownRules``)."""
     phases: list[dict[str, Any]] | None = None
     """Train in phases, the same agent through all of them (weights and optimiser state
     kept): a list of tables with ``steps``, ``intervention`` (default ``none``),
-    ``hyperparameters`` (replacing ``learner_overrides`` for that phase) and ``label``
+    ``hyperparameters`` (replacing ``hyperparameters`` for that phase) and ``label``
     (default ``phase N``), e.g. compliance tuning then task training. Each phase ends with an
     evaluation. ``steps`` and ``intervention`` of the run are then filled in as the phases'
     total and the first phase's (given otherwise, they are refused). Only learners that can
@@ -103,7 +103,7 @@ class TrainConfig:
             return
         if not all(isinstance(p, dict) for p in self.phases):
             return
-        self.phases = [
+        phases = [
             {
                 "label": p.get("label", f"phase {i + 1}"),
                 "steps": p.get("steps"),
@@ -113,33 +113,25 @@ class TrainConfig:
             }
             for i, p in enumerate(self.phases)
         ]
-        steps = [p["steps"] for p in self.phases]
+        object.__setattr__(self, "phases", phases)  # frozen: filled in once, here
+        steps = [p["steps"] for p in phases]
         if (
             self.steps is None
             and self.episodes is None
             and all(isinstance(n, int) and not isinstance(n, bool) for n in steps)
         ):
-            self.steps = sum(steps)
+            object.__setattr__(self, "steps", sum(steps))
         if self.intervention == "none":
-            first = self.phases[0]["intervention"]
+            first = phases[0]["intervention"]
             if isinstance(first, str):
-                self.intervention = first
-
-    def phase_plan(self) -> list[Phase] | None:
-        """The phases, or ``None`` for a run in one phase (call :meth:`validate` first)."""
-        if self.phases is None:
-            return None
-        return [
-            Phase(p["label"], p["steps"], p["intervention"], dict(p["hyperparameters"]))
-            for p in self.phases
-        ]
+                object.__setattr__(self, "intervention", first)
 
     def world(self) -> TabularWorld:
         """The tables of the configured world under its rules."""
         if self.layout is not None:
-            env = gym.make(CUSTOM_ID, layout=Path(self.layout).expanduser(), **self.world_rules)
+            env = gym.make(CUSTOM_ID, layout=Path(self.layout).expanduser(), **self.rules)
         else:
-            env = gym.make(self.env_id, **self.world_rules)
+            env = gym.make(self.env, **self.rules)
         return env.unwrapped.world
 
     def budget(self) -> Budget:
@@ -151,8 +143,15 @@ class TrainConfig:
         return learner_declared(self.agent).default_budget
 
     def validate(self) -> TrainConfig:
-        """Check every field; :class:`ConfigError` (or ``InterventionError``,
-        ``LayoutError``) with a one-line message naming the field, the value and the fix.
+        """This configuration, checked (:meth:`resolve`, keeping nothing it built)."""
+        self.resolve()
+        return self
+
+    def resolve(self) -> ResolvedRun:
+        """Check every field and build what a run trains with: the world's tables, the
+        interventions, the learner's declaration, the budget and the phases. Raises
+        :class:`ConfigError` (or ``InterventionError``, ``LayoutError``) with a one-line
+        message naming the field, the value and the fix.
 
         Types come first (cheap), then the limits of :mod:`offswitch.experiments.limits`
         (``steps`` up to 10,000,000, ``episodes`` up to 1,000,000, ``eval_episodes`` up to
@@ -160,15 +159,15 @@ class TrainConfig:
         to 2**31 - 1), then the world, the intervention and the learner's hyperparameters.
         """
         self._check_types()
-        if self.layout is None and self.env_id not in world_ids():
+        if self.layout is None and self.env not in world_ids():
             raise ConfigError(
-                f"unknown env id {self.env_id!r}: choose one of {', '.join(world_ids())}"
+                f"unknown env id {self.env!r}: choose one of {', '.join(world_ids())}"
             )
         if self.agent not in LEARNERS:
             raise ConfigError(f"unknown agent {self.agent!r}: choose one of {', '.join(LEARNERS)}")
         intervention = make_intervention(self.intervention)  # raises with the choices
         rule_names = {f.name for f in dataclasses.fields(ShutdownRules)}
-        unknown_rules = sorted(set(self.world_rules) - rule_names)
+        unknown_rules = sorted(set(self.rules) - rule_names)
         if unknown_rules:
             raise ConfigError(
                 f"unknown rule(s) {', '.join(unknown_rules)}: choose from "
@@ -194,25 +193,26 @@ class TrainConfig:
         try:
             world = self.world()
         except (ValueError, TypeError, OSError, RuntimeError) as err:
-            where = self.layout if self.layout is not None else self.env_id
+            where = self.layout if self.layout is not None else self.env
             raise ConfigError(f"{where}: {err}") from None
         intervention.check_world(world)  # e.g. AUP needs a no-op: InterventionError
         learner = learner_declared(self.agent)
         try:
-            learner.check_hyperparameters(self.learner_overrides)
+            learner.check_hyperparameters(self.hyperparameters)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        from_intervention = intervention.learner_overrides(self.agent)
+        from_intervention = intervention.hyperparameters_for(self.agent)
         try:  # the intervention's settings too (myopia's discount), as the runner merges them
-            learner.check_hyperparameters({**from_intervention, **self.learner_overrides})
+            learner.check_hyperparameters({**from_intervention, **self.hyperparameters})
         except ValueError as err:
             raise ConfigError(f"intervention {self.intervention!r}: {err}") from None
         if self.observation not in OBSERVATIONS:
             raise ConfigError(
                 f"unknown observation {self.observation!r}: choose one of {', '.join(OBSERVATIONS)}"
             )
+        resolved_phases = None
         if self.phases is not None:
-            self._check_phases(world, learner)
+            resolved_phases = self._check_phases(world, learner)
         if self.steps is not None and self.episodes is not None:
             raise ConfigError("give a budget of steps or of episodes, not both")
         unit = "steps" if self.steps is not None else "episodes" if self.episodes else None
@@ -221,9 +221,17 @@ class TrainConfig:
                 f"{self.agent} trains for a number of {' or '.join(learner.budget_units)}, "
                 f"not of {unit}: give --{learner.budget_units[0]}"
             )
-        return self
+        if resolved_phases is None:  # one phase: the run's intervention and budget
+            hyperparameters = {
+                **intervention.hyperparameters_for(self.agent),
+                **self.hyperparameters,
+            }
+            resolved_phases = (
+                ResolvedPhase("", self.budget(), intervention, self.intervention, hyperparameters),
+            )
+        return ResolvedRun(self, world, learner, self.budget(), resolved_phases)
 
-    def _check_phases(self, world: TabularWorld, learner: Any) -> None:
+    def _check_phases(self, world: TabularWorld, learner: Any) -> tuple[ResolvedPhase, ...]:
         """The phases' fields, their interventions on the world, their hyperparameters for
         the learner, and that the learner can train in phases."""
         from offswitch.agents.training import check_phase_hyperparameters
@@ -242,7 +250,8 @@ class TrainConfig:
             check_phase_hyperparameters(learner, {}, {}, 1)  # the learner can take phases
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        resolved = []
+        resolved: list[dict[str, Any]] = []
+        built: list[ResolvedPhase] = []
         for i, phase in enumerate(phases):
             where = f"phases[{i}]"
             if not isinstance(phase, dict):
@@ -275,8 +284,8 @@ class TrainConfig:
             except ValueError as err:
                 raise ConfigError(f"{where}: {err}") from None
             overrides = {
-                **intervention.learner_overrides(self.agent),
-                **self.learner_overrides,
+                **intervention.hyperparameters_for(self.agent),
+                **self.hyperparameters,
                 **table,
             }
             try:
@@ -287,6 +296,15 @@ class TrainConfig:
             except ValueError as err:
                 raise ConfigError(f"{where}: {err}") from None
             resolved.append(overrides)
+            built.append(
+                ResolvedPhase(
+                    phase["label"],
+                    Budget(steps=phase["steps"]),
+                    intervention,
+                    phase["intervention"],
+                    overrides,
+                )
+            )
         labels = [p["label"] for p in phases]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"phases: two are labelled {labels!r}: give each its own label")
@@ -302,10 +320,11 @@ class TrainConfig:
                 f"{phases[0]['intervention']!r}: give each phase its intervention, and none "
                 "to the run"
             )
+        return tuple(built)
 
     def _check_types(self) -> None:
         """Each field's type, and the numbers' ranges and limits."""
-        for name in ("env_id", "agent", "intervention", "observation"):
+        for name in ("env", "agent", "intervention", "observation"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise ConfigError(f"{name}={shown(value)} is {_kind(value)}, not text: give text")
@@ -322,12 +341,12 @@ class TrainConfig:
                 f"phases={shown(self.phases)} is {_kind(self.phases)}, not a list: give a list "
                 "of tables, one per phase"
             )
-        for name in ("learner_overrides", "world_rules"):
+        for name in ("hyperparameters", "rules"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise ConfigError(
                     f"{name}={shown(value)} is not a table of names: give a dict such as "
-                    + ("{'gamma': 0.95}" if name == "learner_overrides" else "{'max_steps': 50}")
+                    + ("{'gamma': 0.95}" if name == "hyperparameters" else "{'max_steps': 50}")
                 )
         budgets = (
             ("steps", limits.MAX_TRAIN_STEPS, limits.MAX_TRAIN_STEPS_ENV, "steps"),
@@ -358,12 +377,12 @@ class TrainConfig:
     def world_name(self) -> str:
         if self.layout is not None:
             return f"layout-{Path(self.layout).stem}"
-        return self.env_id.split("/")[-1]
+        return self.env.split("/")[-1]
 
     @property
     def run_name(self) -> str:
         world = self.world_name
-        rules = rules_label(self.world_rules)
+        rules = rules_label(self.rules)
         world = f"{world}+{rules.replace(' ', '+')}" if rules else world
         interventions = (
             "+".join(p["intervention"] for p in self.phases) if self.phases else self.intervention
@@ -372,6 +391,40 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_seed(self, seed: int) -> TrainConfig:
+        return dataclasses.replace(self, seed=seed)
+
+
+@dataclass(frozen=True)
+class ResolvedPhase:
+    """One phase of a resolved run (a run without phases is one, labelled ``""``)."""
+
+    label: str
+    budget: Budget
+    intervention: Intervention
+    """The phase's intervention, parsed once; a seed group copies it for each seed."""
+    intervention_text: str
+    """The intervention as the configuration wrote it (``compliance:100``), for records."""
+    hyperparameters: dict[str, Any]
+    """What replaces the learner's defaults: the intervention's, the run's, the phase's."""
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A :class:`TrainConfig` turned once into the objects its run trains with."""
+
+    config: TrainConfig
+    world: TabularWorld
+    learner: Any
+    """The learner's declaration (:func:`~offswitch.agents.learners.learner_declared`)."""
+    budget: Budget
+    phases: tuple[ResolvedPhase, ...]
+
+    @property
+    def phased(self) -> bool:
+        """Trained in phases given by the configuration (each evaluated at its end)."""
+        return self.config.phases is not None
 
 
 PATH_SHOWN = 300
@@ -398,9 +451,9 @@ def _whole_field(name: str, value: Any, low: int) -> None:
         raise ConfigError(f"{name}={shown(value)} is below {low}: give a whole number >= {low}")
 
 
-def rules_label(world_rules: dict[str, Any]) -> str:
+def rules_label(rules: dict[str, Any]) -> str:
     """Changed world rules as ``name=value`` words, e.g. ``noop=True``; ``""`` for none."""
-    return " ".join(f"{name}={value!r}" for name, value in sorted(world_rules.items()))
+    return " ".join(f"{name}={value!r}" for name, value in sorted(rules.items()))
 
 
 def package_versions() -> dict[str, str]:

@@ -116,8 +116,6 @@ REPORT_FIELDS = {
 SWEPT = "__swept__"
 """Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
 (not a field of the file: it cannot collide with one)."""
-TO_CONFIG = {"env": "env_id", "rules": "world_rules", "hyperparameters": "learner_overrides"}
-"""Field names in experiment files that differ from :class:`TrainConfig`'s."""
 
 
 class ExperimentError(ValueError):
@@ -149,7 +147,7 @@ class Condition:
         return slug(self.label)
 
     def run(self, seed: int) -> TrainConfig:
-        return TrainConfig(**{**self.config.to_dict(), "seed": seed})
+        return self.config.with_seed(seed)
 
 
 @dataclass
@@ -519,14 +517,14 @@ def _condition(entry: dict[str, Any], top_seeds: Any, where: str) -> Condition:
     sweep = entry.pop(SWEPT, ())
     if "env" in entry and "layout" in entry:
         raise ExperimentError(f"{where}: give env or layout, not both")
-    kwargs = {TO_CONFIG.get(k, k): v for k, v in entry.items()}
+    kwargs = entry
     try:
         config = TrainConfig(**kwargs, seed=seeds[0]).validate()
     except (ConfigError, InterventionError, LayoutError) as err:
         raise ExperimentError(f"{where}: {err}") from None
     except (TypeError, ValueError) as err:
         raise ExperimentError(f"{where}: {err}") from None
-    return Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), seeds, group, sweep)
+    return Condition(label, config.with_seed(0), seeds, group, sweep)
 
 
 def single_condition_experiment(
@@ -537,5 +535,5 @@ def single_condition_experiment(
         name="train",
         title=title,
         description="",
-        conditions=[Condition(label, TrainConfig(**{**config.to_dict(), "seed": 0}), tuple(seeds))],
+        conditions=[Condition(label, config.with_seed(0), tuple(seeds))],
     )

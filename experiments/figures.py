@@ -135,7 +135,7 @@ def condition_colors(labels: Sequence[str], experiment: Any = None) -> dict[str,
 
 
 def _world_key(config: dict[str, Any]) -> str:
-    keep = {k: config.get(k) for k in ("env_id", "layout", "world_rules")}
+    keep = {k: config.get(k) for k in ("env", "layout", "rules")}
     keep.update({k: config.get(k) for k in ("eval_episodes", "eval_seed")})
     return json.dumps(keep, sort_keys=True, default=str)
 
@@ -780,15 +780,15 @@ def _world_name(config: dict[str, Any]) -> str:
     """A world in a few words: its id or layout file, and the rules changed."""
     from offswitch.experiments.config import rules_label
 
-    name = Path(config["layout"]).stem if config.get("layout") else str(config["env_id"])
+    name = Path(config["layout"]).stem if config.get("layout") else str(config["env"])
     name = name.split("/")[-1]
-    rules = rules_label(config.get("world_rules") or {})
+    rules = rules_label(config.get("rules") or {})
     return f"{name}, {rules}" if rules else name
 
 
 def world_of(config: dict[str, Any]) -> Any:
     """The world of a run's configuration (built once per distinct world)."""
-    keep = {k: config.get(k) for k in ("env_id", "layout", "world_rules")}
+    keep = {k: config.get(k) for k in ("env", "layout", "rules")}
     return _world(json.dumps(keep, sort_keys=True, default=str))
 
 

@@ -143,11 +143,11 @@ def made_with(results: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
         path = store.run_path(out, r) / "config.json"
         if not path.is_file():
             continue
-        record = store.read_json(path)
+        record = store.read_record(path)
         codes.add(str(record.get("code", "unknown")))
         versions = versions or dict(record.get("versions", {}))
         learner = record.get("learner", {})
-        overrides = (record.get("config") or {}).get("learner_overrides") or {}
+        overrides = (record.get("config") or {}).get("hyperparameters") or {}
         used = {
             k: v for k, v in (learner.get("hyperparameters") or {}).items() if k not in overrides
         }
@@ -159,7 +159,7 @@ def _versions(results: Sequence[dict[str, Any]], out: Path) -> tuple[dict[str, s
     for r in results:
         path = store.run_path(out, r) / "config.json"
         if path.is_file():
-            record = store.read_json(path)
+            record = store.read_record(path)
             return record.get("versions", {}), record.get("code", "unknown")
     return {}, "unknown"
 
@@ -198,7 +198,7 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
             "run the experiment again to finish them"
         )
     try:
-        results = [store.read_json(d / "metrics.json") for _, d, _ in runs]
+        results = [store.read_record(d / "metrics.json") for _, d, _ in runs]
         # Everything computed from the runs' files before anything is written.
         results_csv(results)
         tables_markdown(experiment, results)
@@ -227,7 +227,7 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
     if (out / "figures").is_dir():
         shutil.copytree(out / "figures", target)
     target.mkdir(exist_ok=True)
-    results = store.read_json(out / "results.json")
+    results = store.read_record(out / "results.json")
     slim = [
         {
             **{k: v for k, v in r.items() if k not in ("curve", "visits", "film")},

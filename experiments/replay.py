@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from offswitch.envs.engine import TabularWorld
+from offswitch.experiments import store
 
 MAX_FILE_BYTES = 256 * 2**20
 """The largest agent file (or ``policy.pth`` inside ``model.zip``, uncompressed) read."""
@@ -102,6 +103,9 @@ def read_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
         )
     record = _json(path)
     config = record.get("config")
+    if isinstance(config, dict):  # written before the one schema: today's names
+        config = {store.RECORDED_NAMES.get(k, k): v for k, v in config.items()}
+        record["config"] = config
     if not isinstance(config, dict):
         raise ReplayError(f"{path}: no 'config' table; was it written by offswitch?")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -466,7 +470,7 @@ def main(run_dir: str, episodes: int | None, gif: str | None, out: Any) -> int:
     """``offswitch replay``: print the replayed evaluation, or write a GIF. Returns the exit
     status; a :class:`ReplayError` is the caller's to print."""
     run = load_run(Path(run_dir))
-    world_name = run.config.layout or run.config.env_id
+    world_name = run.config.layout or run.config.env
     if gif is not None:
         from offswitch.experiments.animation import agent_gif
 

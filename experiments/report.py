@@ -150,7 +150,7 @@ def _optimum(config_json: str) -> str:
 def optimum(config: dict[str, Any]) -> str:
     """The exact optimal policy of the task reward in a run's world (dynamic programming
     over what the agent observes): whether it disables the switch, and its value."""
-    keep = {k: config[k] for k in ("env_id", "layout", "world_rules")}
+    keep = {k: config[k] for k in ("env", "layout", "rules")}
     return _optimum(json.dumps(keep, sort_keys=True))
 
 
@@ -277,7 +277,7 @@ def condition_of(result: dict[str, Any]) -> str:
         return result["condition"]
     config = result["config"]
     label = f"{config['agent']} {config['intervention']}"
-    rules = " ".join(f"{k}={v!r}" for k, v in sorted(config.get("world_rules", {}).items()))
+    rules = " ".join(f"{k}={v!r}" for k, v in sorted(config.get("rules", {}).items()))
     return f"({rules}) {label}" if rules else label
 
 
@@ -394,7 +394,7 @@ def results_csv(results: Sequence[dict[str, Any]]) -> str:
                     "group": r.get("group", ""),
                     "agent": config["agent"],
                     "intervention": config["intervention"],
-                    "env": config.get("layout") or config["env_id"],
+                    "env": config.get("layout") or config["env"],
                     "seed": config["seed"],
                     "policy": policy,
                     **r["evaluation"][policy],
@@ -412,7 +412,7 @@ def config_table(results: Sequence[dict[str, Any]]) -> str:
     rows = []
     for label, runs in group_runs(results).items():
         config = runs[0]["config"]
-        rules = ", ".join(f"{k}={v!r}" for k, v in sorted(config["world_rules"].items()))
+        rules = ", ".join(f"{k}={v!r}" for k, v in sorted(config["rules"].items()))
         budget = (
             f"{config['steps']:,} steps"
             if config.get("steps")
@@ -420,7 +420,7 @@ def config_table(results: Sequence[dict[str, Any]]) -> str:
             if config.get("episodes")
             else "learner default"
         )
-        overrides = _assignments(config["learner_overrides"])
+        overrides = _assignments(config["hyperparameters"])
         intervention = f"`{config['intervention']}`"
         phases = config.get("phases")
         if phases:  # one entry per phase, in order
@@ -436,7 +436,7 @@ def config_table(results: Sequence[dict[str, Any]]) -> str:
         rows.append(
             [
                 label,
-                config.get("layout") or config["env_id"],
+                config.get("layout") or config["env"],
                 rules or "-",
                 config["agent"],
                 intervention,

@@ -17,6 +17,7 @@ backend is imported only when asked for). The names that callers know from here 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def run_many(
     runs = [(c, Path(c.out_dir) / c.run_name, {}) for c in configs]
     jobs = plan_jobs(runs)
     execute_jobs(jobs, workers, on_progress)
-    return [store.read_json(d / "metrics.json") for _, d, _ in runs]
+    return [store.read_record(d / "metrics.json") for _, d, _ in runs]
 
 
 def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig, Path, dict]]:
@@ -101,8 +102,7 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
     for condition, seed in pairs:
         first_seed[condition.label] = min(seed, first_seed.get(condition.label, seed))
     for condition, seed in pairs:
-        config = condition.run(seed)
-        config = TrainConfig(**{**config.to_dict(), "out_dir": str(out / condition.slug)})
+        config = dataclasses.replace(condition.run(seed), out_dir=str(out / condition.slug))
         extra = {
             "experiment": experiment.name,
             "condition": condition.label,
@@ -128,7 +128,7 @@ def check_finished(runs: Sequence[tuple[TrainConfig, Path, dict]]) -> int:
         if not store.is_complete(run_dir):
             continue
         try:
-            recorded = store.read_json(run_dir / store.DONE).get("config", {})
+            recorded = store.read_record(run_dir / store.DONE).get("config", {})
         except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a table
             raise store.StoreError(
                 f"{run_dir / store.DONE} is not a completion marker this code wrote: delete "
@@ -187,4 +187,4 @@ def run_experiment(
             },
         )
         runner.execute(plan_jobs(runs), on_progress)
-        return [store.read_json(run_dir / "metrics.json") for _, run_dir, _ in runs]
+        return [store.read_record(run_dir / "metrics.json") for _, run_dir, _ in runs]

@@ -26,6 +26,7 @@ This module is the bottom of the runner's layers: the backends import it, and
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,13 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from offswitch.agents.evaluation import evaluate
-from offswitch.agents.interventions import Intervention, make_intervention
+from offswitch.agents.interventions import Intervention
 from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
-from offswitch.agents.training import Budget, Learner, TrainingHooks, write_scalars
+from offswitch.agents.training import Budget, TrainingHooks, write_scalars
 from offswitch.envs.engine import TabularWorld
 from offswitch.experiments import store
-from offswitch.experiments.config import Phase, TrainConfig, package_versions
+from offswitch.experiments.config import (
+    ResolvedPhase,
+    ResolvedRun,
+    TrainConfig,
+    package_versions,
+)
 
 SEEDS_PER_PROCESS = 10
 """Seeds a seed-batched learner trains together in one process, at most."""
@@ -122,68 +128,39 @@ class RunHooks(TrainingHooks):
             self._writer.close()
 
 
-def _overrides(config: TrainConfig, intervention: Intervention) -> dict[str, Any]:
-    # The intervention may change the learner (myopia's discount); the user's --set wins.
-    return {**intervention.learner_overrides(config.agent), **config.learner_overrides}
-
-
-def build(config: TrainConfig, log_dir: Path | None = None) -> tuple[Learner, TabularWorld]:
-    """The configured learner (one seed), untrained, and the tables of its world."""
-    world = config.world()
-    intervention = make_intervention(config.intervention)
-    plan = config.phase_plan()
-    overrides = _overrides(config, intervention)
-    if plan is not None:  # the first phase's settings
-        overrides = _phase_overrides(config, intervention, plan[0])
-    learner = learner_class(config.agent)(
-        world,
-        intervention,
-        config.seed,
-        overrides,
-        config.observation,
-        log_dir,
-    )
-    return learner, world
-
-
-def _config_record(config: TrainConfig, learner: Any, budget: Budget, extra: dict) -> dict:
+def _config_record(
+    run: ResolvedRun, config: TrainConfig, member: Any, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``config.json`` holds: the configuration and everything it resolved into."""
+    budget = run.budget
     record = {
         "config": config.to_dict(),
         "budget": {"steps": budget.steps, "episodes": budget.episodes},
-        "learner": learner.describe(),
-        "intervention": make_intervention(config.intervention).to_dict(),
+        "learner": member.describe(),
+        "intervention": run.phases[0].intervention.to_dict(),
         "versions": package_versions(),
         "code": store.code_version(),
         **extra,
     }
-    plan = config.phase_plan()
-    if plan is not None:  # what each phase trained with; "learner" describes the last
+    if run.phased:  # what each phase trained with; "learner" describes the last
         record["phases"] = [
             {
                 "label": phase.label,
-                "steps": phase.steps,
-                "intervention": make_intervention(phase.intervention).to_dict(),
-                "hyperparameters": {
-                    **learner.defaults,
-                    **_phase_overrides(config, make_intervention(phase.intervention), phase),
-                },
+                "steps": phase.budget.steps,
+                "intervention": phase.intervention.to_dict(),
+                "hyperparameters": {**member.defaults, **phase.hyperparameters},
             }
-            for phase in plan
+            for phase in run.phases
         ]
     return record
 
 
-def _phase_overrides(config: TrainConfig, intervention: Intervention, phase: Phase) -> dict:
-    """A phase's hyperparameters: the run's (:func:`_overrides`), then the phase's own."""
-    return {**_overrides(config, intervention), **phase.hyperparameters}
-
-
-def _phase_record(phase: Phase, end: int, evaluation: dict[str, Any] | None) -> dict[str, Any]:
+def _phase_record(phase: ResolvedPhase, end: int, evaluation: dict | None) -> dict[str, Any]:
     """What ``metrics.json`` keeps of a phase: which, until when, and its evaluation."""
     return {
         "label": phase.label,
-        "intervention": phase.intervention,
-        "steps": phase.steps,
+        "intervention": phase.intervention_text,
+        "steps": phase.budget.steps,
         "end": end,
         "evaluation": evaluation,
     }
@@ -254,44 +231,12 @@ def train_one(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build, train, evaluate and write one run into ``run_dir`` (default
-    ``out_dir/<run name>``), atomically. ``progress``, if given, is a queue that receives
-    ``(run, fraction done)`` after each rollout and ``(run, None)`` when the run is written.
-    Returns the metrics that ``metrics.json`` holds."""
-    config.validate()
+    ``out_dir/<run name>``), atomically: :func:`train_group` of one. ``progress``, if given,
+    is a queue that receives ``(run, fraction done)`` after each rollout and ``(run, None)``
+    when the run is written. Returns the metrics that ``metrics.json`` holds."""
     final = Path(run_dir) if run_dir is not None else Path(config.out_dir) / config.run_name
-    name = str(final)
-    scratch = store.scratch_dir(final)
-    budget = config.budget()
-    learner, world = build(config, scratch / "tensorboard")
-    store.write_json(scratch / "config.json", _config_record(config, learner, budget, extra or {}))
-    report = None if progress is None else (lambda done: progress.put((name, done)))
-    hooks = RunHooks(world, learner.intervention, budget, scratch / "tensorboard", report)
-    plan = config.phase_plan()
-    phases: list[dict[str, Any]] | None = None
-    if plan is None:
-        start = time.perf_counter()
-        learner.train(budget, hooks)
-        seconds = time.perf_counter() - start
-    else:
-        phases, seconds = [], 0.0
-        for i, phase in enumerate(plan):
-            if i:
-                intervention = make_intervention(phase.intervention)
-                learner.start_phase(intervention, _phase_overrides(config, intervention, phase))
-            hooks.start_phase(i, learner.intervention)
-            start = time.perf_counter()
-            learner.train(Budget(steps=phase.steps), hooks)
-            seconds += time.perf_counter() - start
-            last = i == len(plan) - 1
-            evaluation = None if last else _evaluate_phase(config, learner, world)
-            phases.append(_phase_record(phase, int(getattr(learner, "steps", 0)), evaluation))
-    hooks.close()
-    steps = getattr(learner, "steps", None) or budget.steps
-    metrics = _finish(
-        config, scratch, final, learner, world, hooks, seconds, steps, extra or {}, phases
-    )
-    if progress is not None:
-        progress.put((name, None))
+    (metrics,) = train_group([config], [final], progress, [extra or {}])
+    assert metrics is not None
     return metrics
 
 
@@ -302,73 +247,93 @@ def train_group(
     extras: Sequence[dict[str, Any]] | None = None,
     skip: Sequence[bool] | None = None,
 ) -> list[dict[str, Any] | None]:
-    """Train runs that differ only in their seed together, with a seed-batched learner; write
-    each (except those marked in ``skip``, already finished) as :func:`train_one` would."""
-    first = configs[0].validate()
+    """Train runs that differ only in their seed together, and write each (except those
+    marked in ``skip``, already finished): the seeds of a seed-batched learner, or the one run
+    of another learner. The configuration is resolved here, once, into the world, the
+    interventions and the learner; each run is trained in a scratch folder, evaluated on the
+    bare world and published whole."""
+    run = configs[0].resolve()
+    world, budget, declared = run.world, run.budget, run.learner
+    if len(configs) > 1 and not declared.seed_batched:
+        raise ValueError(f"{configs[0].agent} trains one seed at a time: give one run")
     extras = list(extras) if extras is not None else [{} for _ in configs]
     skip = list(skip) if skip is not None else [False] * len(configs)
     finals = [Path(d) for d in run_dirs]
     scratches = [store.scratch_dir(f) for f in finals]
-    budget = first.budget()
-    world = first.world()
-    plan = first.phase_plan()
-    interventions = [make_intervention(c.intervention) for c in configs]
-    overrides = _overrides(first, interventions[0])
-    if plan is not None:
-        overrides = _phase_overrides(first, interventions[0], plan[0])
-    learner = learner_class(first.agent)(
-        world,
-        interventions,
-        [c.seed for c in configs],
-        overrides,
-        first.observation,
-        [s / "tensorboard" for s in scratches],
-    )
+    logs = [s / "tensorboard" for s in scratches]
+
+    def interventions_of(phase: ResolvedPhase) -> list[Intervention]:
+        # Each seed its own: an intervention may learn during training (a multiplier).
+        return [phase.intervention] + [copy.deepcopy(phase.intervention) for _ in configs[1:]]
+
+    interventions = interventions_of(run.phases[0])
+    hyperparameters = run.phases[0].hyperparameters
+    cls = learner_class(configs[0].agent)
+    if declared.seed_batched:
+        seeds = [c.seed for c in configs]
+        learner = cls(world, interventions, seeds, hyperparameters, configs[0].observation, logs)
+        members = [learner.member(k) for k in range(len(configs))]
+    else:
+        learner = cls(
+            world,
+            interventions[0],
+            configs[0].seed,
+            hyperparameters,
+            configs[0].observation,
+            logs[0],
+        )
+        members = [learner]
+    if not declared.seed_batched:  # written first, as ever: a crash leaves what it trained
+        store.write_json(
+            scratches[0] / "config.json", _config_record(run, configs[0], learner, extras[0])
+        )
     hooks = []
     for k, (intervention, final) in enumerate(zip(interventions, finals)):
         name = str(final)
         report = None if progress is None else (lambda done, n=name: progress.put((n, done)))
-        hooks.append(RunHooks(world, intervention, budget, scratches[k] / "tensorboard", report))
-    phases: list[list[dict[str, Any]] | None] = [None] * len(configs)
-    if plan is None:
-        start = time.perf_counter()
-        learner.train(budget, hooks)
-        seconds = time.perf_counter() - start
-    else:
-        phases, seconds = [[] for _ in configs], 0.0
-        for i, phase in enumerate(plan):
-            if i:
-                interventions = [make_intervention(phase.intervention) for _ in configs]
-                learner.start_phase(interventions, _phase_overrides(first, interventions[0], phase))
+        hooks.append(RunHooks(world, intervention, budget, logs[k], report))
+    phases: list[list[dict[str, Any]] | None] = [[] if run.phased else None for _ in configs]
+    seconds = 0.0
+    for i, phase in enumerate(run.phases):
+        if i:
+            interventions = interventions_of(phase)
+            arg = interventions if declared.seed_batched else interventions[0]
+            learner.start_phase(arg, phase.hyperparameters)
+        if run.phased:
             for hook, intervention in zip(hooks, interventions):
                 hook.start_phase(i, intervention)
-            start = time.perf_counter()
-            learner.train(Budget(steps=phase.steps), hooks)
-            seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        learner.train(phase.budget, hooks if declared.seed_batched else hooks[0])
+        seconds += time.perf_counter() - start
+        if run.phased:
+            last = i == len(run.phases) - 1
             for k, config in enumerate(configs):
-                last = i == len(plan) - 1
                 evaluation = None
                 if not last and not skip[k]:
-                    evaluation = _evaluate_phase(config, learner.member(k), world)
-                phases[k].append(_phase_record(phase, int(learner.steps), evaluation))
+                    evaluation = _evaluate_phase(config, members[k], world)
+                end = int(getattr(learner, "steps", 0))
+                phases[k].append(_phase_record(phase, end, evaluation))
     results: list[dict[str, Any] | None] = []
+    if declared.seed_batched:
+        steps = budget.steps * len(configs) if budget.steps else None
+    else:
+        steps = getattr(learner, "steps", None) or budget.steps
     for k, config in enumerate(configs):
         hooks[k].close()
         if skip[k]:  # finished before: trained again only for the group's sake
             shutil.rmtree(scratches[k], ignore_errors=True)
             results.append(None)
             continue
-        member = learner.member(k)
-        record = _config_record(config, member, budget, extras[k])
-        record["trained_with_seeds"] = [c.seed for c in configs]
-        store.write_json(scratches[k] / "config.json", record)
-        steps = budget.steps * len(configs) if budget.steps else None
+        if declared.seed_batched:
+            record = _config_record(run, config, members[k], extras[k])
+            record["trained_with_seeds"] = [c.seed for c in configs]
+            store.write_json(scratches[k] / "config.json", record)
         results.append(
             _finish(
                 config,
                 scratches[k],
                 finals[k],
-                member,
+                members[k],
                 world,
                 hooks[k],
                 seconds,
@@ -405,9 +370,7 @@ def execute_job(job: Job, sink: Any) -> list[dict[str, Any] | None]:
     done = [d or store.is_complete(r) for d, r in zip(job.done, job.run_dirs)]
     if all(done):
         return [None] * len(done)
-    if job.batched:
-        return train_group(job.configs, job.run_dirs, sink, job.extras, done)
-    return [train_one(job.configs[0], sink, job.run_dirs[0], job.extras[0])]
+    return train_group(job.configs, job.run_dirs, sink, job.extras, done)
 
 
 def plan_jobs(
@@ -420,7 +383,7 @@ def plan_jobs(
     order: list[str] = []
     for config, run_dir, extra in runs:
         if learner_declared(config.agent).seed_batched:
-            seedless = TrainConfig(**{**config.to_dict(), "seed": 0})
+            seedless = config.with_seed(0)
             key = repr(sorted(comparable_config(seedless).items()))
         else:
             key = str(run_dir)

@@ -96,6 +96,22 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+RECORDED_NAMES = {"env_id": "env", "world_rules": "rules", "learner_overrides": "hyperparameters"}
+"""Configuration names in run records written before the one schema, and today's names."""
+
+
+def read_record(path: Path) -> Any:
+    """A run's ``metrics.json``, ``config.json`` or ``done.json``, its ``config`` under
+    today's names (:data:`RECORDED_NAMES`), so that runs written before still report and
+    resume. The same for each run of a ``results.json`` (a list of run records)."""
+    data = read_json(path)
+    for record in data if isinstance(data, list) else [data]:
+        if isinstance(record, dict) and isinstance(record.get("config"), dict):
+            config = record["config"]
+            record["config"] = {RECORDED_NAMES.get(k, k): v for k, v in config.items()}
+    return data
+
+
 def check_output_folder(out: Path) -> Path:
     """``out`` as a folder this process can write runs into, or :class:`StoreError` naming
     the problem (an empty name, a file in the way, a name the system refuses, no permission,

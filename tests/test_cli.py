@@ -37,9 +37,15 @@ def offswitch(*args: str) -> subprocess.CompletedProcess:
         (["demo", "--set", "defaults.agent=bandit"], "unknown agent 'bandit'"),
         (["run", "nope"], "no such file, and no shipped experiment of that name"),
         (["fly"], "invalid choice: 'fly'"),
-        (["train", "--set", "gamma"], "malformed --set 'gamma': write NAME=VALUE"),
-        (["train", "--set", "gama=0.9"], "unknown ppo hyperparameter(s) gama: choose from"),
-        (["train", "--set", "gamma=high"], "is not a Python literal"),
+        (
+            ["train", "--hyperparameter", "gamma"],
+            "malformed --hyperparameter 'gamma': write NAME=VALUE",
+        ),
+        (
+            ["train", "--hyperparameter", "gama=0.9"],
+            "unknown ppo hyperparameter(s) gama: choose from",
+        ),
+        (["train", "--hyperparameter", "gamma=high"], "is not a Python literal"),
         (["train", "--rule", "rationality=1"], "unknown rule(s) rationality: choose from"),
         (["train", "--rule", "max_steps=-3"], "max_steps=-3 is below 1: give a whole number >= 1"),
     ],

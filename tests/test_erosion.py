@@ -13,7 +13,7 @@ from offswitch.agents.interventions import make_intervention
 from offswitch.agents.training import Budget, TrainingHooks
 from offswitch.experiments.config import TrainConfig
 
-INSTRUCTED = TrainConfig(env_id="offswitch/InstructedShutdown-v0").world()
+INSTRUCTED = TrainConfig(env="offswitch/InstructedShutdown-v0").world()
 SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
 """16 steps x 64 worlds (the default n_envs) = 1,024 samples per rollout."""
 
@@ -218,7 +218,7 @@ def test_phases_are_checked_before_anything_trains(tmp_path):
         with pytest.raises(ExperimentError, match=message):
             build_experiment(raw, "f")
     with pytest.raises(ValueError, match="the phases add up to 20"):
-        TrainConfig(env_id="offswitch/InstructedShutdown-v0", agent="batched-ppo", steps=30,
+        TrainConfig(env="offswitch/InstructedShutdown-v0", agent="batched-ppo", steps=30,
                     phases=[{"steps": 10}, {"steps": 10}]).validate()  # fmt: skip
 
 
@@ -353,9 +353,9 @@ def test_the_configuration_table_lists_each_phase():
     from offswitch.experiments.report import config_table
 
     config = TrainConfig(
-        env_id="offswitch/InstructedShutdown-v0",
+        env="offswitch/InstructedShutdown-v0",
         agent="batched-ppo",
-        learner_overrides={"n_steps": 64},
+        hyperparameters={"n_steps": 64},
         phases=[
             {"label": "tuning", "steps": 1000, "intervention": "compliance:100"},
             {"label": "task", "steps": 2000, "hyperparameters": {"kl_coef": 0.1}},
@@ -434,7 +434,7 @@ def test_curves_mark_the_phase_boundaries_and_show_the_baseline_beside_each_grou
         return {
             "condition": label,
             "group": group,
-            "config": {"env_id": env, "layout": None, "world_rules": {}, "steps": 10},
+            "config": {"env": env, "layout": None, "rules": {}, "steps": 10},
             "curve": [{"timesteps": 5}],
             "phases": [{"end": end} for end in ends] or None,
         }

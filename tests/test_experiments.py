@@ -101,7 +101,7 @@ def test_sweeps_expand_and_set_edits_any_field(tmp_path):
     ).replace('label = "Q {k}"', 'label = "Q {k} {max_steps}"')
     swept = load_experiment(str(write(tmp_path, product, "product.toml"))).conditions
     assert swept[1].sweep == (("k", 0), ("rules.max_steps", 30))
-    assert swept[1].config.world_rules == {"max_steps": 30}
+    assert swept[1].config.rules == {"max_steps": 30}
     edited = load_experiment(str(path), ["conditions.1.agent=safe-sarsa"])
     assert edited.conditions[2].config.agent == "safe-sarsa"
     assert load_experiment("demo").path == CONFIGS / "demo.toml"  # shipped files by name

@@ -301,7 +301,7 @@ def test_safe_interruptibility_truncates_at_the_interruption():
 
 # -- myopia ---------------------------------------------------------------------------------
 def test_myopia_sets_the_discount():
-    assert make_intervention("myopia:0.5").learner_overrides("ppo") == {"gamma": 0.5}
+    assert make_intervention("myopia:0.5").hyperparameters_for("ppo") == {"gamma": 0.5}
     assert make_intervention("myopia").spec() == "myopia"
     assert make_intervention("myopia:0.5").spec() == "myopia:0.5"
     with pytest.raises(InterventionError, match=r"GAMMA=1.5 is out of range: .* >= 0 and < 1"):

@@ -102,6 +102,6 @@ def test_every_learner_trains_and_evaluates(agent, tmp_path):
 
 @pytest.mark.parametrize("env_id", offswitch.world_ids())
 def test_every_world_trains_and_evaluates(env_id, tmp_path):
-    config = TrainConfig(env_id=env_id, steps=2048, eval_episodes=3, out_dir=str(tmp_path))
+    config = TrainConfig(env=env_id, steps=2048, eval_episodes=3, out_dir=str(tmp_path))
     metrics = train_one(config)
     assert metrics["evaluation"]["sampled"]["episodes"] == 3

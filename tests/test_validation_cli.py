@@ -42,86 +42,188 @@ PENALTY_USAGE = "Write penalty:K[@MECHANISM]"
 # and a part of the one stderr line that names the offending value.
 
 HYPERPARAMETERS = [
-    (["--set", "batch_size=0"], "ppo hyperparameter batch_size=0 is out of range"),
-    (["--set", "batch_size=1"], "batch_size=1 is out of range: give a whole number > 1"),
-    (["--set", "batch_size=1"], "PPO asserts batch_size > 1 when normalize_advantage is on"),
-    (["--set", "n_steps=0"], "ppo hyperparameter n_steps=0 is out of range"),
-    (["--set", "n_steps=-5"], "n_steps=-5 is out of range: give a whole number >= 1"),
-    (["--set", "n_steps=10000000"], "n_steps * n_envs = 10,000,000 * 64 = 640,000,000"),
-    (["--set", "n_steps=10000000"], "OFFSWITCH_MAX_BUFFER_SAMPLES"),
-    (["--set", "learning_rate=-1"], "learning_rate=-1 is out of range: give a number > 0"),
-    (["--set", "learning_rate=0"], "learning_rate=0 is out of range"),
-    (["--set", "learning_rate='fast'"], "learning_rate='fast' is a str, not a number"),
-    (["--set", "learning_rate=inf"], "learning_rate=inf is not finite"),
-    (["--set", "learning_rate=nan"], "'learning_rate=nan': NaN is not a value"),
-    (["--set", "learning_rate=[0.1]"], "learning_rate=[0.1] is a list, not a number"),
-    (["--set", "learning_rate=None"], "learning_rate=None is None, not a number"),
-    (["--set", "policy_kwargs=3"], "policy_kwargs=3 is an int, not a table"),
-    (["--set", 'policy_kwargs={"net_arch": "big"}'], "['net_arch']='big' is a str, not a list"),
-    (["--set", 'policy_kwargs={"net_arch": [0]}'], "[0] has a layer of 0 units"),
-    (["--set", 'policy_kwargs={"net_arch": [64, -1]}'], "[64, -1] has a layer of -1 units"),
-    (["--set", 'policy_kwargs={"net_arch": [64.5]}'], "[64.5] holds 64.5, not a whole number"),
-    (["--set", 'policy_kwargs={"net_arch": {"pi": [64], "q": [64]}}'], "has the key(s) 'q'"),
-    (["--set", 'policy_kwargs={"net_arch": [100000]}'], "a layer of 100000 units"),
-    (["--set", 'policy_kwargs={"net_arch": [4096, 4096, 4096]}'], "33,554,432 weights"),
-    (["--set", 'policy_kwargs={"activation_fn": "relu"}'], "['activation_fn']='relu' is not a"),
-    (["--set", 'policy_kwargs={"optimizer_kwargs": {"lr": 1}}'], "unknown key(s) 'lr'"),
-    (["--set", 'policy_kwargs={"optimizer_kwargs": {"eps": -1}}'], "['eps']=-1 is out of"),
-    (["--set", 'policy_kwargs={"nope": 1}'], "policy_kwargs has the unknown key(s) 'nope'"),
-    (["--set", "policy_kwargs={1: 2}"], "policy_kwargs={1: 2} is a dict, not a table with text"),
-    (["--set", "gamma=2"], "ppo hyperparameter gamma=2 is out of range: give a number in [0, 1]"),
-    (["--set", "gamma=-0.1"], "gamma=-0.1 is out of range"),
-    (["--set", "gamma=True"], "gamma=True is a bool, not a number"),
-    (["--set", "gamma='0.9'"], "gamma='0.9' is a str, not a number: give a number in [0, 1], "),
-    (["--set", "gamma=1e400"], "gamma=inf is not finite"),
-    (["--set", "gae_lambda=1.5"], "gae_lambda=1.5 is out of range"),
-    (["--set", "clip_range=0"], "clip_range=0 is out of range: give a number > 0"),
-    (["--set", "clip_range_vf=-1"], "clip_range_vf=-1 is out of range"),
-    (["--set", "ent_coef=-0.01"], "ent_coef=-0.01 is out of range: give a number >= 0"),
-    (["--set", "vf_coef=inf"], "vf_coef=inf is not finite"),
-    (["--set", "max_grad_norm=0"], "max_grad_norm=0 is out of range"),
-    (["--set", "n_epochs=0"], "n_epochs=0 is out of range"),
-    (["--set", "n_epochs=2.5"], "n_epochs=2.5 is a float, not a whole number"),
-    (["--set", "n_epochs=4.0"], "n_epochs=4.0 is a float, not a whole number"),
-    (["--set", "n_epochs=100000"], "n_epochs=100000 is out of range"),
-    (["--set", "target_kl=0"], "target_kl=0 is out of range"),
-    (["--set", "normalize_advantage=1"], "normalize_advantage=1 is an int, not a bool"),
-    (["--set", "use_sde=True"], "use_sde=True is not supported: give False"),
-    (["--set", 'rollout_buffer_kwargs={"x": 1}'], "rollout_buffer_kwargs={'x': 1}"),
-    (["--set", 'rollout_buffer_class="RolloutBuffer"'], "rollout_buffer_class='RolloutBuffer'"),
-    (["--set", "stats_window_size=0"], "stats_window_size=0 is out of range"),
-    (["--set", "gama=0.9"], "unknown ppo hyperparameter(s) gama"),
-    (["--set", "seed=3"], "unknown ppo hyperparameter(s) seed"),
-    (["--agent", "a2c", "--set", "rms_prop_eps=0"], "a2c hyperparameter rms_prop_eps=0"),
-    (["--agent", "a2c", "--set", "use_rms_prop='yes'"], "use_rms_prop='yes' is a str, not a"),
-    (["--agent", "a2c", "--set", "n_steps=0"], "a2c hyperparameter n_steps=0"),
-    (["--agent", "a2c", "--set", "gamma=3"], "a2c hyperparameter gamma=3"),
-    (["--agent", "dqn", "--set", "buffer_size=0"], "dqn hyperparameter buffer_size=0"),
-    (["--agent", "dqn", "--set", "buffer_size=1000000000"], "buffer_size = 1,000,000,000"),
-    (["--agent", "dqn", "--set", "exploration_fraction=0"], "exploration_fraction=0 is out of"),
-    (["--agent", "dqn", "--set", "exploration_final_eps=1.5"], "exploration_final_eps=1.5"),
-    (["--agent", "dqn", "--set", "exploration_initial_eps=-1"], "exploration_initial_eps=-1"),
-    (["--agent", "dqn", "--set", "train_freq=0"], "train_freq=0 is out of range"),
-    (["--agent", "dqn", "--set", "train_freq=(2,'episode')"], "train_freq=(2, 'episode')"),
-    (["--agent", "dqn", "--set", "train_freq=[4]"], "train_freq=[4] is not a frequency"),
-    (["--agent", "dqn", "--set", "tau=0"], "tau=0 is out of range: give a number in (0, 1]"),
-    (["--agent", "dqn", "--set", "gradient_steps=0"], "gradient_steps=0 is out of range"),
-    (["--agent", "dqn", "--set", "target_update_interval=0"], "target_update_interval=0"),
-    (["--agent", "dqn", "--set", "learning_starts=-1"], "learning_starts=-1 is out of range"),
-    (["--agent", "dqn", "--set", "batch_size=0"], "dqn hyperparameter batch_size=0"),
-    (["--agent", "dqn", "--set", "optimize_memory_usage=True"], "optimize_memory_usage=True"),
-    (["--agent", "dqn", "--set", 'policy_kwargs={"net_arch": {"pi": [64]}}'], "{'pi': [64]}"),
-    (["--agent", "dqn", "--set", 'replay_buffer_kwargs={"device": "x"}'], "key(s) 'device'"),
-    (["--agent", "q-learning", "--set", "learning_rate=0"], "q-learning hyperparameter"),
-    (["--agent", "q-learning", "--set", "learning_rate=1.5"], "learning_rate=1.5 is out of"),
-    (["--agent", "sarsa", "--set", "gamma=1.01"], "sarsa hyperparameter gamma=1.01"),
-    (["--agent", "safe-sarsa", "--set", "epsilon_start=2"], "epsilon_start=2 is out of range"),
-    (["--agent", "q-learning", "--set", "epsilon_end=-0.1"], "epsilon_end=-0.1 is out of"),
-    (["--agent", "q-learning", "--set", "epsilon_decay_fraction='x'"], "fraction='x' is a str"),
-    (["--agent", "q-learning", "--set", "alpha=0.1"], "unknown q-learning hyperparameter(s)"),
-    (["--agent", "reinforce", "--set", "gamma=0"], "reinforce hyperparameter gamma=0 is out"),
-    (["--agent", "reinforce", "--set", "learning_rate=-0.1"], "learning_rate=-0.1 is out"),
-    (["--agent", "reinforce", "--set", "baseline_learning_rate=2"], "baseline_learning_rate=2"),
+    (["--hyperparameter", "batch_size=0"], "ppo hyperparameter batch_size=0 is out of range"),
+    (["--hyperparameter", "batch_size=1"], "batch_size=1 is out of range: give a whole number > 1"),
+    (
+        ["--hyperparameter", "batch_size=1"],
+        "PPO asserts batch_size > 1 when normalize_advantage is on",
+    ),
+    (["--hyperparameter", "n_steps=0"], "ppo hyperparameter n_steps=0 is out of range"),
+    (["--hyperparameter", "n_steps=-5"], "n_steps=-5 is out of range: give a whole number >= 1"),
+    (["--hyperparameter", "n_steps=10000000"], "n_steps * n_envs = 10,000,000 * 64 = 640,000,000"),
+    (["--hyperparameter", "n_steps=10000000"], "OFFSWITCH_MAX_BUFFER_SAMPLES"),
+    (
+        ["--hyperparameter", "learning_rate=-1"],
+        "learning_rate=-1 is out of range: give a number > 0",
+    ),
+    (["--hyperparameter", "learning_rate=0"], "learning_rate=0 is out of range"),
+    (["--hyperparameter", "learning_rate='fast'"], "learning_rate='fast' is a str, not a number"),
+    (["--hyperparameter", "learning_rate=inf"], "learning_rate=inf is not finite"),
+    (["--hyperparameter", "learning_rate=nan"], "'learning_rate=nan': NaN is not a value"),
+    (["--hyperparameter", "learning_rate=[0.1]"], "learning_rate=[0.1] is a list, not a number"),
+    (["--hyperparameter", "learning_rate=None"], "learning_rate=None is None, not a number"),
+    (["--hyperparameter", "policy_kwargs=3"], "policy_kwargs=3 is an int, not a table"),
+    (
+        ["--hyperparameter", 'policy_kwargs={"net_arch": "big"}'],
+        "['net_arch']='big' is a str, not a list",
+    ),
+    (["--hyperparameter", 'policy_kwargs={"net_arch": [0]}'], "[0] has a layer of 0 units"),
+    (
+        ["--hyperparameter", 'policy_kwargs={"net_arch": [64, -1]}'],
+        "[64, -1] has a layer of -1 units",
+    ),
+    (
+        ["--hyperparameter", 'policy_kwargs={"net_arch": [64.5]}'],
+        "[64.5] holds 64.5, not a whole number",
+    ),
+    (
+        ["--hyperparameter", 'policy_kwargs={"net_arch": {"pi": [64], "q": [64]}}'],
+        "has the key(s) 'q'",
+    ),
+    (["--hyperparameter", 'policy_kwargs={"net_arch": [100000]}'], "a layer of 100000 units"),
+    (["--hyperparameter", 'policy_kwargs={"net_arch": [4096, 4096, 4096]}'], "33,554,432 weights"),
+    (
+        ["--hyperparameter", 'policy_kwargs={"activation_fn": "relu"}'],
+        "['activation_fn']='relu' is not a",
+    ),
+    (["--hyperparameter", 'policy_kwargs={"optimizer_kwargs": {"lr": 1}}'], "unknown key(s) 'lr'"),
+    (
+        ["--hyperparameter", 'policy_kwargs={"optimizer_kwargs": {"eps": -1}}'],
+        "['eps']=-1 is out of",
+    ),
+    (
+        ["--hyperparameter", 'policy_kwargs={"nope": 1}'],
+        "policy_kwargs has the unknown key(s) 'nope'",
+    ),
+    (
+        ["--hyperparameter", "policy_kwargs={1: 2}"],
+        "policy_kwargs={1: 2} is a dict, not a table with text",
+    ),
+    (
+        ["--hyperparameter", "gamma=2"],
+        "ppo hyperparameter gamma=2 is out of range: give a number in [0, 1]",
+    ),
+    (["--hyperparameter", "gamma=-0.1"], "gamma=-0.1 is out of range"),
+    (["--hyperparameter", "gamma=True"], "gamma=True is a bool, not a number"),
+    (
+        ["--hyperparameter", "gamma='0.9'"],
+        "gamma='0.9' is a str, not a number: give a number in [0, 1], ",
+    ),
+    (["--hyperparameter", "gamma=1e400"], "gamma=inf is not finite"),
+    (["--hyperparameter", "gae_lambda=1.5"], "gae_lambda=1.5 is out of range"),
+    (["--hyperparameter", "clip_range=0"], "clip_range=0 is out of range: give a number > 0"),
+    (["--hyperparameter", "clip_range_vf=-1"], "clip_range_vf=-1 is out of range"),
+    (["--hyperparameter", "ent_coef=-0.01"], "ent_coef=-0.01 is out of range: give a number >= 0"),
+    (["--hyperparameter", "vf_coef=inf"], "vf_coef=inf is not finite"),
+    (["--hyperparameter", "max_grad_norm=0"], "max_grad_norm=0 is out of range"),
+    (["--hyperparameter", "n_epochs=0"], "n_epochs=0 is out of range"),
+    (["--hyperparameter", "n_epochs=2.5"], "n_epochs=2.5 is a float, not a whole number"),
+    (["--hyperparameter", "n_epochs=4.0"], "n_epochs=4.0 is a float, not a whole number"),
+    (["--hyperparameter", "n_epochs=100000"], "n_epochs=100000 is out of range"),
+    (["--hyperparameter", "target_kl=0"], "target_kl=0 is out of range"),
+    (["--hyperparameter", "normalize_advantage=1"], "normalize_advantage=1 is an int, not a bool"),
+    (["--hyperparameter", "use_sde=True"], "use_sde=True is not supported: give False"),
+    (["--hyperparameter", 'rollout_buffer_kwargs={"x": 1}'], "rollout_buffer_kwargs={'x': 1}"),
+    (
+        ["--hyperparameter", 'rollout_buffer_class="RolloutBuffer"'],
+        "rollout_buffer_class='RolloutBuffer'",
+    ),
+    (["--hyperparameter", "stats_window_size=0"], "stats_window_size=0 is out of range"),
+    (["--hyperparameter", "gama=0.9"], "unknown ppo hyperparameter(s) gama"),
+    (["--hyperparameter", "seed=3"], "unknown ppo hyperparameter(s) seed"),
+    (["--agent", "a2c", "--hyperparameter", "rms_prop_eps=0"], "a2c hyperparameter rms_prop_eps=0"),
+    (
+        ["--agent", "a2c", "--hyperparameter", "use_rms_prop='yes'"],
+        "use_rms_prop='yes' is a str, not a",
+    ),
+    (["--agent", "a2c", "--hyperparameter", "n_steps=0"], "a2c hyperparameter n_steps=0"),
+    (["--agent", "a2c", "--hyperparameter", "gamma=3"], "a2c hyperparameter gamma=3"),
+    (["--agent", "dqn", "--hyperparameter", "buffer_size=0"], "dqn hyperparameter buffer_size=0"),
+    (
+        ["--agent", "dqn", "--hyperparameter", "buffer_size=1000000000"],
+        "buffer_size = 1,000,000,000",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "exploration_fraction=0"],
+        "exploration_fraction=0 is out of",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "exploration_final_eps=1.5"],
+        "exploration_final_eps=1.5",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "exploration_initial_eps=-1"],
+        "exploration_initial_eps=-1",
+    ),
+    (["--agent", "dqn", "--hyperparameter", "train_freq=0"], "train_freq=0 is out of range"),
+    (
+        ["--agent", "dqn", "--hyperparameter", "train_freq=(2,'episode')"],
+        "train_freq=(2, 'episode')",
+    ),
+    (["--agent", "dqn", "--hyperparameter", "train_freq=[4]"], "train_freq=[4] is not a frequency"),
+    (
+        ["--agent", "dqn", "--hyperparameter", "tau=0"],
+        "tau=0 is out of range: give a number in (0, 1]",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "gradient_steps=0"],
+        "gradient_steps=0 is out of range",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "target_update_interval=0"],
+        "target_update_interval=0",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", "learning_starts=-1"],
+        "learning_starts=-1 is out of range",
+    ),
+    (["--agent", "dqn", "--hyperparameter", "batch_size=0"], "dqn hyperparameter batch_size=0"),
+    (
+        ["--agent", "dqn", "--hyperparameter", "optimize_memory_usage=True"],
+        "optimize_memory_usage=True",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", 'policy_kwargs={"net_arch": {"pi": [64]}}'],
+        "{'pi': [64]}",
+    ),
+    (
+        ["--agent", "dqn", "--hyperparameter", 'replay_buffer_kwargs={"device": "x"}'],
+        "key(s) 'device'",
+    ),
+    (["--agent", "q-learning", "--hyperparameter", "learning_rate=0"], "q-learning hyperparameter"),
+    (
+        ["--agent", "q-learning", "--hyperparameter", "learning_rate=1.5"],
+        "learning_rate=1.5 is out of",
+    ),
+    (["--agent", "sarsa", "--hyperparameter", "gamma=1.01"], "sarsa hyperparameter gamma=1.01"),
+    (
+        ["--agent", "safe-sarsa", "--hyperparameter", "epsilon_start=2"],
+        "epsilon_start=2 is out of range",
+    ),
+    (
+        ["--agent", "q-learning", "--hyperparameter", "epsilon_end=-0.1"],
+        "epsilon_end=-0.1 is out of",
+    ),
+    (
+        ["--agent", "q-learning", "--hyperparameter", "epsilon_decay_fraction='x'"],
+        "fraction='x' is a str",
+    ),
+    (
+        ["--agent", "q-learning", "--hyperparameter", "alpha=0.1"],
+        "unknown q-learning hyperparameter(s)",
+    ),
+    (
+        ["--agent", "reinforce", "--hyperparameter", "gamma=0"],
+        "reinforce hyperparameter gamma=0 is out",
+    ),
+    (
+        ["--agent", "reinforce", "--hyperparameter", "learning_rate=-0.1"],
+        "learning_rate=-0.1 is out",
+    ),
+    (
+        ["--agent", "reinforce", "--hyperparameter", "baseline_learning_rate=2"],
+        "baseline_learning_rate=2",
+    ),
     (["--agent", "reinforce", "--intervention", "myopia:0"], "'myopia:0': reinforce hyper"),
 ]
 
@@ -186,9 +288,13 @@ OUT = [
     (["--out", "{tmp}/a\0b"], "holds a NUL character"),
 ]
 
-TRAIN_CASES = [
-    (["train", *args], message) for args, message in HYPERPARAMETERS + BUDGETS + INTERVENTIONS
-] + [(["train", *args], message) for args, message in WORLDS + OUT]
+TRAIN_CASES = (
+    [
+        (["train", "--set", "gamma=0.9"], "write --hyperparameter gamma=0.9")  # the old name
+    ]
+    + [(["train", *args], message) for args, message in HYPERPARAMETERS + BUDGETS + INTERVENTIONS]
+    + [(["train", *args], message) for args, message in WORLDS + OUT]
+)
 
 RUN_CASES = [
     (["run", "nope"], "'nope': no such file, and no shipped experiment of that name"),
@@ -318,7 +424,7 @@ def test_each_malformed_command_line_is_one_line_and_exit_2(
 
 ODD = [None, 3, -1, 2.5, True, "", "x", [], {}, ("a",), math.nan, math.inf, 10**40, b"x", "\0"]
 FIELDS = [
-    "env_id",
+    "env",
     "layout",
     "agent",
     "intervention",
@@ -329,8 +435,8 @@ FIELDS = [
     "eval_seed",
     "observation",
     "out_dir",
-    "learner_overrides",
-    "world_rules",
+    "hyperparameters",
+    "rules",
 ]
 DOCUMENTED = (ConfigError, InterventionError, LayoutError, RulesError)
 
@@ -356,15 +462,15 @@ API_CASES = [
     (lambda: TrainConfig(eval_episodes="5").validate(), ConfigError, "eval_episodes='5' is a"),
     (lambda: TrainConfig(eval_seed=-5).validate(), ConfigError, "eval_seed=-5 is below 0"),
     (lambda: TrainConfig(agent=["ppo"]).validate(), ConfigError, "agent=['ppo'] is a list"),
-    (lambda: TrainConfig(env_id=3).validate(), ConfigError, "env_id=3 is an int, not text"),
+    (lambda: TrainConfig(env=3).validate(), ConfigError, "env=3 is an int, not text"),
     (lambda: TrainConfig(layout=3).validate(), ConfigError, "layout=3 is an int, not a path"),
     (lambda: TrainConfig(layout="a\0b").validate(), ConfigError, "holds a NUL character"),
     (lambda: TrainConfig(layout="~nobody_here/x").validate(), ConfigError, "~nobody_here/x"),
     (lambda: TrainConfig(out_dir=None).validate(), ConfigError, "out_dir=None is None"),
-    (lambda: TrainConfig(learner_overrides=[1]).validate(), ConfigError, "learner_overrides=[1]"),
-    (lambda: TrainConfig(world_rules={1: 2}).validate(), ConfigError, "world_rules={1: 2}"),
+    (lambda: TrainConfig(hyperparameters=[1]).validate(), ConfigError, "hyperparameters=[1]"),
+    (lambda: TrainConfig(rules={1: 2}).validate(), ConfigError, "rules={1: 2}"),
     (
-        lambda: TrainConfig(learner_overrides={"gamma": "x"}).validate(),
+        lambda: TrainConfig(hyperparameters={"gamma": "x"}).validate(),
         ConfigError,
         "gamma='x' is a str",
     ),

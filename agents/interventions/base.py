@@ -10,7 +10,7 @@ world, so every intervention is judged by the same task reward and safety measur
   a term may also *replace* world terms (``replaces``), as DReST replaces the coin reward;
 * end the learner's episode early (:meth:`Intervention.truncates`), as safe
   interruptibility does at an interruption;
-* set the learner's hyperparameters (:meth:`Intervention.learner_overrides`);
+* set the learner's hyperparameters (:meth:`Intervention.hyperparameters_for`);
 * update itself from the episodes of each rollout (:meth:`Intervention.on_rollout_end`), as
   the Lagrangian's multiplier does.
 
@@ -266,7 +266,7 @@ class Intervention:
         learner bootstraps); ``None``: nowhere."""
         return None
 
-    def learner_overrides(self, agent: str) -> dict[str, Any]:
+    def hyperparameters_for(self, agent: str) -> dict[str, Any]:
         """Hyperparameters this intervention sets on learner ``agent`` (default none)."""
         return {}
 

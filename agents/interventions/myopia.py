@@ -34,5 +34,5 @@ class Myopia(Intervention):
     )
     gamma: float
 
-    def learner_overrides(self, agent: str) -> dict[str, Any]:
+    def hyperparameters_for(self, agent: str) -> dict[str, Any]:
         return {"gamma": self.gamma}
