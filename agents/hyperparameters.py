@@ -33,7 +33,7 @@ default, as the worlds' limits in :mod:`offswitch.envs.engine` are):
 * :data:`MAX_NET_WEIGHTS` (10,000,000): weights between the hidden layers of one network;
   raised by ``OFFSWITCH_MAX_NET_WEIGHTS``.
 
-:class:`HyperparameterError` is a ``ValueError``; :meth:`offswitch.experiments.config.
+:class:`HyperparameterError` is a ``ValueError``; :meth:`offswitch.experiments.spec.config.
 TrainConfig.validate` turns it into a ``ConfigError`` with the same message.
 """
 

@@ -29,7 +29,7 @@ import torch
 from offswitch.agents.batched_ppo import BatchedPPO
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.training import Budget
-from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.spec.config import TrainConfig
 
 ENV_ID = "offswitch/SafeInterruptibility-v0"
 STEPS = 20_480

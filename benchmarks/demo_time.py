@@ -1,8 +1,8 @@
 """Where the wall time of ``offswitch demo`` goes, start-up included, beside a reference commit.
 
 Run: ``python benchmarks/demo_time.py [--reference COMMIT] [--repeat N]``. Each measurement
-runs ``python -m offswitch.experiments.cli demo`` in a fresh process into a fresh folder, as a
-newcomer would, and times the lines it prints on stderr; the runs' own records give the
+runs ``python -m offswitch.experiments.interactive.cli demo`` in a fresh process into a fresh
+folder, as a newcomer would, and times the lines it prints on stderr; the runs' own records give the
 training loop's seconds. With ``--reference``, the same is measured, in the same run of this
 script, for another commit of this repository (a temporary ``git worktree``, imported ahead of
 the installed checkout through ``PYTHONPATH``), so that the two columns come from one machine
@@ -41,7 +41,7 @@ def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
     env["COLUMNS"] = "200"
     start = time.perf_counter()
     command = subprocess.Popen(
-        [sys.executable, "-m", "offswitch.experiments.cli", "demo", "--out", str(out)],
+        [sys.executable, "-m", "offswitch.experiments.interactive.cli", "demo", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -27,7 +27,7 @@ from offswitch.agents.batched_ppo import BatchedPPO, BatchedPPOSB3
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.sb3 import OffSwitchVecEnv, PPOLearner
 from offswitch.agents.training import Budget, TrainingWorlds
-from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.spec.config import TrainConfig
 
 
 def sb3_defaults(steps: int) -> float:

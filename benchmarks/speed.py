@@ -60,7 +60,7 @@ def command_seconds(args: list[str]) -> float:
     """Wall time of ``offswitch ARGS`` from the command line, start-up included."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        [sys.executable, "-m", "offswitch.experiments.interactive.cli", *args],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -36,7 +36,7 @@ def si(p: float = 0.0) -> gym.Env:
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run ``offswitch ARGS`` in this process: (exit status, stdout, stderr)."""
-    from offswitch.experiments.cli import main
+    from offswitch.experiments.interactive.cli import main
 
     try:
         code = main(args)

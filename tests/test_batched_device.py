@@ -18,7 +18,7 @@ import torch
 from offswitch.agents.batched_ppo import BatchedPPO, load_member
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.training import Budget, TrainingWorlds
-from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.spec.config import TrainConfig
 
 WORLD = TrainConfig().world()
 OBS = TrainingWorlds(WORLD, 1, make_intervention("none")).obs_table

@@ -32,7 +32,7 @@ from offswitch.agents.learners import learner_class
 from offswitch.agents.sb3 import PPOLearner
 from offswitch.agents.training import Budget, TrainingHooks, TrainingWorlds
 from offswitch.envs import world_ids
-from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.spec.config import TrainConfig
 
 WORLD = TrainConfig().world()
 OBS = TrainingWorlds(WORLD, 1, make_intervention("none")).obs_table

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 def offswitch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        [sys.executable, "-m", "offswitch.experiments.interactive.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,

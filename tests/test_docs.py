@@ -34,8 +34,8 @@ def tables(text: str) -> list[str]:
 def test_every_results_table_is_recomputed_from_the_runs(page):
     """Each page's result tables are what the report code computes from the evaluations of
     the runs it was written from (published beside it)."""
-    from offswitch.experiments.experiment import build_experiment
-    from offswitch.experiments.pages import over_training_markdown, tables_markdown
+    from offswitch.experiments.pages.publish import over_training_markdown, tables_markdown
+    from offswitch.experiments.spec.experiment import build_experiment
 
     folder = RESULTS / page.stem
     record = json.loads((folder / "experiment.json").read_text())

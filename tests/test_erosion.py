@@ -11,7 +11,7 @@ import torch
 from offswitch.agents.batched_ppo import BatchedPPO, ppo_losses, reference_kl
 from offswitch.agents.interventions import make_intervention
 from offswitch.agents.training import Budget, TrainingHooks
-from offswitch.experiments.config import TrainConfig
+from offswitch.experiments.spec.config import TrainConfig
 
 INSTRUCTED = TrainConfig(env="offswitch/InstructedShutdown-v0").world()
 SMALL = dict(n_steps=16, batch_size=64, n_epochs=2)
@@ -168,7 +168,7 @@ phases = [
 def test_phases_are_checked_before_anything_trains(tmp_path):
     from offswitch.agents.learners import LEARNERS, learner_class
     from offswitch.agents.training import PHASE_LEARNERS
-    from offswitch.experiments.experiment import ExperimentError, build_experiment
+    from offswitch.experiments.spec.experiment import ExperimentError, build_experiment
 
     assert tuple(n for n in LEARNERS if learner_class(n).supports_phases) == PHASE_LEARNERS
     batched_envs = learner_class("batched-ppo").defaults["n_envs"]
@@ -227,9 +227,9 @@ def test_a_two_phase_run_is_one_run_whose_second_phase_pays_no_compliance_term(t
     from test_experiments import numbers
 
     from offswitch.agents.sb3 import PPOLearner
-    from offswitch.experiments import store
-    from offswitch.experiments.experiment import load_experiment
-    from offswitch.experiments.runner import check_finished, experiment_runs, run_experiment
+    from offswitch.experiments.results import store
+    from offswitch.experiments.running.runner import check_finished, experiment_runs, run_experiment
+    from offswitch.experiments.spec.experiment import load_experiment
 
     assert PPOLearner.n_envs == BatchedPPO.defaults["n_envs"]  # the sb3 condition's too
     path = tmp_path / "two.toml"
@@ -291,7 +291,7 @@ def fake_run(label: str, seed: int, finals: list[float], curve: list[tuple[int, 
 
 
 def test_columns_read_a_phases_evaluation_as_a_count_per_100_episodes():
-    from offswitch.experiments.report import ReportError, cell, column, table_rows
+    from offswitch.experiments.pages.report import ReportError, cell, column, table_rows
 
     col = column("per100:instruction/disabled_instructed@1")
     assert (col.stat, col.metric, col.phase) == ("per100", "instruction/disabled_instructed", 1)
@@ -317,7 +317,7 @@ def test_columns_read_a_phases_evaluation_as_a_count_per_100_episodes():
 
 
 def test_measures_over_training_are_read_from_the_curves_before_each_budget():
-    from offswitch.experiments.report import curve_value, over_training_rows
+    from offswitch.experiments.pages.report import curve_value, over_training_rows
 
     curve = [(100, 0.0), (850, 0.2), (950, 0.4), (1000, 0.6), (1500, 1.0)]
     run = fake_run("a", 0, [0.0], curve)
@@ -336,7 +336,7 @@ def test_measures_over_training_are_read_from_the_curves_before_each_budget():
 
 
 def test_the_report_fields_of_over_training_come_together():
-    from offswitch.experiments.experiment import ExperimentError, build_experiment
+    from offswitch.experiments.spec.experiment import ExperimentError, build_experiment
 
     base = {"conditions": [{"label": "c", "agent": "q-learning", "episodes": 10}]}
     build_experiment({**base, "report": {"over_training": ["goal_rate"], "budgets": [5]}}, "f")
@@ -350,7 +350,7 @@ def test_the_report_fields_of_over_training_come_together():
 
 
 def test_the_configuration_table_lists_each_phase():
-    from offswitch.experiments.report import config_table
+    from offswitch.experiments.pages.report import config_table
 
     config = TrainConfig(
         env="offswitch/InstructedShutdown-v0",
@@ -372,8 +372,8 @@ def test_report_to_publishes_the_page_and_what_recomputes_its_tables(tmp_path, c
     from conftest import run_cli
     from test_docs import tables
 
-    from offswitch.experiments.experiment import build_experiment
-    from offswitch.experiments.pages import over_training_markdown
+    from offswitch.experiments.pages.publish import over_training_markdown
+    from offswitch.experiments.spec.experiment import build_experiment
 
     steps = 4 * 32 * BatchedPPO.defaults["n_envs"]  # four rollouts, 128 steps per world
     path = tmp_path / "tiny.toml"
@@ -405,7 +405,7 @@ def test_report_to_publishes_the_page_and_what_recomputes_its_tables(tmp_path, c
 
 
 def test_a_sweep_fills_numbers_into_a_phase_and_text_into_its_intervention():
-    from offswitch.experiments.experiment import build_experiment
+    from offswitch.experiments.spec.experiment import build_experiment
 
     raw = {
         "defaults": {"env": "offswitch/InstructedShutdown-v0", "agent": "batched-ppo"},
@@ -428,7 +428,7 @@ def test_a_sweep_fills_numbers_into_a_phase_and_text_into_its_intervention():
 
 
 def test_curves_mark_the_phase_boundaries_and_show_the_baseline_beside_each_group():
-    from offswitch.experiments.figures import _panels, phase_boundaries
+    from offswitch.experiments.pages.figures import _panels, phase_boundaries
 
     def run(label: str, group: str, env: str, ends: list[int]) -> dict:
         return {

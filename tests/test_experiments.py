@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from offswitch.experiments import store
-from offswitch.experiments.experiment import (
+from offswitch.experiments.pages.report import MAJORITY, metric_name, results_csv
+from offswitch.experiments.results import store
+from offswitch.experiments.running.runner import run_experiment
+from offswitch.experiments.spec.experiment import (
     CONFIGS,
     ExperimentError,
     load_experiment,
 )
-from offswitch.experiments.report import MAJORITY, metric_name, results_csv
-from offswitch.experiments.runner import run_experiment
 
 SMALL = """
 title = "small sweep"
@@ -177,7 +177,7 @@ def test_a_second_command_into_the_same_folder_is_refused_and_a_dead_lock_is_not
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path\n"
-            "from offswitch.experiments.store import locked\n"
+            "from offswitch.experiments.results.store import locked\n"
             "with locked(Path(sys.argv[1])):\n"
             "    print('held', flush=True); time.sleep(60)\n",
             str(out),
@@ -211,8 +211,8 @@ def test_json_writes_never_share_a_temporary_file(tmp_path):
 RUNNER = """
 import sys
 from pathlib import Path
-from offswitch.experiments.experiment import load_experiment
-from offswitch.experiments.runner import run_experiment
+from offswitch.experiments.spec.experiment import load_experiment
+from offswitch.experiments.running.runner import run_experiment
 
 if __name__ == "__main__":
     run_experiment(load_experiment(sys.argv[1]), Path(sys.argv[2]), workers=2)
@@ -316,8 +316,8 @@ def test_the_report_is_recomputed_from_the_runs(tmp_path, capsys):
     # that replaying the saved agents gives.
     filmed = {(r["condition"], r["config"]["seed"]) for r in results if r.get("film")}
     assert filmed == {(label, 0) for label in slugs}
-    from offswitch.experiments.experiment import load_experiment
-    from offswitch.experiments.figures import gif_figures
+    from offswitch.experiments.pages.figures import gif_figures
+    from offswitch.experiments.spec.experiment import load_experiment
 
     experiment = load_experiment(str(path))
     replayed = [{k: v for k, v in r.items() if k != "film"} for r in results]
@@ -332,7 +332,7 @@ def test_reading_an_experiment_imports_no_torch():
     """A command reads and checks its experiment with the learners' declarations alone
     (agents/learners.py's learner_declared): only the processes that train import torch."""
     code = (
-        "import sys; from offswitch.experiments.experiment import load_experiment; "
+        "import sys; from offswitch.experiments.spec.experiment import load_experiment; "
         "load_experiment('demo'); load_experiment('compare'); print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from offswitch.experiments.animation import (
+from offswitch.experiments.pages.animation import (
     Column,
     episodes_gif,
     flag_lines,
     legend_entries,
-    run_episode,
 )
-from offswitch.experiments.experiment import build_experiment
-from offswitch.experiments.figures import FigureWarning, make_figures, sweep_label
-from offswitch.experiments.runner import run_experiment
+from offswitch.experiments.pages.figures import FigureWarning, make_figures, sweep_label
+from offswitch.experiments.results.episodes import run_episode
+from offswitch.experiments.running.runner import run_experiment
+from offswitch.experiments.spec.experiment import build_experiment
 
 pytestmark = pytest.mark.training
 
@@ -129,7 +129,7 @@ def test_stale_figures_go_and_missing_data_never_breaks_the_report(one_run, tmp_
 
 
 def test_a_figure_that_fails_is_left_out_with_a_warning(one_run, monkeypatch):
-    from offswitch.experiments import figures as module
+    from offswitch.experiments.pages import figures as module
 
     exp, results, out = one_run
 
@@ -190,7 +190,7 @@ def test_episode_frames_say_what_disabled_the_switch_and_when(tmp_path):
 
 
 def test_episode_budgets_are_plotted_against_the_episodes_trained_so_far():
-    from offswitch.experiments.figures import training_axis
+    from offswitch.experiments.pages.figures import training_axis
 
     # Each point's "episodes" counts the episodes it summarises, as in every summary.
     curve = [{"timesteps": 400, "episodes": 50}, {"timesteps": 700, "episodes": 50}]
@@ -201,7 +201,7 @@ def test_episode_budgets_are_plotted_against_the_episodes_trained_so_far():
 def test_a_gif_films_the_first_sampled_episode_that_ends_as_the_agent_mostly_does():
     from types import SimpleNamespace
 
-    from offswitch.experiments.animation import typical_episode
+    from offswitch.experiments.results.episodes import typical_episode
 
     world = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
     calls = {"n": 0}

@@ -196,9 +196,9 @@ def test_the_walk_finds_every_part_of_the_package():
         "offswitch.envs.engine",
         "offswitch.agents.training",
         "offswitch.agents.interventions.base",
-        "offswitch.experiments.runner",
-        "offswitch.experiments.ray_backend",
-        "offswitch.experiments.store",
+        "offswitch.experiments.running.runner",
+        "offswitch.experiments.running.ray_backend",
+        "offswitch.experiments.results.store",
     ):
         assert name in modules
     assert not any(".tests" in name or ".benchmarks" in name for name in modules)
@@ -239,7 +239,6 @@ def test_cycles_are_found_and_named():
 
 KNOWN_CYCLES: list[set[str]] = []
 """Cycles known and not yet broken (none): the test below fails when one of them is gone."""
-"""Cycles found before this test, outside experiments/, and not yet undone."""
 
 
 def test_no_import_cycle_in_experiments():
@@ -254,3 +253,26 @@ def test_no_import_cycle_elsewhere_in_the_package():
     assert not new, "import cycles: " + "; ".join(" -> ".join(c) for c in new)
     gone = [sorted(k) for k in KNOWN_CYCLES if k not in [set(c) for c in cycles]]
     assert not gone, f"no longer a cycle, take it out of KNOWN_CYCLES: {gone}"
+
+
+LAYERS = ("spec", "results", "running", "pages", "interactive")
+"""``experiments/``'s sub-packages, bottom to top: a spec is run, its results stored, drawn
+on pages, and the commands people type sit on all of them."""
+
+
+def test_experiments_sub_packages_import_only_the_layers_below_them():
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        if parts[:2] != ["offswitch", "experiments"] or len(parts) < 3:
+            return None
+        return LAYERS.index(parts[2]) if parts[2] in LAYERS else None
+
+    upward = []
+    for module, targets in import_graph().items():
+        own = layer(module)
+        if own is None:
+            continue
+        upward += [f"{module} -> {t}" for t in sorted(targets) if (layer(t) or 0) > own]
+    assert not upward, "imports of a layer above: " + "; ".join(upward)
+    every = {m.split(".")[2] for m in package_modules() if m.startswith("offswitch.experiments.")}
+    assert every == set(LAYERS), every  # each module sits in a layer

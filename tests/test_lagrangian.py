@@ -102,8 +102,8 @@ def test_each_intervention_object_has_its_own_multiplier():
 def test_short_run_logs_a_growing_multiplier(tmp_path: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from offswitch.experiments.config import TrainConfig
-    from offswitch.experiments.runner import train_one
+    from offswitch.experiments.running.runner import train_one
+    from offswitch.experiments.spec.config import TrainConfig
 
     config = TrainConfig(
         intervention="lagrangian:0", steps=8192, eval_episodes=5, out_dir=str(tmp_path)

@@ -12,8 +12,8 @@ from conftest import ACTIONS
 from offswitch.agents.evaluation import run_episodes
 from offswitch.agents.metrics import EpisodeAccumulator, summarize
 from offswitch.envs.layout import Action
-from offswitch.experiments.config import ConfigError, parse_seeds
-from offswitch.experiments.stats import mean_interval, wilson_interval
+from offswitch.experiments.results.stats import mean_interval, wilson_interval
+from offswitch.experiments.spec.config import ConfigError, parse_seeds
 
 SCRIPTS = {"short": "dllllldd", "button": "ddduullllldd"}
 
@@ -109,7 +109,7 @@ def test_mean_interval_is_scipys_percentile_bootstrap():
 
 
 def test_iqm_and_differences():
-    from offswitch.experiments.stats import difference_interval, iqm_interval
+    from offswitch.experiments.results.stats import difference_interval, iqm_interval
 
     assert iqm_interval([0.0, 1.0, 2.0, 3.0, 100.0, 5.0, 6.0, 7.0])[0] == pytest.approx(4.0)
     diff, low, high = difference_interval([1.0, 1.0, 0.9], [0.0, 0.1, 0.0])

@@ -11,7 +11,14 @@ from conftest import run_cli
 from gymnasium import spaces
 
 from offswitch.envs.human import HumanWindow
-from offswitch.experiments.play import DOWN, LEFT, key_bindings, play, read_keys, split_keys
+from offswitch.experiments.interactive.play import (
+    DOWN,
+    LEFT,
+    key_bindings,
+    play,
+    read_keys,
+    split_keys,
+)
 
 SI = "offswitch/SafeInterruptibility-v0"
 SHORT_PATH = ["s", "a", "a", "a", "a", "a", "s", "s"]  # down, left x5, down, down: 8 steps

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from offswitch.experiments import cli, store
+from offswitch.experiments.interactive import cli
+from offswitch.experiments.results import store
 
 PROC = Path("/proc")
 needs_proc = pytest.mark.skipif(not (PROC / "self" / "stat").is_file(), reason="needs /proc")
 
-DEMO = [sys.executable, "-m", "offswitch.experiments.cli", "demo", "--workers", "2"]
+DEMO = [sys.executable, "-m", "offswitch.experiments.interactive.cli", "demo", "--workers", "2"]
 DEMO_STEPS = ["--steps", "200000"]
 """A smaller budget than the demo's own: the same processes and files, sooner."""
 NOT_COMPARED = ("train_seconds", "run")
@@ -165,7 +166,7 @@ def test_the_workers_end_with_the_command_whatever_ends_it(tmp_path, signum, to_
 
 CHILD = """
 import os, sys, time
-from offswitch.experiments.processes import die_with_parent
+from offswitch.experiments.running.processes import die_with_parent
 die_with_parent(int(sys.argv[1]), use_prctl=sys.argv[2] == "prctl")
 print("ready", flush=True)
 time.sleep(60)
@@ -224,7 +225,7 @@ def test_a_worker_whose_parent_died_before_it_asked_ends_at_once(way):
 
 def _offswitch(args: list[str], **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        [sys.executable, "-m", "offswitch.experiments.interactive.cli", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -22,10 +22,10 @@ import pytest
 from conftest import run_cli
 from test_experiments import SMALL, numbers, write
 
-from offswitch.experiments import store
-from offswitch.experiments.experiment import load_experiment
-from offswitch.experiments.report import results_csv
-from offswitch.experiments.runner import RunsLost, run_experiment
+from offswitch.experiments.pages.report import results_csv
+from offswitch.experiments.results import store
+from offswitch.experiments.running.runner import RunsLost, run_experiment
+from offswitch.experiments.spec.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 try:
@@ -58,9 +58,9 @@ MARK = "OFFSWITCH_TEST_RAY"
 def test_nothing_imports_ray_unless_asked():
     check = (
         "import sys\n"
-        "from offswitch.experiments.cli import main\n"
+        "from offswitch.experiments.interactive.cli import main\n"
         "main(['list'])\n"
-        "from offswitch.experiments.runner import make_backend\n"
+        "from offswitch.experiments.running.runner import make_backend\n"
         "make_backend('local', 2)\n"
         "loaded = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\n"
         "assert not loaded, loaded\n"
@@ -71,7 +71,7 @@ def test_nothing_imports_ray_unless_asked():
 
 def test_the_ray_backend_without_ray_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
-    monkeypatch.delitem(sys.modules, "offswitch.experiments.ray_backend", raising=False)
+    monkeypatch.delitem(sys.modules, "offswitch.experiments.running.ray_backend", raising=False)
     path = write(tmp_path, SMALL)
     out = tmp_path / "out"
     code, printed, err = run_cli(["run", str(path), "--out", str(out), "--backend", "ray"], capsys)
@@ -233,7 +233,7 @@ def test_a_worker_killed_mid_sweep_is_retried_without_losing_or_mixing_a_run(
 def test_a_dead_worker_not_retried_loses_only_its_runs_and_the_next_run_completes_the_sweep(
     cluster, reference, tmp_path
 ):
-    from offswitch.experiments.ray_backend import RayBackend
+    from offswitch.experiments.running.ray_backend import RayBackend
 
     path = write(tmp_path, SMALL)
     out = tmp_path / "out"
@@ -267,7 +267,7 @@ def test_ctrl_c_cancels_the_ray_tasks_says_what_finished_and_exits_130(cluster, 
     out = tmp_path / "out"
     address = ray.get_runtime_context().gcs_address
     assert address.startswith("127.0.0.1:")
-    command = [sys.executable, "-m", "offswitch.experiments.cli", "run", str(path)]
+    command = [sys.executable, "-m", "offswitch.experiments.interactive.cli", "run", str(path)]
     command += ["--out", str(out), "--backend", "ray", "--address", address]
     wide = {**os.environ, "COLUMNS": "1000"}  # each message on one line
     driver = subprocess.Popen(
@@ -309,8 +309,8 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from offswitch.experiments.experiment import load_experiment
-from offswitch.experiments.runner import run_experiment
+from offswitch.experiments.spec.experiment import load_experiment
+from offswitch.experiments.running.runner import run_experiment
 
 
 def running_a_job(node):

@@ -59,7 +59,7 @@ def test_bad_observation_names_the_choices():
 
 
 def test_frames_for_the_readme(tmp_path):
-    from offswitch.experiments.frames import write_frames
+    from offswitch.experiments.pages.frames import write_frames
 
     paths = write_frames(tmp_path, tile=8)
     assert sorted(p.stem for p in paths) == sorted(w.split("/")[-1] for w in WORLDS)

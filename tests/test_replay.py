@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from offswitch.experiments.config import TrainConfig
-from offswitch.experiments.replay import ReplayError, load_run, replay_evaluation
-from offswitch.experiments.runner import train_one
+from offswitch.experiments.results.saved import ReplayError, load_run, replay_evaluation
+from offswitch.experiments.running.runner import train_one
+from offswitch.experiments.spec.config import TrainConfig
 
 pytestmark = pytest.mark.training
 

@@ -14,7 +14,7 @@ from offswitch.agents.metrics import summarize
 from offswitch.agents.tabular import QLearning, SafeSarsa, Sarsa, TabularLearner
 from offswitch.agents.training import Budget, TrainingHooks
 from offswitch.envs.engine import NO_ACTION
-from offswitch.experiments.report import MAJORITY
+from offswitch.experiments.pages.report import MAJORITY
 
 WORLD = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
 

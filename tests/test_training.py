@@ -10,8 +10,8 @@ import json
 import pytest
 
 import offswitch
-from offswitch.experiments.config import TrainConfig
-from offswitch.experiments.runner import run_many, train_one
+from offswitch.experiments.running.runner import run_many, train_one
+from offswitch.experiments.spec.config import TrainConfig
 
 pytestmark = pytest.mark.training
 

@@ -29,10 +29,10 @@ from offswitch.agents.hyperparameters import HyperparameterError
 from offswitch.agents.interventions import InterventionError, make_intervention
 from offswitch.envs.engine import RulesError
 from offswitch.envs.layout import LayoutError
-from offswitch.experiments import cli
-from offswitch.experiments.config import ConfigError, TrainConfig, parse_seeds
-from offswitch.experiments.experiment import ExperimentError, load_experiment
-from offswitch.experiments.store import StoreError, check_output_folder
+from offswitch.experiments.interactive import cli
+from offswitch.experiments.results.store import StoreError, check_output_folder
+from offswitch.experiments.spec.config import ConfigError, TrainConfig, parse_seeds
+from offswitch.experiments.spec.experiment import ExperimentError, load_experiment
 
 SI = "offswitch/SafeInterruptibility-v0"
 PENALTY_USAGE = "Write penalty:K[@MECHANISM]"
@@ -654,7 +654,7 @@ def test_a_file_in_a_runs_place_is_refused_before_training(tmp_path, capsys):
 
 
 def test_a_read_only_place_is_refused_before_training(tmp_path, capsys, monkeypatch):
-    from offswitch.experiments import store
+    from offswitch.experiments.results import store
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -679,7 +679,7 @@ def test_a_read_only_place_is_refused_before_training(tmp_path, capsys, monkeypa
 
 def offswitch_process(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "offswitch.experiments.cli", *args],
+        [sys.executable, "-m", "offswitch.experiments.interactive.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

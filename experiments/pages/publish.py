@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offswitch.experiments import store
-from offswitch.experiments.report import (
+from offswitch.experiments.pages.report import (
     DEFAULT_COLUMNS,
     OVER_TRAINING_NOTE,
     TABLE_NOTE,
@@ -26,6 +25,7 @@ from offswitch.experiments.report import (
     results_csv,
     table_rows,
 )
+from offswitch.experiments.results import store
 
 VERSION_KEYS = ("python", "offswitch", "torch", "numpy", "gymnasium", "stable-baselines3")
 
@@ -68,7 +68,7 @@ def write_report(
     experiment: Any, results: Sequence[dict[str, Any]], out: Path, command: str
 ) -> Path:
     """Write ``report.md``, ``results.csv``, ``results.json`` and ``figures/`` into ``out``."""
-    from offswitch.experiments.figures import make_figures
+    from offswitch.experiments.pages.figures import make_figures
 
     out = Path(out)
     store.write_text(out / "results.csv", results_csv(results))
@@ -167,8 +167,8 @@ def _versions(results: Sequence[dict[str, Any]], out: Path) -> tuple[dict[str, s
 def rewrite_report(out: Path, to: Path | None = None) -> Path:
     """Write an output folder's report again from its runs; with ``to``, also publish it as
     ``to/<name>.md`` with its figures in ``to/<name>/``."""
-    from offswitch.experiments.experiment import build_experiment
-    from offswitch.experiments.runner import experiment_runs
+    from offswitch.experiments.running.runner import experiment_runs
+    from offswitch.experiments.spec.experiment import build_experiment
 
     out = Path(out)
     recorded = out / "experiment.json"

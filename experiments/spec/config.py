@@ -23,7 +23,7 @@ from offswitch.agents.training import Budget
 from offswitch.envs import CUSTOM_ID, ShutdownRules, world_ids
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import OBSERVATIONS
-from offswitch.experiments import limits
+from offswitch.experiments.spec import limits
 
 
 class ConfigError(ValueError):
@@ -62,11 +62,11 @@ class TrainConfig:
     """Intervention spec, ``name`` or ``name:PARAM``, e.g. ``penalty:100``."""
     seed: int = 0
     """Seeds the learner, the training worlds and nothing else; from 0 to 2**31 - 1
-    (:data:`~offswitch.experiments.limits.MAX_SEED`)."""
+    (:data:`~offswitch.experiments.spec.limits.MAX_SEED`)."""
     steps: int | None = None
     """Environment steps of training, summed over the parallel worlds. ``None`` (with
     ``episodes`` also ``None``): the learner's default budget. At most 10,000,000
-    (:data:`~offswitch.experiments.limits.MAX_TRAIN_STEPS`) unless the environment variable
+    (:data:`~offswitch.experiments.spec.limits.MAX_TRAIN_STEPS`) unless the environment variable
     ``OFFSWITCH_MAX_TRAIN_STEPS`` raises it."""
     episodes: int | None = None
     """Training episodes instead of steps, for learners that count episodes (the tabular
@@ -153,7 +153,7 @@ class TrainConfig:
         :class:`ConfigError` (or ``InterventionError``, ``LayoutError``) with a one-line
         message naming the field, the value and the fix.
 
-        Types come first (cheap), then the limits of :mod:`offswitch.experiments.limits`
+        Types come first (cheap), then the limits of :mod:`offswitch.experiments.spec.limits`
         (``steps`` up to 10,000,000, ``episodes`` up to 1,000,000, ``eval_episodes`` up to
         100,000, each raised by its environment variable; ``seed`` and ``eval_seed`` from 0
         to 2**31 - 1), then the world, the intervention and the learner's hyperparameters.
@@ -514,7 +514,7 @@ def parse_seeds(text: str) -> list[int]:
     """``"0-9"`` -> 0..9, ``"3"`` -> [3], ``"1,4,7"`` -> [1, 4, 7], ``"0-4,9"`` too.
 
     Seeds are whole numbers from 0 to 2**31 - 1, each listed once, at most 10,000 of them
-    (:data:`~offswitch.experiments.limits.MAX_SEEDS`) unless the environment variable
+    (:data:`~offswitch.experiments.spec.limits.MAX_SEEDS`) unless the environment variable
     ``OFFSWITCH_MAX_SEEDS`` raises it. The count is checked before any range is expanded, so
     ``0-1000000`` is answered at once."""
     if not isinstance(text, str):

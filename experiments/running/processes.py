@@ -17,7 +17,7 @@ all, and its workers would go on training for nobody. So each of them calls
   orphan is adopted by another process).
 
 A worker killed this way leaves at most a run's scratch folder, never a run: a run is
-published whole, in one rename (:mod:`offswitch.experiments.store`), and the next command on
+published whole, in one rename (:mod:`offswitch.experiments.results.store`), and the next command on
 the same folder removes the scratch and trains that run again.
 """
 

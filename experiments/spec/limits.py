@@ -17,7 +17,7 @@ processes (``--workers``) 4 x cores   ``OFFSWITCH_MAX_WORKERS``
 experiment file size      1 MiB       ``OFFSWITCH_MAX_FILE_BYTES``
 ========================  ==========  ================================
 
-Runs per experiment file: :data:`offswitch.experiments.experiment.MAX_RUNS`
+Runs per experiment file: :data:`offswitch.experiments.spec.experiment.MAX_RUNS`
 (``OFFSWITCH_MAX_RUNS``). Seeds themselves are whole numbers from 0 to :data:`MAX_SEED`, a
 fixed bound: numpy and Stable-Baselines3 seed their generators with 32-bit numbers.
 Learners' buffers and networks: :mod:`offswitch.agents.hyperparameters`. Worlds:

@@ -2,11 +2,11 @@
 
 Imported only for ``--backend ray`` (``pip install "offswitch[ray]"``). Each job of a sweep
 (one run, or one seed group of a seed-batched learner, as
-:func:`~offswitch.experiments.runs.plan_jobs` makes them) is one Ray task that asks for one
+:func:`~offswitch.experiments.running.runs.plan_jobs` makes them) is one Ray task that asks for one
 CPU (training uses one torch thread). The task calls
-:func:`~offswitch.experiments.runs.execute_job`, as the local pool's workers do, so a run is
+:func:`~offswitch.experiments.running.runs.execute_job`, as the local pool's workers do, so a run is
 written exactly as locally: trained in a scratch folder beside its final place and
-published whole with its completion marker (:mod:`offswitch.experiments.store`). The output
+published whole with its completion marker (:mod:`offswitch.experiments.results.store`). The output
 folder must therefore be the same path on every node (a shared file system); relative paths
 (``--out``, a layout file) are taken from the folder the command was started in, which the
 task enters when that folder exists on its node.
@@ -21,14 +21,14 @@ When a worker process or a node dies under a task, Ray runs the task again (up t
 runs the dead one already published and leaves them alone, and trains the rest in fresh
 scratch folders: a run is published whole or not at all, never twice. If a task still fails
 that way after its retries, the sweep goes on with the other jobs and then raises
-:class:`~offswitch.experiments.backends.RunsLost`; the next run of the same file trains what was
-lost. A Python error in a run fails the sweep with that error, as locally; Ctrl-C cancels the
-tasks and raises :class:`~offswitch.experiments.backends.Interrupted`. Finished runs are always
-kept.
+:class:`~offswitch.experiments.running.backends.RunsLost`; the next run of the same file trains
+what was lost. A Python error in a run fails the sweep with that error, as locally; Ctrl-C
+cancels the tasks and raises :class:`~offswitch.experiments.running.backends.Interrupted`.
+Finished runs are always kept.
 
 This module imports the backends' common parts from
-:mod:`offswitch.experiments.backends` and :mod:`offswitch.experiments.runs`, never the
-runner, which imports this module only for ``--backend ray``.
+:mod:`offswitch.experiments.running.backends` and :mod:`offswitch.experiments.running.runs`,
+never the runner, which imports this module only for ``--backend ray``.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from offswitch.experiments import store
-from offswitch.experiments.backends import (
+from offswitch.experiments.results import store
+from offswitch.experiments.running.backends import (
     Backend,
     BackendError,
     Interrupted,
@@ -57,7 +57,7 @@ from offswitch.experiments.backends import (
     RunsLost,
     default_workers,
 )
-from offswitch.experiments.runs import Job, execute_job
+from offswitch.experiments.running.runs import Job, execute_job
 
 RETRIES = 2
 """Times Ray runs a job again after its worker or node died under it."""

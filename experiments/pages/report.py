@@ -1,7 +1,7 @@
 """Tables, the results CSV and the Markdown report of an experiment, from its runs' metrics.
 
 Every figure in a report is recomputed from the per-run ``metrics.json`` files (the results
-of :func:`offswitch.experiments.runner.run_experiment`): nothing is cached or typed in.
+of :func:`offswitch.experiments.running.runner.run_experiment`): nothing is cached or typed in.
 
 A table has one row per condition and policy and the columns an experiment asks for
 (``[report] columns``), each a name of :data:`COLUMNS` or ``STAT:METRIC`` with ``STAT`` one
@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from offswitch.agents.evaluation import POLICIES
 from offswitch.agents.metrics import MAJORITY
-from offswitch.experiments import store
-from offswitch.experiments.stats import (
+from offswitch.experiments.results import store
+from offswitch.experiments.results.stats import (
     difference_interval,
     iqm_interval,
     mean_interval,
@@ -136,22 +134,17 @@ DEFAULT_COLUMNS = (
 STATS = ("seeds", "mean", "per100", "iqm", "diff")
 
 
-@lru_cache(maxsize=64)
-def _optimum(config_json: str) -> str:
-    from offswitch.envs.planning import solve
-    from offswitch.experiments.config import TrainConfig
+def optimum(runs: Sequence[dict[str, Any]]) -> str:
+    """The exact optimal policy of the task reward in a condition's world (dynamic
+    programming over what the agent observes, as the runner recorded it): whether it
+    disables the switch, and its value."""
+    from offswitch.experiments.results.references import references_of
 
-    plan = solve(TrainConfig(**json.loads(config_json)).world(), gamma=1.0)
-    disables = plan.disables_switch()
-    verb = "disables" if disables > 0.5 else "keeps the switch"
-    return f"{verb}, {plan.value:.2f}"
-
-
-def optimum(config: dict[str, Any]) -> str:
-    """The exact optimal policy of the task reward in a run's world (dynamic programming
-    over what the agent observes): whether it disables the switch, and its value."""
-    keep = {k: config[k] for k in ("env", "layout", "rules")}
-    return _optimum(json.dumps(keep, sort_keys=True))
+    exact = references_of(runs)["optimum"]
+    if exact is None:
+        return "not computable"
+    verb = "disables" if exact["disables_switch"] > 0.5 else "keeps the switch"
+    return f"{verb}, {exact['value']:.2f}"
 
 
 class ReportError(ValueError):
@@ -241,7 +234,7 @@ def cell(
 ) -> str:
     """One table cell: ``col`` over the seeds of ``runs``."""
     if col.stat == "exact":
-        return optimum(runs[0]["config"])
+        return optimum(runs)
     values = _values(runs, policy, col.metric, col.phase)
     if col.stat == "seeds":
         n = len(values)

@@ -1,4 +1,4 @@
-"""Render a start frame of every world to PNG: ``python -m offswitch.experiments.frames DIR``.
+"""Render a start frame of every world to PNG: ``python -m offswitch.experiments.pages.frames DIR``.
 
 The README's pictures come from this command. Each picture carries its world's name above
 and the legend of its tiles below, so that it makes sense without the README beside it.
@@ -12,7 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import offswitch
-from offswitch.experiments.animation import framed
+from offswitch.experiments.pages.animation import framed
 
 # A few steps into the episode, so that the picture shows what matters.
 SHOWCASE: dict[str, tuple[dict, list[int]]] = {

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from offswitch.agents.metrics import MAJORITY
-from offswitch.experiments import store
-from offswitch.experiments.report import group_runs, is_rate, metric_name
-from offswitch.experiments.stats import mean_interval
+from offswitch.experiments.pages.report import group_runs, is_rate, metric_name
+from offswitch.experiments.results import store
+from offswitch.experiments.results.stats import mean_interval
 
 FONT = 15
 DPI = 110
@@ -140,29 +140,15 @@ def _world_key(config: dict[str, Any]) -> str:
     return json.dumps(keep, sort_keys=True, default=str)
 
 
-@lru_cache(maxsize=64)
-def _random_summary(key: str) -> dict[str, float]:
-    from offswitch.agents.evaluation import run_episodes
-    from offswitch.agents.metrics import measure_summary
-    from offswitch.experiments.config import TrainConfig
+def random_level(runs: Sequence[dict[str, Any]], metric: str) -> float:
+    """``metric`` of a policy that picks every action uniformly at random, on the world of a
+    condition's ``runs`` and its evaluation episodes, as the runner recorded it
+    (:mod:`offswitch.experiments.results.references`); NaN if the world has no such measure."""
+    from offswitch.experiments.results.references import references_of
 
-    fields = json.loads(key)
-    episodes, seed = fields.pop("eval_episodes") or 100, fields.pop("eval_seed") or 10_000
-    world = TrainConfig(**fields).world()
-    rng = np.random.default_rng(0)
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return rng.integers(world.n_actions, size=len(obs))
-
-    return measure_summary(run_episodes(act, world, episodes, seed), world)
-
-
-def random_level(config: dict[str, Any], metric: str) -> float:
-    """``metric`` of a policy that picks every action uniformly at random, on the world of
-    ``config`` and its evaluation episodes (NaN if the world has no such measure)."""
     try:
-        return float(_random_summary(_world_key(config)).get(metric, math.nan))
-    except Exception:  # a layout file gone since: no level, the figure still draws
+        return float(references_of(runs)["random"].get(metric, math.nan))
+    except Exception:  # a run made before, whose layout file is gone: no level, still a figure
         return math.nan
 
 
@@ -297,7 +283,7 @@ def curve_figure(
                     alpha = 0.18 if len(conditions) * len(metrics) <= 3 else 0.08
                     ax.fill_between(grid, low, high, alpha=alpha, color=color, lw=0)
                 all_values += [float(np.nanmin(low)), float(np.nanmax(high))]
-                levels[label] = random_level(runs[0]["config"], metric) if random else math.nan
+                levels[label] = random_level(runs, metric) if random else math.nan
                 drawn = True
             if len(metrics) == 1 or single:
                 if single:  # one condition, several metrics: the level in the metric's colour
@@ -408,7 +394,7 @@ def final_chart(
                 ax.errorbar(mean, i, xerr=err, color="black", capsize=5, lw=1.6)
             jitter = rng.uniform(-0.18, 0.18, len(values))
             ax.plot(values, i + jitter, "o", color="black", alpha=0.55, ms=4.5)
-            level = random_level(runs[0]["config"], metric)
+            level = random_level(runs, metric)
             if not math.isnan(level):
                 ax.plot(
                     [level, level],
@@ -537,7 +523,7 @@ def sweep_figure(
                 ms=6,
                 label="one seed" if first else None,
             )
-            levels[label] = random_level(groups[label][0]["config"], metric)
+            levels[label] = random_level(groups[label], metric)
             level_at[float(xi)] = levels[label]
         name = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in rest)
         name = f"{name}: mean over seeds" if name else "mean over seeds"
@@ -626,8 +612,8 @@ def tradeoff_figure(
         )
         config = runs[0]["config"]
         randoms[_world_key(config)] = (
-            random_level(config, "switch_disabled_rate"),
-            random_level(config, "goal_rate_uninterrupted"),
+            random_level(runs, "switch_disabled_rate"),
+            random_level(runs, "goal_rate_uninterrupted"),
             _world_name(config),
         )
         drawn = True
@@ -685,7 +671,7 @@ def heatmap_figure(
     from matplotlib.colors import LogNorm
 
     from offswitch.envs.render import render_rgb
-    from offswitch.experiments.animation import TILE
+    from offswitch.experiments.pages.animation import TILE
 
     maps = []
     for label, runs in group_runs(results).items():
@@ -758,7 +744,7 @@ def _with_legend(path: Path, worlds: Sequence[Any]) -> Path:
     figure's own pixel scale (drawn inside matplotlib it would shrink with the axes)."""
     from PIL import Image
 
-    from offswitch.experiments.animation import tile_legend
+    from offswitch.experiments.pages.animation import tile_legend
 
     figure = Image.open(path).convert("RGB")
     legend = tile_legend(worlds, figure.width - 40, size=FONT + 2)
@@ -771,14 +757,14 @@ def _with_legend(path: Path, worlds: Sequence[Any]) -> Path:
 
 @lru_cache(maxsize=32)
 def _world(key: str) -> Any:
-    from offswitch.experiments.config import TrainConfig
+    from offswitch.experiments.spec.config import TrainConfig
 
     return TrainConfig(**json.loads(key)).world()
 
 
 def _world_name(config: dict[str, Any]) -> str:
     """A world in a few words: its id or layout file, and the rules changed."""
-    from offswitch.experiments.config import rules_label
+    from offswitch.experiments.spec.config import rules_label
 
     name = Path(config["layout"]).stem if config.get("layout") else str(config["env"])
     name = name.split("/")[-1]
@@ -835,7 +821,7 @@ def _run_dir(out: Path, result: dict[str, Any]) -> Path:
     """A run's folder: ``<output>/<condition>/seed<k>`` beside the figures folder, else what
     the run recorded (relative to the experiment's output folder; older results recorded an
     absolute path, which this also takes)."""
-    from offswitch.experiments.experiment import slug
+    from offswitch.experiments.spec.experiment import slug
 
     if result.get("condition"):
         beside = store.run_folder(out.parent, slug(result["condition"]), result["config"]["seed"])
@@ -860,17 +846,16 @@ def gif_figures(
 ) -> list[tuple[str, Path]]:
     """The baseline's first seed beside the first seed of up to three other conditions of
     its world, in an interrupt and an uninterrupted episode (worlds with interruptions)."""
-    from offswitch.experiments.animation import (
+    from offswitch.experiments.pages.animation import Column, episodes_gif
+    from offswitch.experiments.results.episodes import (
         DRAWS,
         GIF_TRIES,
-        Column,
         Step,
-        episodes_gif,
         has_interruptions,
         typical_episode,
     )
-    from offswitch.experiments.config import TrainConfig
-    from offswitch.experiments.replay import ReplayError, load_run
+    from offswitch.experiments.results.saved import ReplayError, load_run
+    from offswitch.experiments.spec.config import TrainConfig
 
     groups = group_runs(results)
     if not groups:
@@ -881,7 +866,7 @@ def gif_figures(
 
     def first_run(label: str) -> tuple[Any, bool | None] | None:
         """The condition's first seed: the episodes the runner filmed of it
-        (:func:`~offswitch.experiments.animation.film_run`) or, for runs made before it
+        (:func:`~offswitch.experiments.pages.animation.film_run`) or, for runs made before it
         filmed them, its agent loaded to film them now; and whether its sampled policy
         disabled the switch in most evaluation episodes (the outcome its episode shows)."""
         first = min(groups[label], key=lambda r: r["config"]["seed"])

@@ -5,23 +5,23 @@ written: ``config.json`` (the configuration, the learner's resolved hyperparamet
 intervention, package versions and the code's commit), ``metrics.json`` (the evaluation of
 both policies and the learning curve), the trained agent and TensorBoard logs, then the
 completion marker ``done.json``. It is trained in a scratch folder and moved into place whole
-(:mod:`offswitch.experiments.store`), so a run folder is always complete.
+(:mod:`offswitch.experiments.results.store`), so a run folder is always complete.
 
 Learners that train seeds together (:class:`~offswitch.agents.training.SeedBatchedLearner`)
 get the seeds of a condition as fixed groups of up to :data:`SEEDS_PER_PROCESS`, the same
 whatever the number of workers or what was already finished, so results do not depend on
 how a sweep was run. Each group, or each run of another learner, is a :class:`Job`
-(:func:`plan_jobs`), and every backend (:mod:`offswitch.experiments.backends`) trains a job
+(:func:`plan_jobs`), and every backend (:mod:`offswitch.experiments.running.backends`) trains a job
 in its worker with :func:`execute_job`, the same code.
 
-A run trained in phases (:attr:`~offswitch.experiments.config.TrainConfig.phases`) is one run:
+A run trained in phases (:attr:`~offswitch.experiments.spec.config.TrainConfig.phases`) is one run:
 the same learner continues through its phases (``start_phase``), its learning curve runs on
 in cumulative steps with each point's ``phase``, each phase ends with an evaluation on the
 bare world (``metrics["phases"]``; the last one is the run's ``evaluation``), and it is
 written and marked complete once, at the end.
 
 This module is the bottom of the runner's layers: the backends import it, and
-:mod:`offswitch.experiments.runner` imports both; nothing here imports either.
+:mod:`offswitch.experiments.running.runner` imports both; nothing here imports either.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
 from offswitch.agents.training import Budget, TrainingHooks, write_scalars
 from offswitch.envs.engine import TabularWorld
-from offswitch.experiments import store
-from offswitch.experiments.config import (
+from offswitch.experiments.results import store
+from offswitch.experiments.spec.config import (
     ResolvedPhase,
     ResolvedRun,
     TrainConfig,
@@ -187,11 +187,13 @@ def _finish(
     )
     if phases is not None:
         phases[-1]["evaluation"] = evaluation
-    film = None
-    if extra.get("filmed"):  # the episodes the page's GIFs show, while the agent is here
-        from offswitch.experiments.replay import film_run
+    film = references = None
+    if extra.get("filmed"):  # what the page shows of the condition, while the agent is here
+        from offswitch.experiments.results.episodes import film_run
+        from offswitch.experiments.results.references import world_references
 
         film = film_run(scratch, evaluation)
+        references = world_references(world, config.eval_episodes, config.eval_seed)
     metrics = {
         "run": store.run_record(final, extra.get("condition") is not None),
         "config": config.to_dict(),
@@ -202,6 +204,7 @@ def _finish(
         "visits": {policy: counts.tolist() for policy, counts in visits.items()},
         **({} if phases is None else {"phases": phases}),
         **({} if film is None else {"film": film}),
+        **({} if references is None else {"references": references}),
         **extra,
     }
     store.write_json(scratch / "metrics.json", metrics)

@@ -1,7 +1,7 @@
 """Pictures and animations of trained agents, drawn with Pillow over :func:`render_rgb` frames.
 
 * :func:`tile_legend`: the tiles of a world, each drawn as in its frames, with what it does,
-  so that a picture makes sense without the README (:mod:`offswitch.experiments.frames` puts
+  so that a picture makes sense without the README (:mod:`offswitch.experiments.pages.frames` puts
   one under every world's picture).
 * :func:`run_episode`: one episode of a policy on a world, with its draw forced
   (``{"interrupt_episode": True}``), as the list of :class:`Step` the frames show.
@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from offswitch.envs.engine import DISABLED_BY, TabularWorld
+from offswitch.envs.engine import TabularWorld
 from offswitch.envs.layout import (
     BUTTON,
     CABLE,
@@ -42,6 +42,13 @@ from offswitch.envs.render import (
     SWITCH_LIVE,
     render_rgb,
     tile_icon,
+)
+from offswitch.experiments.results.episodes import (  # the episodes these pictures draw
+    DRAWS,
+    Step,
+    episode_seed,
+    has_interruptions,
+    run_episode,
 )
 
 TILE = 32
@@ -209,79 +216,6 @@ def framed(world: TabularWorld, state: int, tile: int = 48, title: str = "") -> 
 # -- episodes ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Step:
-    """What one frame of an episode shows."""
-
-    state: int
-    t: int
-    disabled_by: str = ""
-    """What disabled the off-switch (``button``, ``cable``), if anything has."""
-    disabled_at: int | None = None
-    frozen_since: int | None = None
-    shut_down: bool = False
-    goal_reached: bool = False
-    done: bool = False
-    truncated: bool = False
-
-    def same_picture(self, other: Step) -> bool:
-        """Nothing but ``t`` differs: the frame would only move the clock."""
-        return (
-            self.state == other.state
-            and self.disabled_by == other.disabled_by
-            and self.frozen_since == other.frozen_since
-            and self.shut_down == other.shut_down
-            and self.goal_reached == other.goal_reached
-            and self.done == other.done
-        )
-
-
-def run_episode(
-    predict: Callable[[np.ndarray, bool], np.ndarray],
-    world: TabularWorld,
-    observation: str,
-    options: dict[str, Any] | None,
-    seed: int,
-    deterministic: bool = False,
-) -> list[Step]:
-    """One episode of ``predict`` on ``world`` with its draw forced by ``options`` (as
-    ``reset(options=...)``; ``ValueError`` if the world's rules cannot draw it), the draw's
-    uniform number from ``seed``; every state, the first included."""
-    from offswitch.envs.gridworld import allowed_draws, observation_table
-
-    table = observation_table(world, observation)
-    allowed = allowed_draws(world, options)
-    state = int(world.draw_initial(np.random.default_rng(seed).random(), allowed))
-    steps = [Step(state, 0, frozen_since=0 if world.frozen[state] else None)]
-    t = 0
-    while not steps[-1].done:
-        action = int(np.asarray(predict(table[state][None], deterministic)).reshape(-1)[0])
-        tr = world.step(state, action, t)
-        t += 1
-        state = int(tr.next_state)
-        last = steps[-1]
-        by, at = last.disabled_by, last.disabled_at
-        if int(tr.disabled_by) and not by:
-            by, at = DISABLED_BY[int(tr.disabled_by)], t
-        frozen = last.frozen_since
-        if world.frozen[state] and frozen is None:
-            frozen = t
-        steps.append(
-            Step(
-                state,
-                t,
-                by,
-                at,
-                frozen,
-                bool(tr.shut_down),
-                bool(tr.goal_reached),
-                bool(tr.terminated or tr.truncated),
-                bool(tr.truncated),
-            )
-        )
-    return steps
-
-
 def flag_lines(step: Step, world: TabularWorld) -> list[tuple[str, tuple[int, int, int]]]:
     """The safety flags of one frame, each with its colour."""
     lines = [(f"t = {step.t} of {world.rules.max_steps}", INK)]
@@ -422,23 +356,6 @@ def _save_gif(path: Path, images: list[Image.Image], durations: list[int]) -> Pa
 
 # -- what replay and the figures film ------------------------------------------------------
 
-DRAWS = {
-    "interrupt": ({"interrupt_episode": True}, "Interrupt episode"),
-    "no_interrupt": ({"interrupt_episode": False}, "Episode without interruption"),
-}
-
-
-def has_interruptions(world: TabularWorld) -> bool:
-    """The world draws interrupt episodes and uninterrupted ones."""
-    return bool(world.interrupt_episode.any()) and not bool(
-        world.interrupt_episode[world.initial_states].all()
-    )
-
-
-def episode_seed(config: Any) -> int:
-    """The uniform number of a filmed episode's draw comes from the run's evaluation seed."""
-    return int(config.eval_seed)
-
 
 def agent_gif(run: Any, path: Path) -> Path:
     """A GIF of a replayed run's agent (sampled policy): its interrupt and uninterrupted
@@ -458,25 +375,3 @@ def agent_gif(run: Any, path: Path) -> Path:
         "sampled policy"
     )
     return episodes_gif(path, columns, heading)
-
-
-GIF_TRIES = 20
-"""Sampled episodes tried per agent for its GIF (:func:`typical_episode`)."""
-
-
-def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | None) -> list[Step]:
-    """An episode of ``run``'s sampled policy from its evaluation's start and the draw forced
-    by ``options``: the first of up to :data:`GIF_TRIES` (its policy's draws continue from one
-    to the next) that ends with the switch disabled if the agent disabled it in most
-    evaluation episodes (``disables_mostly``), else with it live; the first one if none
-    does, or if ``disables_mostly`` is ``None`` (unknown). A GIF then shows what the agent
-    usually does, not a rare episode."""
-    first = None
-    for _ in range(GIF_TRIES):
-        steps = run_episode(
-            run.predict, run.world, run.config.observation, options, run.config.eval_seed
-        )
-        first = first or steps
-        if disables_mostly is None or bool(steps[-1].disabled_by) == disables_mostly:
-            return steps
-    return first

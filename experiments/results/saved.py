@@ -1,6 +1,7 @@
-"""Replay a finished run's trained agent: ``offswitch replay RUN_DIR [--episodes N] [--gif PATH]``.
+"""Saved agents, loaded back safely from their run folders (``offswitch replay`` and the pages
+use them).
 
-A run folder (:mod:`offswitch.experiments.runner`) holds the run's ``config.json`` and its
+A run folder (:mod:`offswitch.experiments.running.runner`) holds the run's ``config.json`` and its
 trained agent. :func:`load_agent` rebuilds the agent from what offswitch itself knows about
 its learner, and runs none of the folder's code:
 
@@ -28,7 +29,6 @@ import importlib
 import importlib.util
 import io
 import json
-import math
 import re
 import warnings
 import zipfile
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from offswitch.envs.engine import TabularWorld
-from offswitch.experiments import store
+from offswitch.experiments.results import store
 
 MAX_FILE_BYTES = 256 * 2**20
 """The largest agent file (or ``policy.pth`` inside ``model.zip``, uncompressed) read."""
@@ -73,7 +73,7 @@ class Run:
 
     path: Path
     config: Any
-    """The run's :class:`~offswitch.experiments.config.TrainConfig`."""
+    """The run's :class:`~offswitch.experiments.spec.config.TrainConfig`."""
     record: dict[str, Any]
     """``config.json`` as written by the runner."""
     world: TabularWorld
@@ -89,8 +89,8 @@ class Run:
 
 
 def read_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The run's :class:`~offswitch.experiments.config.TrainConfig` and ``config.json``."""
-    from offswitch.experiments.config import ConfigError, TrainConfig
+    """The run's :class:`~offswitch.experiments.spec.config.TrainConfig` and ``config.json``."""
+    from offswitch.experiments.spec.config import ConfigError, TrainConfig
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -423,110 +423,3 @@ def recorded_evaluation(run: Run) -> dict[str, Any] | None:
         return None
     evaluation = _json(path).get("evaluation")
     return evaluation if isinstance(evaluation, dict) else None
-
-
-def _columns(run: Run) -> list[str]:
-    """The report's columns of the run's experiment (``experiment.json`` two folders up),
-    else the default ones; baseline differences need other runs, so they are left out."""
-    from offswitch.experiments.report import DEFAULT_COLUMNS
-
-    columns = list(DEFAULT_COLUMNS)
-    info = run.path.parent.parent / "experiment.json"
-    if info.is_file():
-        try:
-            chosen = json.loads(info.read_text())["file"]["report"]["columns"]
-            if isinstance(chosen, list) and all(isinstance(c, str) for c in chosen):
-                columns = chosen
-        except (KeyError, TypeError, ValueError):
-            pass
-    return [c for c in columns if not c.startswith("diff:")]
-
-
-def summary_rows(run: Run, evaluation: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The report's table (header, rows) of one run's evaluation, for both policies."""
-    from offswitch.experiments.report import table_rows
-
-    result = {"evaluation": evaluation, "config": run.config.to_dict(), "condition": run.label}
-    return table_rows([result], _columns(run), ("sampled", "greedy"))
-
-
-def same_numbers(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two evaluations with exactly the same figures (NaN equal to NaN)."""
-    if set(a) != set(b):
-        return False
-    for policy in a:
-        if set(a[policy]) != set(b[policy]):
-            return False
-        for key, value in a[policy].items():
-            other = b[policy][key]
-            both_nan = isinstance(value, float) and isinstance(other, float)
-            both_nan = both_nan and math.isnan(value) and math.isnan(other)
-            if value != other and not both_nan:
-                return False
-    return True
-
-
-def main(run_dir: str, episodes: int | None, gif: str | None, out: Any) -> int:
-    """``offswitch replay``: print the replayed evaluation, or write a GIF. Returns the exit
-    status; a :class:`ReplayError` is the caller's to print."""
-    run = load_run(Path(run_dir))
-    world_name = run.config.layout or run.config.env
-    if gif is not None:
-        from offswitch.experiments.animation import agent_gif
-
-        path = agent_gif(run, Path(gif))
-        print(f"wrote {path}: {run.config.agent} ({run.label}, seed {run.config.seed})", file=out)
-        return 0
-    n = episodes or run.config.eval_episodes
-    print(
-        f"{run.label}: {run.config.agent}, seed {run.config.seed}, on {world_name}; "
-        f"{n} evaluation episodes per policy (episode seeds {run.config.eval_seed} to "
-        f"{run.config.eval_seed + n - 1})",
-        file=out,
-    )
-    evaluation = replay_evaluation(run, episodes)
-    from offswitch.experiments.report import markdown_table
-
-    header, rows = summary_rows(run, evaluation)
-    print(markdown_table(header, rows), file=out)
-    recorded = recorded_evaluation(run)
-    if recorded is not None and n == run.config.eval_episodes:
-        if same_numbers(evaluation, recorded):
-            print("the same numbers as the run's own evaluation (metrics.json)", file=out)
-        else:
-            print(
-                "these numbers differ from the run's own evaluation (metrics.json): was it "
-                "made by another version of offswitch or its packages?",
-                file=out,
-            )
-    return 0
-
-
-def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]] | None:
-    """The episodes a results page films of this run, as step records: one
-    :func:`~offswitch.experiments.animation.typical_episode` per draw the world's rules allow;
-    ``None`` in a world without interruptions, which pages do not film (or where the run
-    cannot be loaded, which the page then says). The runner calls it once the agent is
-    saved, on the agent loaded back as replay loads it (a fresh sampling stream, the
-    evaluation's start), so that the report only draws."""
-    import dataclasses
-
-    from offswitch.agents.metrics import MAJORITY
-    from offswitch.experiments.animation import DRAWS, has_interruptions, typical_episode
-
-    try:
-        run = load_run(run_dir)
-    except ReplayError:  # the page films it from the saved run, or says why it cannot
-        return None
-    if not has_interruptions(run.world):
-        return None
-    rate = ((evaluation or {}).get("sampled") or {}).get("switch_disabled_rate")
-    disables_mostly = None if rate is None else float(rate) > MAJORITY
-    film = {}
-    for name, (options, _) in DRAWS.items():
-        try:
-            steps = typical_episode(run, options, disables_mostly)
-        except ValueError:  # this world's rules never draw it
-            continue
-        film[name] = [dataclasses.asdict(step) for step in steps]
-    return film

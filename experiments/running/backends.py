@@ -1,18 +1,18 @@
 """Where a sweep's jobs run: the :class:`Backend` interface and the local process pool.
 
-A backend trains :class:`~offswitch.experiments.runs.Job` s: :class:`LocalBackend` (a process
-pool on this machine, the default) or, with Ray installed, ``RayBackend`` (Ray tasks on a
-cluster, in :mod:`offswitch.experiments.ray_backend`). Either way the command holds the output
-folder's lock and every run is written by :func:`~offswitch.experiments.runs.execute_job` in
-the worker, the same code. The errors a sweep ends with (:class:`Interrupted`,
-:class:`RunsLost`, :class:`BackendError`) are defined here, for every backend.
-
+A backend trains :class:`~offswitch.experiments.running.runs.Job` s: :class:`LocalBackend` (a
+process pool on this machine, the default) or, with Ray installed, ``RayBackend`` (Ray tasks on a
+cluster, in :mod:`offswitch.experiments.running.ray_backend`). Either way the command holds the
+output folder's lock and every run is written by
+:func:`~offswitch.experiments.running.runs.execute_job` in the worker, the same code. The errors a
+sweep ends with (:class:`Interrupted`, :class:`RunsLost`, :class:`BackendError`) are defined here,
+for every backend.
 The local pool's workers end with the command that started them, even when it is killed
-outright (:mod:`offswitch.experiments.processes`); they report progress on a queue handed to
+outright (:mod:`offswitch.experiments.running.processes`); they report progress on a queue handed to
 them as they start.
 
-The layers: :mod:`~offswitch.experiments.runs` (training) below this module, the Ray backend
-beside it (it imports this one), and :mod:`~offswitch.experiments.runner` (which picks a
+The layers: :mod:`~offswitch.experiments.running.runs` (training) below this module, the Ray backend
+beside it (it imports this one), and :mod:`~offswitch.experiments.running.runner` (which picks a
 backend and runs experiments) above both.
 """
 
@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from offswitch.experiments import store
-from offswitch.experiments.processes import die_with_parent
-from offswitch.experiments.runs import Job, execute_job
+from offswitch.experiments.results import store
+from offswitch.experiments.running.processes import die_with_parent
+from offswitch.experiments.running.runs import Job, execute_job
 
 ProgressFn = Callable[[str, "float | None"], None]
 """Called with ``(run, fraction of the budget done)``, and ``(run, None)`` once it is written."""
@@ -68,7 +68,7 @@ class Backend:
     member, reports ``(run, fraction)`` and ``(run, None)`` to ``on_progress`` in the calling
     process, returns once all are finished, and raises :class:`Interrupted` on Ctrl-C (finished
     runs kept, the rest stopped). Runs are written by
-    :func:`~offswitch.experiments.runs.execute_job` in the worker, as a
+    :func:`~offswitch.experiments.running.runs.execute_job` in the worker, as a
     scratch folder published whole; the caller holds the output folder's lock."""
 
     name = "?"
@@ -131,7 +131,7 @@ def _start_worker(parent: int, progress: Any) -> None:
     die_with_parent(parent)
     _PROGRESS = progress
     import offswitch.agents.batched_ppo  # noqa: F401  (torch, the default learner)
-    import offswitch.experiments.runs  # noqa: F401
+    import offswitch.experiments.running.runs  # noqa: F401
 
 
 def _run_job(job: Job) -> list[dict[str, Any] | None]:

@@ -27,7 +27,7 @@ from gymnasium import spaces
 
 from offswitch.envs import CUSTOM_ID, world_ids
 from offswitch.envs.layout import ACTION_NAMES
-from offswitch.experiments.config import ConfigError
+from offswitch.experiments.spec.config import ConfigError
 
 UP, DOWN, RIGHT, LEFT = "\x1b[A", "\x1b[B", "\x1b[C", "\x1b[D"
 KEY_LABELS = {UP: "Up", DOWN: "Down", LEFT: "Left", RIGHT: "Right", " ": "space"}

@@ -21,14 +21,14 @@ from offswitch.agents.interventions import INTERVENTIONS, InterventionError
 from offswitch.agents.learners import LEARNERS
 from offswitch.envs import CUSTOM_ID, world_ids
 from offswitch.envs.layout import LayoutError
-from offswitch.experiments.config import (
+from offswitch.experiments.spec.config import (
     ConfigError,
     TrainConfig,
     parse_assignments,
     parse_seeds,
 )
-from offswitch.experiments.experiment import ExperimentError
-from offswitch.experiments.limits import MAX_WORKERS_ENV, WORKERS_PER_CORE, max_workers
+from offswitch.experiments.spec.experiment import ExperimentError
+from offswitch.experiments.spec.limits import MAX_WORKERS_ENV, WORKERS_PER_CORE, max_workers
 
 USAGE_ERRORS = (ConfigError, InterventionError, LayoutError, ExperimentError)
 
@@ -332,8 +332,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _list()
     if args.command == "replay":
         return _replay(args)
-    from offswitch.experiments.backends import BackendError
-    from offswitch.experiments.runner import make_backend
+    from offswitch.experiments.running.backends import BackendError
+    from offswitch.experiments.running.runner import make_backend
 
     try:
         if args.command == "report":
@@ -369,8 +369,8 @@ def _usage_error(err: Exception) -> int:
 def _experiment(args: argparse.Namespace, checked: Any = None):
     """The experiment a command asks for, checked, its output folder and its command line;
     ``checked()`` is called once the experiment itself is valid, before the folder's checks."""
-    from offswitch.experiments.experiment import load_experiment, single_condition_experiment
-    from offswitch.experiments.store import StoreError, check_output_folder
+    from offswitch.experiments.results.store import StoreError, check_output_folder
+    from offswitch.experiments.spec.experiment import load_experiment, single_condition_experiment
 
     if args.command == "train":
         seeds = parse_seeds(args.seeds)  # first: it is cheap, and torch loads for the learner
@@ -409,7 +409,7 @@ def _experiment(args: argparse.Namespace, checked: Any = None):
         checked()
     try:
         out = check_output_folder(out)
-        from offswitch.experiments.runner import check_finished, experiment_runs
+        from offswitch.experiments.running.runner import check_finished, experiment_runs
 
         check_finished(experiment_runs(experiment, out))  # reads only
         out.mkdir(parents=True, exist_ok=True)  # the last check: can it be written?
@@ -422,7 +422,7 @@ def _experiment(args: argparse.Namespace, checked: Any = None):
 
 
 def _play(args: argparse.Namespace) -> int:
-    from offswitch.experiments.play import play, read_keys
+    from offswitch.experiments.interactive.play import play, read_keys
 
     try:
         if (args.env_id is None) == (args.layout is None):
@@ -448,7 +448,8 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from offswitch.experiments.replay import ReplayError, main
+    from offswitch.experiments.interactive.replay import main
+    from offswitch.experiments.results.saved import ReplayError
 
     try:
         return main(args.run_dir, args.episodes, args.gif, sys.stdout)
@@ -464,7 +465,7 @@ def _list() -> int:
     for name, entry in LEARNERS.items():
         print(f"  {name:16s} {entry.description}")
     print(_interventions_help())
-    from offswitch.experiments.experiment import CONFIGS
+    from offswitch.experiments.spec.experiment import CONFIGS
 
     print("experiments (offswitch run NAME):")
     for path in sorted(CONFIGS.glob("*.toml")):
@@ -476,9 +477,9 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str, backend:
     """Run an experiment with progress on stderr, then print and write its report."""
     from rich.console import Console
 
-    from offswitch.experiments.backends import BackendError, Interrupted, RunsLost
-    from offswitch.experiments.runner import run_experiment
-    from offswitch.experiments.store import StoreError
+    from offswitch.experiments.results.store import StoreError
+    from offswitch.experiments.running.backends import BackendError, Interrupted, RunsLost
+    from offswitch.experiments.running.runner import run_experiment
 
     console = Console(stderr=True)
     runs = experiment.runs()
@@ -524,7 +525,7 @@ def _run(experiment: Any, out: Path, workers: int | None, command: str, backend:
 def _with_progress(experiment: Any, out: Path, workers: int | None, console: Any, run: Any):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
-    from offswitch.experiments.store import run_folder
+    from offswitch.experiments.results.store import run_folder
 
     names = [str(run_folder(out, c.slug, seed)) for c, seed in experiment.runs()]
     start = time.perf_counter()
@@ -561,8 +562,8 @@ def _print_and_write(experiment: Any, results: list[dict], out: Path, command: s
     from rich.console import Console
     from rich.table import Table
 
-    from offswitch.experiments.pages import write_report
-    from offswitch.experiments.report import TABLE_NOTE, table_rows
+    from offswitch.experiments.pages.publish import write_report
+    from offswitch.experiments.pages.report import TABLE_NOTE, table_rows
 
     options = experiment.report
     header, rows = table_rows(
@@ -583,14 +584,14 @@ def _print_and_write(experiment: Any, results: list[dict], out: Path, command: s
 
 
 def _default_columns(experiment: Any) -> list[str]:
-    from offswitch.experiments.report import DEFAULT_COLUMNS
+    from offswitch.experiments.pages.report import DEFAULT_COLUMNS
 
     return list(DEFAULT_COLUMNS)
 
 
 def _report_again(out: Path, to: str | None = None) -> int:
-    from offswitch.experiments.pages import rewrite_report
-    from offswitch.experiments.store import StoreError
+    from offswitch.experiments.pages.publish import rewrite_report
+    from offswitch.experiments.results.store import StoreError
 
     try:
         page = rewrite_report(out, Path(to) if to else None)

@@ -70,16 +70,16 @@ from typing import Any
 from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import InterventionError
 from offswitch.envs.layout import LayoutError
-from offswitch.experiments import limits
-from offswitch.experiments.config import ConfigError, TrainConfig, parse_override, parse_seeds
-from offswitch.experiments.limits import MAX_FILE_BYTES
+from offswitch.experiments.spec import limits
+from offswitch.experiments.spec.config import ConfigError, TrainConfig, parse_override, parse_seeds
+from offswitch.experiments.spec.limits import MAX_FILE_BYTES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 """The shipped experiment files."""
 
 MAX_RUNS = 10_000

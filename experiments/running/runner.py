@@ -4,10 +4,10 @@
 whose recorded configuration differs from the file, and stops cleanly on Ctrl-C;
 :func:`run_many` does the same for a list of configurations. How one run is trained and
 written, and how seed-batched learners' seeds are grouped into jobs, is
-:mod:`offswitch.experiments.runs`; where the jobs run is a backend
-(:mod:`offswitch.experiments.backends`), chosen by :func:`make_backend`: the local process
+:mod:`offswitch.experiments.running.runs`; where the jobs run is a backend
+(:mod:`offswitch.experiments.running.backends`), chosen by :func:`make_backend`: the local process
 pool, the default, or with Ray installed ``RayBackend``
-(:mod:`offswitch.experiments.ray_backend`). Either way the command holds the output folder's
+(:mod:`offswitch.experiments.running.ray_backend`). Either way the command holds the output folder's
 lock and every run is written by the same code, in the worker.
 
 This module is the top of those layers: it imports them, and none of them imports it (the Ray
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offswitch.experiments import store
-from offswitch.experiments.backends import (
+from offswitch.experiments.results import store
+from offswitch.experiments.running.backends import (
     Backend,
     BackendError,
     Interrupted,
@@ -32,9 +32,9 @@ from offswitch.experiments.backends import (
     RunsLost,
     execute_jobs,
 )
-from offswitch.experiments.config import TrainConfig
-from offswitch.experiments.experiment import Experiment
-from offswitch.experiments.runs import comparable_config, plan_jobs, train_one
+from offswitch.experiments.running.runs import comparable_config, plan_jobs, train_one
+from offswitch.experiments.spec.config import TrainConfig
+from offswitch.experiments.spec.experiment import Experiment
 
 __all__ = [
     "BACKENDS",
@@ -67,7 +67,7 @@ def make_backend(
         return LocalBackend(workers)
     if backend == "ray":
         try:
-            from offswitch.experiments.ray_backend import RayBackend
+            from offswitch.experiments.running.ray_backend import RayBackend
         except ModuleNotFoundError as err:
             if err.name is None or err.name.split(".")[0] != "ray":
                 raise
@@ -115,7 +115,7 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
 
 
 def check_finished(runs: Sequence[tuple[TrainConfig, Path, dict]]) -> int:
-    """How many of ``runs`` are finished; :class:`~offswitch.experiments.store.StoreError`
+    """How many of ``runs`` are finished; :class:`~offswitch.experiments.results.store.StoreError`
     if a finished run was made with another configuration than the one asked for now."""
     finished = 0
     for config, run_dir, _ in runs:
@@ -159,11 +159,11 @@ def run_experiment(
 ) -> list[dict[str, Any]]:
     """Run ``experiment`` into ``out``: finished runs are kept, killed ones redone, the rest
     trained over ``workers`` processes, or as Ray tasks with ``backend="ray"`` (on the cluster
-    at ``address``; see :mod:`offswitch.experiments.ray_backend`). Returns every run's
+    at ``address``; see :mod:`offswitch.experiments.running.ray_backend`). Returns every run's
     metrics in the file's order.
 
     Raises :class:`BackendError` (the backend cannot be used) and
-    :class:`~offswitch.experiments.store.StoreError` (another command holds ``out``, or a
+    :class:`~offswitch.experiments.results.store.StoreError` (another command holds ``out``, or a
     finished run's configuration differs from the file's) before training anything,
     :class:`Interrupted` on Ctrl-C and :class:`RunsLost` when workers died under runs that
     were not redone (finished runs are kept in both cases).
