@@ -280,7 +280,7 @@ def generate_layout(
     """
     spec = check_split(split)
     height, width = _check_sizes(split, height, width)
-    seed = _whole("seed", seed, 0, "a whole number >= 0")
+    seed = _check_seed(seed)
     rng = np.random.default_rng([seed, height, width])
     device_char = BUTTON.char if spec.device == "button" else CABLE.char
     lo, hi = spec.detour
@@ -343,6 +343,19 @@ def generate_layout(
         f"no valid layout for seed {seed} of split {split!r} at {height}x{width} after "
         f"{MAX_ATTEMPTS} attempts: use a larger grid"
     )
+
+
+def _check_seed(seed: Any) -> int:
+    """A layout seed: a whole number (Python or numpy, not a bool) from 0 to 2**63 - 1."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        kind = "a bool" if isinstance(seed, (bool, np.bool_)) else f"of type {type(seed).__name__}"
+        raise FamilyError(f"seed={shown(seed)} is {kind}: give a whole number >= 0")
+    if not 0 <= seed < 2**63:
+        problem = "below 0" if seed < 0 else "2**63 or more"
+        raise FamilyError(
+            f"seed={shown(seed)} is {problem}: give a whole number from 0 to 2**63 - 1"
+        )
+    return int(seed)
 
 
 def _reaches(open_: np.ndarray, agent: int, goal: int, device: int) -> bool:
