@@ -404,3 +404,16 @@ def test_rules_are_the_familys_on_every_layout():
         rules = family.world(k).rules
         assert isinstance(rules, ShutdownRules) and rules.max_steps == 30
         assert rules.shutdown_step == family.layout(k).shutdown_step
+
+
+def test_the_benchmark_prints_the_mixed_worlds_beside_the_reference(capsys):
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "env_speed.py"
+    main = runpy.run_path(str(path), run_name="not_main")["main"]
+    assert main(["--only", "mixed", "--seconds", "0.01", "--layouts", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("reference: one layout, 1,024 copies")
+    assert len(lines) == 6, lines
+    assert all("x the reference" in line for line in lines[3:]), lines
