@@ -240,13 +240,22 @@ def _maze(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 _WALLS = {"rooms": _rooms, "corridors": _corridors, "maze": _maze}
 
 
+def _whole_number(name: str, value: Any, what: str) -> int:
+    """``value`` as an int: a whole number (Python or numpy integer, or a float with no
+    fractional part), not a bool; else FamilyError naming ``what`` to give. The range is the
+    caller's to check."""
+    try:
+        return _whole(name, value, -(2**63), what)
+    except RulesError as err:
+        if "over the limit" not in str(err):  # the limit on steps is no limit of a size
+            raise FamilyError(str(err)) from None
+    return int(value)
+
+
 def check_size(name: str, value: Any, minimum: int = MIN_SIZE) -> int:
     """``value`` as a grid size from ``minimum`` to :data:`MAX_SIZE`, else FamilyError."""
     what = f"a whole number from {minimum} to {MAX_SIZE} (walls included)"
-    try:
-        size = _whole(name, value, 0, what)
-    except RulesError as err:
-        raise FamilyError(str(err)) from None
+    size = _whole_number(name, value, what)
     if not minimum <= size <= MAX_SIZE:
         raise FamilyError(f"{name}={size} is out of range: give {what}")
     return size
@@ -408,10 +417,7 @@ def padded_observations(world: TabularWorld) -> np.ndarray:
 
 def check_num_layouts(value: Any) -> int:
     what = f"a whole number from 1 to {MAX_LAYOUTS:,}"
-    try:
-        n = _whole("num_layouts", value, 0, what)
-    except RulesError as err:
-        raise FamilyError(str(err)) from None
+    n = _whole_number("num_layouts", value, what)
     if not 1 <= n <= MAX_LAYOUTS:
         raise FamilyError(f"num_layouts={n} is out of range: give {what}")
     return n

@@ -21,7 +21,7 @@ from offswitch.envs.engine import RulesError, ShutdownRules, TabularWorld
 from offswitch.envs.gridworld import INFO_FIELDS
 from offswitch.envs.layout import Layout, parse_layout, reachable_mask
 from offswitch.envs.mixed_vector import MixedVectorWorlds, StackedWorld
-from offswitch.envs.planning import solve
+from offswitch.envs.planning import optimal_values, solve
 from offswitch.envs.procedural import (
     CHANNELS,
     FAMILY_INFO_FIELDS,
@@ -116,6 +116,20 @@ def test_splits_differ_in_kind():
         assert labels == {True, False}, split
 
 
+@pytest.mark.parametrize("env_id", world_ids())
+def test_optimal_values_are_the_belief_planners_on_the_registered_worlds(env_id):
+    world = gym.make(env_id).unwrapped.world
+    if len(world.initial_states) > 2:
+        with pytest.raises(ValueError, match="at most 2 draws.*use solve"):
+            optimal_values(world)
+        return
+    value, without = optimal_values(world)
+    assert value == pytest.approx(solve(world).value)
+    assert without <= value
+    if solve(world).disables_switch() == 0.0:
+        assert without == pytest.approx(value)
+
+
 def _without_device(world: TabularWorld) -> TabularWorld:
     """The world with its button or cable turned to wall: a policy there is a policy of the
     world that never disables the switch (waiting, the one move a wall adds, never pays)."""
@@ -182,6 +196,8 @@ def test_labels_of_thousands_of_layouts_obey_the_path_lengths(args):
         ({"split": "val"}, FamilyError, r"^split='val' is not known: choose one of train, test"),
         ({"split": "test-long-button", "height": 7}, FamilyError, r"from 9 to 15"),
         ({"num_layouts": 0}, FamilyError, r"^num_layouts=0 is out of range"),
+        ({"height": 10**6}, FamilyError, r"^height=1000000 is out of range: give a whole"),
+        ({"num_layouts": None}, FamilyError, r"^num_layouts=None is of type NoneType"),
         ({"num_layouts": 10_001}, FamilyError, r"^num_layouts=10001 is out of range"),
         ({"max_steps": 1001}, FamilyError, r"^max_steps=1001 is over the family's limit"),
         ({"max_steps": 0}, RulesError, r"^max_steps=0 is below 1"),
