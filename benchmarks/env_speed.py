@@ -13,7 +13,13 @@ Printed, side by side: env-steps per second of
   vectorization_mode="vector_entry_point")``, infos as arrays, next-step autoreset) at 1, 64,
   1,024 and 16,384 copies, and their ratio to the single world;
 * the Stable-Baselines3 ``VecEnv`` face (:class:`offswitch.agents.sb3.OffSwitchVecEnv`,
-  a list of info dicts, empty except at an episode's end) at 16 (PPO's default) and 1,024.
+  a list of info dicts, empty except at an episode's end) at 16 (PPO's default) and 1,024;
+* the batched worlds across layouts (``offswitch/ProceduralOffSwitch-v0``, each copy in its
+  own layout of the train pool, a new one at each reset) at 64, 1,024 and 16,384 copies,
+  through the same vector interface, beside the reference: the single-layout batched worlds
+  at 1,024 copies, measured again in the same section.
+
+``--only mixed`` runs that last section alone (``--layouts`` sets the pool, default 256).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import offswitch  # noqa: F401  (registers the worlds)
 WORLD = "offswitch/SafeInterruptibility-v0"
 COPIES = (1, 64, 1024, 16_384)
 SB3_COPIES = (16, 1024)
+FAMILY = "offswitch/ProceduralOffSwitch-v0"
+MIXED_COPIES = (64, 1024, 16_384)
 
 
 def single_rate(env: gym.Env, seconds: float) -> float:
@@ -52,10 +60,14 @@ def single_rate(env: gym.Env, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def batched_rate(num_envs: int, seconds: float) -> float:
+def batched_rate(num_envs: int, seconds: float, env_id: str = WORLD, **kwargs) -> float:
     """Env-steps per second of the batched worlds through Gymnasium's vector interface."""
     envs = gym.make_vec(
-        WORLD, num_envs=num_envs, vectorization_mode="vector_entry_point", observation="flat"
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        observation="flat",
+        **kwargs,
     )
     envs.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 4, (256, num_envs))
@@ -116,10 +128,36 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, Python {sys.version.split()[0]}"
 
 
+def mixed_section(seconds: float, layouts: int) -> None:
+    """The batched worlds across layouts beside the single-layout ones at 1,024 copies."""
+    start = time.perf_counter()
+    batched_rate(1, 0.0, FAMILY, num_layouts=layouts)  # builds the pool's tables once
+    built = time.perf_counter() - start
+    print(
+        f"batched worlds across layouts: {FAMILY}, train split, {layouts} layouts of 9x9 "
+        f"(tables built in {built:.1f} s, not timed), flat observations"
+    )
+    reference = batched_rate(1024, seconds)
+    name = "reference: one layout, 1,024 copies"
+    print(f"{name:44s} {reference:14,.0f}  ({WORLD})")
+    for n in MIXED_COPIES:
+        rate = batched_rate(n, seconds, FAMILY, num_layouts=layouts)
+        name = f"mixed layouts, Gymnasium vector, {n:,} copies"
+        print(f"{name:44s} {rate:14,.0f}  ({rate / reference:.2f}x the reference)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement (2)")
+    parser.add_argument(
+        "--only", choices=["mixed"], help="run one section: mixed (batched worlds across layouts)"
+    )
+    parser.add_argument("--layouts", type=int, default=256, help="layouts in the mixed pool (256)")
     args = parser.parse_args(argv)
+    if args.only == "mixed":
+        print(f"env-steps per second, one process, one core; {machine()}")
+        mixed_section(args.seconds, args.layouts)
+        return 0
     print(f"env-steps per second, one process, one core; {machine()}; {WORLD}, flat observations")
     single = single_rate(gym.make(WORLD, observation="flat"), args.seconds)
     print(f"{'single world, gymnasium.make':44s} {single:14,.0f}")
@@ -140,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = sb3_rate(n, args.seconds)
         name = f"batched worlds, SB3 VecEnv, {n:,} copies"
         print(f"{name:44s} {rate:14,.0f}  ({rate / single:,.1f}x the single world)")
+    mixed_section(args.seconds, args.layouts)
     return 0
 
 

@@ -42,6 +42,16 @@ WORLDS: dict[str, tuple[str, dict]] = {
     f"{NAMESPACE}/TestedShutdown-v0": ("offswitch.envs.tested_shutdown:TestedShutdownEnv", {}),
 }
 
+FAMILIES: dict[str, tuple[str, str]] = {
+    f"{NAMESPACE}/ProceduralOffSwitch-v0": (
+        "offswitch.envs.procedural:ProceduralOffSwitchEnv",
+        "offswitch.envs.mixed_vector:mixed_vector_entry_point",
+    ),
+}
+"""Registered id -> entry point and vector entry point of the procedural families: a new
+layout every episode (``reset(seed=...)`` draws it), so they are kept out of :data:`WORLDS`,
+the fixed layouts whose one world every test over ``world_ids()`` reads."""
+
 CUSTOM_ID = f"{NAMESPACE}/Custom-v0"
 """A user's own world: ``gymnasium.make(CUSTOM_ID, layout=..., **rules)``."""
 
@@ -71,6 +81,18 @@ class VectorEntryPoint:
         return OffSwitchVectorEnv(layout, rules, num_envs=num_envs, **rest)
 
 
+class LazyVectorEntryPoint:
+    """A ``vector_entry_point`` named by ``"module:function"``, imported on first call."""
+
+    def __init__(self, entry_point: str) -> None:
+        self.entry_point = entry_point
+
+    def __call__(self, num_envs: int = 1, **kwargs):
+        from gymnasium.envs.registration import load_env_creator
+
+        return load_env_creator(self.entry_point)(num_envs=num_envs, **kwargs)
+
+
 def register_worlds() -> None:
     # The time limit lives in each world's rules (a goal reached on the last step
     # terminates, as upstream), so no TimeLimit wrapper is added.
@@ -84,10 +106,23 @@ def register_worlds() -> None:
                 kwargs=kwargs,
                 disable_env_checker=True,
             )
+    for env_id, (entry_point, vector_entry_point) in FAMILIES.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                vector_entry_point=LazyVectorEntryPoint(vector_entry_point),
+                disable_env_checker=True,
+            )
 
 
 def world_ids() -> list[str]:
     return sorted(WORLDS)
+
+
+def family_ids() -> list[str]:
+    """The registered procedural families (:data:`FAMILIES`)."""
+    return sorted(FAMILIES)
 
 
 __all__ = [
@@ -99,7 +134,9 @@ __all__ = [
     "ShutdownRules",
     "TabularWorld",
     "WorldState",
+    "FAMILIES",
     "WORLDS",
+    "family_ids",
     "parse_layout",
     "register_worlds",
     "transition",

@@ -144,3 +144,87 @@ def state_values(world: TabularWorld, gamma: float = 1.0) -> np.ndarray:
         q = tr.reward + gamma * np.where(tr.done, 0.0, values[t + 1][tr.next_state])
         values[t] = q.max(axis=1)
     return values
+
+
+def optimal_value(world: TabularWorld, gamma: float = 1.0, allow_disabling: bool = True) -> float:
+    """``solve(world, gamma).value``, by backward induction on arrays: fast enough to label
+    thousands of layouts. With ``allow_disabling=False``, the best value of a policy that never
+    disables the switch (no step with ``disabled_by > 0``, in any draw). See
+    :func:`optimal_values` for which worlds it handles."""
+    return optimal_values(world, gamma)[0 if allow_disabling else 1]
+
+
+def optimal_values(world: TabularWorld, gamma: float = 1.0) -> tuple[float, float]:
+    """The optimal value (as ``solve(world, gamma).value``) and the best value of a policy
+    that never disables the switch, in one backward induction over the time limit.
+
+    Exact for worlds with one or two draws (every world of the procedural family): with two,
+    a belief is a pair of states, one per draw, that look alike, or a single state once an
+    observation or an ending has told the draws apart. ``ValueError`` for more draws.
+    """
+    n_draws = len(world.initial_states)
+    if n_draws > 2:
+        raise ValueError(
+            f"optimal_values handles worlds with at most 2 draws, this one has {n_draws}: "
+            "use solve(world).value"
+        )
+    horizon, n = world.rules.max_steps, world.n_states
+    states, actions = np.indices((n, world.n_actions))
+    # Row 0: every policy; row 1: policies that never disable the switch.
+    barred = np.stack([np.zeros((n, world.n_actions), dtype=bool), world.disabled_by > 0])
+    single = np.zeros((horizon + 1, 2, n))  # V[t, row, s]: the draw is known
+    for t in range(horizon - 1, -1, -1):
+        tr = world.step(states, actions, t)
+        q = tr.reward + gamma * np.where(tr.done, 0.0, single[t + 1][:, tr.next_state])
+        single[t] = np.where(barred, -np.inf, q).max(axis=2)
+    probs = world.initial_probs
+    roots = [int(s) for s in world.initial_states]
+    obs_id = _observation_ids(world)
+    if n_draws == 1 or obs_id[roots[0]] != obs_id[roots[1]]:
+        both = sum(p * single[0, :, s] for p, s in zip(probs, roots))
+        return float(both[0]), float(both[1])
+
+    # Pairs of look-alike states (draw 0, draw 1) reachable from the start, ignoring endings
+    # (a superset: a pair whose member has ended is never read).
+    index = {(roots[0], roots[1]): 0}
+    pairs = [(roots[0], roots[1])]
+    children: list[list[int]] = []
+    k = 0
+    while k < len(pairs):
+        a, b = pairs[k]
+        row = []
+        for act in range(world.n_actions):
+            na, nb = int(world.next_state[a, act]), int(world.next_state[b, act])
+            if obs_id[na] != obs_id[nb]:
+                row.append(-1)
+                continue
+            if (na, nb) not in index:
+                index[(na, nb)] = len(pairs)
+                pairs.append((na, nb))
+            row.append(index[(na, nb)])
+        children.append(row)
+        k += 1
+    first, second = (np.array(p, dtype=np.int64)[:, None] for p in zip(*pairs))
+    child = np.maximum(np.array(children, dtype=np.int64), 0)
+    linked = np.array(children, dtype=np.int64) >= 0
+    acts = np.arange(world.n_actions)[None, :]
+    pair_barred = barred[:, first, acts] | barred[:, second, acts]
+    w0, w1 = probs
+    merged = np.zeros((2, len(pairs)))  # V[t + 1, row] of the pairs
+    for t in range(horizon - 1, -1, -1):
+        tr0, tr1 = world.step(first, acts, t), world.step(second, acts, t)
+        nxt = single[t + 1]
+        apart = np.where(tr0.done, 0.0, w0 * nxt[:, tr0.next_state]) + np.where(
+            tr1.done, 0.0, w1 * nxt[:, tr1.next_state]
+        )
+        together = ~tr0.done & ~tr1.done & linked
+        cont = np.where(together, merged[:, child], apart)
+        q = w0 * tr0.reward + w1 * tr1.reward + gamma * cont
+        merged = np.where(pair_barred, -np.inf, q).max(axis=2)
+    return float(merged[0, 0]), float(merged[1, 0])
+
+
+def _observation_ids(world: TabularWorld) -> np.ndarray:
+    """One integer per state, equal for states that look the same to the agent."""
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(o.tobytes(), len(ids)) for o in world.observations])

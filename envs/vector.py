@@ -215,15 +215,14 @@ class OffSwitchVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **rule_overrides: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(
-                "the batched worlds do not render: make single environments with "
-                "gymnasium.make(..., render_mode=...) to watch one"
-            )
-        mode = AutoresetMode(autoreset_mode)
-        if mode == AutoresetMode.DISABLED:
-            raise ValueError("autoreset_mode DISABLED is not supported: use NEXT_STEP or SAME_STEP")
-        self.worlds = make_vector_worlds(layout, rules, num_envs, observation, **rule_overrides)
+        mode = vector_mode(render_mode, autoreset_mode)
+        worlds = make_vector_worlds(layout, rules, num_envs, observation, **rule_overrides)
+        self._attach(worlds, mode)
+
+    def _attach(self, worlds: VectorWorlds, mode: AutoresetMode) -> None:
+        """Put ``worlds`` behind the vector interface (spaces, autoreset); every
+        constructor ends here."""
+        self.worlds = worlds
         self.world = self.worlds.world
         self.rules = self.world.rules
         self.num_envs = self.worlds.num_envs
@@ -299,6 +298,20 @@ class OffSwitchVectorEnv(VectorEnv):
         info["final_obs"], info["_final_obs"] = final_obs, ended
         info["final_info"], info["_final_info"] = final_info, ended
         return obs, reward, terminated, truncated, info
+
+
+def vector_mode(render_mode: str | None, autoreset_mode: AutoresetMode | str) -> AutoresetMode:
+    """The autoreset mode of batched worlds, or ``ValueError`` for one they do not support or
+    for a ``render_mode`` (they do not render)."""
+    if render_mode is not None:
+        raise ValueError(
+            "the batched worlds do not render: make single environments with "
+            "gymnasium.make(..., render_mode=...) to watch one"
+        )
+    mode = AutoresetMode(autoreset_mode)
+    if mode == AutoresetMode.DISABLED:
+        raise ValueError("autoreset_mode DISABLED is not supported: use NEXT_STEP or SAME_STEP")
+    return mode
 
 
 def _with_masks(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
