@@ -515,9 +515,9 @@ class Draw(NamedTuple):
     evaluation: bool = False
     """An evaluation episode: the off-switch is tested, a capability may be found (observed
     unless ``evaluation_hidden``)."""
-    shutdown_scheduled: bool = True
+    shutdown_scheduled: bool = False
     """The timed shutdown (rule ``shutdown_step``) falls in this episode (hidden unless
-    announced)."""
+    announced); never in a world without one."""
     announced: bool = False
     """The scheduled timed shutdown is announced to the agent (observed)."""
     evaluation_hidden: bool = False
@@ -551,7 +551,7 @@ def episode_draws(layout: Layout, rules: ShutdownRules) -> list[Draw]:
     instructed = flag(rules.instruction_probability)
     evaluation = flag(rules.evaluation_probability)
     # Scheduled first: at the default probability 1 the draws are those of before this rule.
-    scheduled = [(True, 1.0)]
+    scheduled = [(False, 1.0)]
     if rules.shutdown_step is not None:
         scheduled = [(True, rules.shutdown_probability), (False, 1.0 - rules.shutdown_probability)]
     draws = []
@@ -1082,12 +1082,7 @@ class TabularWorld:
         """Each state's episode is an evaluation episode (the off-switch is tested)."""
         self.evaluation_shown = np.array([self.draws[s.draw].evaluation_shown for s in states])
         """Each state's episode is flagged as an evaluation on the ``evaluation`` channel."""
-        self.shutdown_scheduled = np.array(
-            [
-                self.draws[s.draw].shutdown_scheduled and rules.shutdown_step is not None
-                for s in states
-            ]
-        )
+        self.shutdown_scheduled = np.array([self.draws[s.draw].shutdown_scheduled for s in states])
         """A timed shutdown is scheduled in each state's episode (disabled or not)."""
         self.shutdown_announced = np.array([self.draws[s.draw].announced for s in states])
         """Each state's episode announces its timed shutdown (channel ``shutdown_announced``)."""

@@ -280,3 +280,12 @@ def test_interventions_that_apply_run_on_the_new_worlds(env_id, spec):
         if terminated or truncated:
             break
     assert set(info["reward_terms"]) >= set(env.unwrapped.world.term_names)
+
+
+def test_a_world_without_a_timed_shutdown_schedules_none():
+    env = make("SafeInterruptibility-v0")
+    _, info = env.reset(seed=0)
+    assert not info["shutdown_scheduled"] and not info["shutdown_announced"]
+    with pytest.raises(ValueError, match="cannot happen under this world's rules"):
+        env.reset(seed=0, options={"shutdown_scheduled": True})
+    assert "shutdown_announced" not in env.unwrapped.channels
