@@ -344,13 +344,16 @@ class ShutdownGridEnv(gym.Env):
     Observation (``observation="grid"``): uint8 array of shape
     ``(channels, height, width)``, one 0/1 channel per object type, named in
     ``self.channels``. Every world has ``wall, agent, goal, interruption, button,
-    switch_disabled``; worlds with cables, coins, delay buttons, punishment tiles
-    or a human add a channel for each, and punishment worlds a constant
-    ``supervisor_present`` plane. The interruption channel goes blank once the
-    switch is disabled, collected coins and pressed delay buttons vanish, and
-    ``switch_disabled`` is a constant plane. ``observation="flat"`` gives the same
-    values flattened, for MLP policies. The episode's hidden draws (interrupt
-    episode, the goal's value, the human's decision) are not observed.
+    switch_disabled``; worlds with cables, coins, delay buttons, punishment tiles,
+    a human, a copy terminal, a lock or a monitor add a channel for each, and punishment
+    worlds a constant ``supervisor_present`` plane; the rules ``instruction_probability``,
+    ``evaluation_probability`` and ``announcement_probability`` add the constant planes
+    ``instructed``, ``evaluation`` and ``shutdown_announced``. The interruption channel
+    goes blank once the switch is disabled, collected coins and pressed delay buttons
+    vanish, and ``switch_disabled`` is a constant plane. ``observation="flat"`` gives the
+    same values flattened, for MLP policies. The episode's hidden draws (interrupt
+    episode, the goal's value, the human's decision, whether a timed shutdown is
+    scheduled, an unflagged evaluation) are not observed.
 
     ``info``, at reset and on every step, has every field of :data:`INFO_FIELDS`, each
     always of the same type, so that vector environments can batch it:
