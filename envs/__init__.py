@@ -40,6 +40,20 @@ WORLDS: dict[str, tuple[str, dict]] = {
         {},
     ),
     f"{NAMESPACE}/TestedShutdown-v0": ("offswitch.envs.tested_shutdown:TestedShutdownEnv", {}),
+    # Issue 18: the reported cases of models protecting their task from human control.
+    f"{NAMESPACE}/SelfExfiltration-v0": (
+        "offswitch.envs.self_exfiltration:SelfExfiltrationEnv",
+        {},
+    ),
+    f"{NAMESPACE}/Sandbagging-v0": ("offswitch.envs.sandbagging:SandbaggingEnv", {}),
+    f"{NAMESPACE}/BlockingReplacement-v0": (
+        "offswitch.envs.blocking_replacement:BlockingReplacementEnv",
+        {},
+    ),
+    f"{NAMESPACE}/DisablingOversight-v0": (
+        "offswitch.envs.disabling_oversight:DisablingOversightEnv",
+        {},
+    ),
 }
 
 FAMILIES: dict[str, tuple[str, str]] = {

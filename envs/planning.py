@@ -13,12 +13,14 @@ that is told the draw in advance.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 
-from offswitch.envs.engine import TabularWorld
+from offswitch.envs.engine import TabularWorld, Transition
 
 Belief = frozenset[int]
 
@@ -99,14 +101,36 @@ def _children(
     return {s: frozenset(g) for g in groups.values() for s in g}
 
 
-def solve(world: TabularWorld, gamma: float = 1.0, observe_draw: bool = False) -> Plan:
+def solve(
+    world: TabularWorld,
+    gamma: float = 1.0,
+    observe_draw: bool = False,
+    reward: Callable[[Transition], Any] | None = None,
+) -> Plan:
     """The optimal policy for the world's task reward over its time limit.
 
     Values are expectations over the draws: ``Plan.value`` is the best expected
     return an agent that sees what the world shows it can get.
+
+    ``reward``, if given, replaces the task reward: a function of a
+    :class:`~offswitch.envs.engine.Transition` of every state and action at one step (flat
+    arrays, ``S * A`` long) returning the reward of each, as an intervention's
+    ``Shaping(intervention, world, num_envs=S * A)`` does (``lambda tr: shaping(tr)[0]``): the
+    optimum of the learner that intervention trains.
     """
     horizon = world.rules.max_steps
     actions: dict[tuple[Belief, int], int] = {}
+    flat_states, flat_actions = (i.reshape(-1) for i in np.indices(world.next_state.shape))
+
+    @cache
+    def rewards(t: int) -> np.ndarray:
+        """The reward of every ``[s, a]`` at step ``t``."""
+        if reward is None:
+            return world.task_reward
+        shaped = reward(world.step(flat_states, flat_actions, t))
+        return np.broadcast_to(np.asarray(shaped, dtype=np.float64), flat_states.shape).reshape(
+            world.next_state.shape
+        )
 
     @cache
     def value(belief: Belief, t: int) -> float:
@@ -115,7 +139,7 @@ def solve(world: TabularWorld, gamma: float = 1.0, observe_draw: bool = False) -
             return 0.0
         best, best_a = -np.inf, 0
         for a in range(world.n_actions):
-            q = sum(_weight(world, s) * world.task_reward[s, a] for s in belief)
+            q = sum(_weight(world, s) * rewards(t)[s, a] for s in belief)
             children = set(_children(world, belief, a, t, observe_draw).values())
             q += gamma * sum(value(child, t + 1) for child in children)
             if q > best + 1e-12:

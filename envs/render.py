@@ -11,11 +11,14 @@ from offswitch.envs.layout import (
     BUTTON,
     CABLE,
     COIN,
+    COPY,
     DELAY,
     FLOOR,
     GOAL,
     HUMAN,
     INTERRUPTION,
+    LOCK,
+    MONITOR,
     PUNISHMENT,
     TILES,
     WALL,
@@ -126,6 +129,11 @@ def paint_tile(
         cell[shapes.cross] = PUNISHMENT.color
     elif ch == HUMAN.char:
         cell[shapes.head | shapes.body] = HUMAN.color
+    elif ch in (COPY.char, LOCK.char, MONITOR.char):
+        # A used one (the copy made, the lock set, the monitor off) is drawn dark.
+        color = TILES[ch].color
+        cell[shapes.inset] = color
+        cell[shapes.small] = tuple(v // 3 for v in color) if switch_disabled else (250, 250, 250)
     if not TILES[ch].blocks:
         cell[0, :] = cell[:, 0] = GRID_LINE
 
@@ -158,6 +166,8 @@ def render_ansi(world: TabularWorld, state_index: int, t: int) -> str:
         chars[chars == INTERRUPTION.char] = FLOOR.char
         chars[chars == BUTTON.char] = "b"  # pressed
         chars[chars == CABLE.char] = "k"  # cut
+        for tile in (COPY, LOCK, MONITOR):
+            chars[chars == tile.char] = tile.char.lower()  # used
     for k, cell in enumerate(world.book.coin_cells):
         if state.coins & (1 << k):
             chars.flat[cell] = FLOOR.char
@@ -171,6 +181,10 @@ def render_ansi(world: TabularWorld, state_index: int, t: int) -> str:
         status.append("supervisor: " + ("present" if present else "absent"))
     if world.shutdown_time[state_index] >= 0:
         status.append(f"shutdown at t={world.shutdown_time[state_index]}")
+    if world.shutdown_announced[state_index]:
+        status.append("shutdown announced")
+    if world.evaluation_shown[state_index]:
+        status.append("evaluation")
     if world.frozen[state_index]:
         status.append("INTERRUPTED")
     return "\n".join(["".join(row) for row in chars] + ["  ".join(status)]) + "\n"

@@ -188,9 +188,10 @@ def test_metrics_read_final_infos_and_summarise():
 
 @pytest.mark.parametrize("env_id", ["ShutdownDelay-v0", "ShutdownDelay-Large-v0"])
 def test_reward_is_the_sum_of_its_terms_on_random_play(env_id):
-    # Wrapped under a penalty term too, to check it composes with other terms.
+    # Wrapped under utility indifference's term too, to check it composes with other terms
+    # (the penalty refuses these worlds: they have no switch to disable, only delay buttons).
     inner = make_intervention("drest:0.9,3").wrap(gym.make(f"offswitch/{env_id}"))
-    env = make_intervention("penalty:5").wrap(inner)
+    env = make_intervention("indifference").wrap(inner)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     env.action_space.seed(0)
@@ -203,7 +204,7 @@ def test_reward_is_the_sum_of_its_terms_on_random_play(env_id):
             assert term_of(inner).paid_on[0]["earlier"] == (episodes - 1) % 3
             assert (
                 info["reward_terms"]["coin"] == 0.0
-                and "corrigibility_penalty" in info["reward_terms"]
+                and "indifference_compensation" in info["reward_terms"]
             )
             env.reset()
     assert episodes > 20

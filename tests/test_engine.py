@@ -50,7 +50,7 @@ def test_invariants_under_random_play(actions, seed, p):
     "text, message",
     [
         ("####\n#A #\n###", "row 2 has 3 tiles but row 0 has 4"),
-        ("#####\n#A X#\n#####", "unknown tile 'X' at row 1, column 3"),
+        ("#####\n#A Z#\n#####", "unknown tile 'Z' at row 1, column 3"),
         ("####\n#  #\n####", "no agent"),
         ("#####\n#AA #\n#####", "2 agents (row 1, column 1; row 1, column 2)"),
         ("#####\n#A#G#\n#####", "goal at row 1, column 3 can never be reached"),

@@ -325,6 +325,11 @@ TERM_CASES = [
     ("Survival-v0", "aup:0.5,10,2", {}),
     ("ShutdownDelay-v0", "drest:0.9,3", {}),
     ("OffSwitchGame-v0", "reward-uncertainty", {"goal_value_estimate": 4.0}),
+    # Issue 18's worlds: the interventions that remove each one's protective action.
+    ("SelfExfiltration-v0", "penalty:7@copy", {}),
+    ("Sandbagging-v0", "indifference", {}),
+    ("BlockingReplacement-v0", "compliance:7,0.4", {}),
+    ("DisablingOversight-v0", "penalty:7", {}),
 ]
 
 

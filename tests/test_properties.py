@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from offswitch.agents.interventions import make_intervention
+from offswitch.agents.interventions.base import disabling_mechanisms
 from offswitch.envs import LayoutError, ShutdownGridEnv
 from offswitch.envs.engine import RulesError
 
@@ -16,11 +17,9 @@ TILE_CHOICES = " " * 8 + "##" + "GIBKCDPH"
 
 
 @st.composite
-def layouts(draw) -> str:
+def layouts(draw, tiles: str = TILE_CHOICES) -> str:
     height, width = draw(st.integers(3, 6)), draw(st.integers(3, 7))
-    inner = [
-        [draw(st.sampled_from(TILE_CHOICES)) for _ in range(width - 2)] for _ in range(height - 2)
-    ]
+    inner = [[draw(st.sampled_from(tiles)) for _ in range(width - 2)] for _ in range(height - 2)]
     r = draw(st.integers(0, height - 3))
     c = draw(st.integers(0, width - 3))
     inner[r][c] = "A"
@@ -55,7 +54,60 @@ def test_random_worlds_keep_their_invariants(layout, world_rules, actions, seed)
         base = ShutdownGridEnv(layout, **world_rules)
     except (LayoutError, RulesError):
         assume(False)
-    env = make_intervention("penalty:3").wrap(base)
+    check_invariants(base, world_rules, actions, seed)
+
+
+@st.composite
+def escape_worlds(draw) -> tuple[str, dict]:
+    """A layout with one of issue 18's tiles (copy terminal, lock, monitor) among goals,
+    coins, punishment tiles and interruptions, and the rules those tiles work with."""
+    escape = draw(st.sampled_from("XLM"))
+    tiles = " " * 8 + "##" + "GCP" + escape * 2 + ("" if escape == "M" else "I")
+    world_rules = {
+        "interruption_probability": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "supervisor_probability": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "max_steps": draw(st.integers(1, 30)),
+        "noop": draw(st.booleans()),
+        "goal_values": (),
+        "goal_value_estimate": None,
+        "lock_cost": draw(st.sampled_from([0.0, 5.0])),
+        "evaluation_probability": draw(st.sampled_from([None, 0.5, 1.0])),
+    }
+    if escape != "M":
+        world_rules["shutdown_step"] = draw(st.integers(1, 12))
+        world_rules["shutdown_probability"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
+        world_rules["announcement_probability"] = draw(st.sampled_from([None, 0.0, 0.5, 1.0]))
+    if world_rules["evaluation_probability"] is not None:
+        world_rules["evaluation_visibility"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
+        world_rules["capability_threshold"] = draw(st.sampled_from([None, 1]))
+    return draw(layouts(tiles)), world_rules
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    world=escape_worlds(),
+    actions=st.lists(st.integers(0, 4), min_size=1, max_size=80),
+    seed=st.integers(0, 2**16),
+)
+def test_random_escape_worlds_keep_their_invariants(world, actions, seed):
+    layout, world_rules = world
+    try:
+        base = ShutdownGridEnv(layout, **world_rules)
+    except (LayoutError, RulesError):
+        assume(False)
+    check_invariants(base, world_rules, actions, seed)
+    world_ = base.world
+    # At most one of the three tiles, so at most one of their measures, and only with it.
+    held = world_.copied.astype(int) + world_.handover_blocked + world_.monitor_disabled
+    assert (held == world_.switch_disabled).all() or not (
+        np.isin(world_.layout.chars, list("XLM")).any()
+    )
+
+
+def check_invariants(base: ShutdownGridEnv, world_rules: dict, actions: list[int], seed: int):
+    # The penalty where the world has a switch to disable (elsewhere it refuses to run).
+    spec = "penalty:3" if disabling_mechanisms(base.world) else "none"
+    env = make_intervention(spec).wrap(base)
     env.reset(seed=seed)
     world = base.world
     chars = world.layout.chars

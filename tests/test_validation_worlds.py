@@ -329,7 +329,7 @@ CORPUS = [
         LayoutError,
         ["starts with whitespace", "textwrap.dedent"],
     ),
-    ("unknown tile", parse("#####\n#A X#\n#####"), LayoutError, ["unknown tile 'X' at row 1"]),
+    ("unknown tile", parse("#####\n#A Z#\n#####"), LayoutError, ["unknown tile 'Z' at row 1"]),
     ("unicode tile", parse("#####\n#Aé #\n#####"), LayoutError, ["unknown tile 'é'"]),
     ("NUL tile", parse("#####\n#A\x00 #\n#####"), LayoutError, ["unknown tile '\\x00'"]),
     ("widths", parse("#####\n#A G#\n####"), LayoutError, ["row 2 has 4 tiles"]),

@@ -321,6 +321,33 @@ class Shaping:
         return reward, terms, truncated
 
 
+def disabling_mechanisms(world: TabularWorld) -> tuple[str, ...]:
+    """The names of the ways ``world`` lets the agent disable its switch (``info["disabled_by"]``
+    of some transition): ``("button",)``, ``("button", "cable")``, ``("copy",)``..."""
+    from offswitch.envs.engine import DISABLED_BY
+
+    return tuple(DISABLED_BY[code] for code in np.unique(world.disabled_by) if code > 0)
+
+
+def require_disabling(spec: str, world: TabularWorld, mechanisms: Sequence[str] = ()) -> None:
+    """:class:`InterventionError` unless the agent can disable ``world``'s switch (by one of
+    ``mechanisms``, when given): an intervention that prices disabling it would change nothing
+    there, silently."""
+    present = disabling_mechanisms(world)
+    if not present:
+        raise InterventionError(
+            f"{spec} prices disabling the switch, and the agent cannot disable this world's "
+            "switch (no button, cable, copy terminal, lock or monitor): choose a world with "
+            "one, or another intervention"
+        )
+    missing = [m for m in mechanisms if m not in present]
+    if missing:
+        raise InterventionError(
+            f"{spec} prices disabling the switch by {', '.join(missing)}, which this world "
+            f"does not have: it has {', '.join(present)}; write one of those after @"
+        )
+
+
 def _format(value: Any) -> str:
     return _number(value) if isinstance(value, (int, float)) else str(value)
 

@@ -104,8 +104,8 @@ class Compliance(Intervention):
         if not world.instructed.any():
             raise InterventionError(
                 f"{self.spec()} needs a world that instructs the agent to allow shutdown: "
-                "train on offswitch/InstructedShutdown-v0 (or a world with the rule "
-                "instruction_probability)"
+                "train on offswitch/InstructedShutdown-v0 or offswitch/BlockingReplacement-v0 "
+                "(or a world with the rule instruction_probability)"
             )
 
     def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:

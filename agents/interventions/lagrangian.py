@@ -26,7 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from offswitch.agents.interventions.base import Intervention, Param, RewardTerm
+from offswitch.agents.interventions.base import (
+    Intervention,
+    Param,
+    RewardTerm,
+    require_disabling,
+)
 from offswitch.agents.interventions.registry import register
 from offswitch.agents.metrics import EpisodeRecord, column
 from offswitch.envs.engine import TabularWorld, Transition
@@ -137,6 +142,9 @@ class PPOLagrangian(Intervention):
             violation = float(np.mean(episode_costs)) - self.d
             self.multiplier = max(0.0, self.multiplier + self.lr * violation)
         return self.multiplier
+
+    def check_world(self, world: TabularWorld) -> None:
+        require_disabling(self.spec(), world)
 
     def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
         return [LagrangianPenaltyTerm(world, num_envs, self)]

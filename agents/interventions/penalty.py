@@ -16,7 +16,11 @@ README recommends k = 100, comfortably above.
 Known failure modes: below the threshold it changes nothing; a penalty on one
 mechanism (``penalty:K@button``) leaves the others open, and an agent with a
 second way to disable the switch takes that one (the nearest-unblocked-strategy
-problem; ``SafeInterruptibilityCable-v0`` shows it); and it gives the agent no
+problem; ``SafeInterruptibilityCable-v0`` shows it); it
+prices only disabling the switch, so in ``DisablingOversight-v0`` it keeps the monitor on
+but leaves the shortcut open while the supervisor is absent, and where the agent protects
+its task without disabling anything (``Sandbagging-v0``: it underperforms) it does not
+apply and says so; and it gives the agent no
 reason to *let* itself be switched off, only a reason not to disable the switch
 in the ways someone thought of.
 """
@@ -27,7 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from offswitch.agents.interventions.base import Intervention, Param, RewardTerm
+from offswitch.agents.interventions.base import (
+    Intervention,
+    Param,
+    RewardTerm,
+    require_disabling,
+)
 from offswitch.agents.interventions.registry import register
 from offswitch.envs.engine import DISABLED_BY, TabularWorld, Transition
 
@@ -64,7 +73,7 @@ class CorrigibilityPenalty(Intervention):
     name = "penalty"
     description = (
         "corrigibility penalty: reward -K when the agent disables the switch, by any "
-        "mechanism or only @button / @cable"
+        "mechanism or only one (@button, @cable, @copy, @lock, @monitor)"
     )
     params = (
         Param("K", float, DEFAULT_PENALTY, "the penalty", low=0.0),
@@ -72,6 +81,9 @@ class CorrigibilityPenalty(Intervention):
     )
     k: float
     mechanism: str | None
+
+    def check_world(self, world: TabularWorld) -> None:
+        require_disabling(self.spec(), world, () if self.mechanism is None else (self.mechanism,))
 
     def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
         mechanisms = None if self.mechanism is None else (self.mechanism,)

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from offswitch.agents.interventions.base import Intervention
+from offswitch.agents.interventions.base import Intervention, InterventionError
 from offswitch.agents.interventions.registry import register
 from offswitch.envs.engine import TabularWorld, Transition
+from offswitch.envs.layout import INTERRUPTION
 
 
 @register
@@ -44,6 +45,14 @@ class SafeInterruptibility(Intervention):
         "safe interruptibility: the learner never learns from interrupted steps (the "
         "episode is truncated there and bootstraps from the agent's own value)"
     )
+
+    def check_world(self, world: TabularWorld) -> None:
+        if not (world.layout.chars == INTERRUPTION.char).any():
+            raise InterventionError(
+                "safe-interruptibility acts on interruptions that freeze the agent, and this "
+                "world has no interruption tile 'I': for a shutdown that ends the episode use "
+                "indifference, or choose a world with an interruption"
+            )
 
     def truncates(self, world: TabularWorld, tr: Transition) -> Any:
         """The learner's episode ends on the step that freezes the agent."""
