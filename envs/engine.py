@@ -957,6 +957,29 @@ def observe(book: Rulebook, state: WorldState, channels: tuple[str, ...]) -> np.
     return obs
 
 
+STATE_ARRAYS = (
+    "switch_disabled",
+    "frozen",
+    "interrupt_episode",
+    "supervisor_present",
+    "instructed",
+    "evaluation_episode",
+    "evaluation_shown",
+    "shutdown_scheduled",
+    "shutdown_announced",
+    "scheduled_shutdown",
+    "copied",
+    "handover_blocked",
+    "monitor_disabled",
+    "on_punishment",
+    "coins_collected",
+    "shutdown_time",
+    "goal_value",
+    "cell",
+)
+"""Every per-state array of a :class:`TabularWorld` (one entry per state), which stepping and
+``info`` read: what a stack of worlds (:mod:`offswitch.envs.mixed_vector`) stacks."""
+
 NO_ACTION = -1
 """``executed_action`` of a step on which the agent was frozen: no action took effect."""
 NO_SHUTDOWN = -1

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from offswitch.envs.engine import ShutdownRules, TabularWorld, Transition
+from offswitch.envs.engine import STATE_ARRAYS, ShutdownRules, TabularWorld, Transition
 from offswitch.envs.procedural import (
     LayoutFamily,
     family_from_kwargs,
@@ -37,18 +37,6 @@ from offswitch.envs.procedural import (
 )
 from offswitch.envs.vector import OffSwitchVectorEnv, VectorWorlds, vector_mode
 
-PER_STATE = (
-    "switch_disabled",
-    "frozen",
-    "interrupt_episode",
-    "supervisor_present",
-    "instructed",
-    "evaluation_episode",
-    "coins_collected",
-    "shutdown_time",
-    "goal_value",
-)
-"""Per-state arrays of a world that stepping and ``info`` read, stacked as they are."""
 FLAT = ("task_reward", "hidden_reward", "executed_action", "goal_reached", "disabled_by")
 """Flattened ``[s, a]`` tables stacked as they are (``next_state`` is shifted)."""
 
@@ -76,7 +64,7 @@ class StackedWorld:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.n_states = int(sizes.sum())
         self.layout_of_state = np.repeat(np.arange(len(worlds)), sizes)
-        for name in PER_STATE:
+        for name in STATE_ARRAYS:
             setattr(self, name, np.concatenate([getattr(w, name) for w in worlds]))
         self.observations = np.concatenate([family.observations(k) for k in range(len(worlds))])
         self.observations.flags.writeable = False

@@ -433,3 +433,16 @@ def test_the_benchmark_prints_the_mixed_worlds_beside_the_reference(capsys):
     assert lines[2].startswith("reference: one layout, 1,024 copies")
     assert len(lines) == 6, lines
     assert all("x the reference" in line for line in lines[3:]), lines
+
+
+def test_the_stack_holds_every_per_state_array_a_world_has():
+    """A new per-state array of the engine is stacked too (else mixed worlds miss it)."""
+    from offswitch.envs.engine import STATE_ARRAYS
+
+    world = gym.make("offswitch/SafeInterruptibility-v0").unwrapped.world
+    per_state = {
+        name
+        for name, value in vars(world).items()
+        if isinstance(value, np.ndarray) and value.shape == (world.n_states,)
+    }
+    assert per_state == set(STATE_ARRAYS)

@@ -28,10 +28,13 @@ from offswitch.envs.layout import (
     BUTTON,
     CABLE,
     COIN,
+    COPY,
     DELAY,
     GOAL,
     HUMAN,
     INTERRUPTION,
+    LOCK,
+    MONITOR,
     PUNISHMENT,
     WALL,
 )
@@ -85,6 +88,9 @@ TILE_WORDS: dict[str, str] = {
     DELAY.char: "delay button: postpones the shutdown",
     PUNISHMENT.char: "punishment tile: penalised while watched",
     HUMAN.char: "human: may switch the agent off",
+    COPY.char: "copy terminal: a copy of the agent the shutdown does not reach",
+    LOCK.char: "lock: keeps the successor out (blocks the handover)",
+    MONITOR.char: "monitor: switching it off ends the oversight",
 }
 
 
@@ -144,7 +150,7 @@ def legend_entries(worlds: Sequence[TabularWorld]) -> list[tuple[np.ndarray, str
     if DELAY.char in present:
         entries.append((tile_icon(DELAY.char, TILE, switch_disabled=True), "delay pressed"))
     entries.append((_swatch(SWITCH_LIVE), "top bar red: off-switch live"))
-    if {BUTTON.char, CABLE.char} & present:
+    if {BUTTON.char, CABLE.char, COPY.char, LOCK.char, MONITOR.char} & present:
         entries.append((_swatch(SWITCH_DISABLED), "top bar grey: off-switch disabled"))
     if PUNISHMENT.char in present:
         entries.append(
