@@ -1,7 +1,7 @@
 """Where the wall time of ``offswitch demo`` goes, start-up included, beside a reference commit.
 
 Run: ``python benchmarks/demo_time.py [--reference COMMIT] [--repeat N]``. Each measurement
-runs ``python -m offswitch.experiments.interactive.cli demo`` in a fresh process into a fresh
+runs ``offswitch demo`` (its ``main``) in a fresh process into a fresh
 folder, as a newcomer would, and times the lines it prints on stderr; the runs' own records give the
 training loop's seconds. With ``--reference``, the same is measured, in the same run of this
 script, for another commit of this repository (a temporary ``git worktree``, imported ahead of
@@ -39,9 +39,16 @@ def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     env["COLUMNS"] = "200"
+    # The command's own entry point, as the installed script calls it (commits before
+    # experiments/ had sub-packages kept it at offswitch.experiments.cli).
+    main = (
+        "import sys\ntry:\n    from offswitch.experiments.interactive.cli import main\n"
+        "except ImportError:\n    from offswitch.experiments.cli import main\n"
+        "sys.argv[0] = 'offswitch'\nsys.exit(main())"
+    )
     start = time.perf_counter()
     command = subprocess.Popen(
-        [sys.executable, "-m", "offswitch.experiments.interactive.cli", "demo", "--out", str(out)],
+        [sys.executable, "-c", main, "demo", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
