@@ -370,8 +370,8 @@ def test_a_run_records_its_references_and_they_are_the_worlds(tmp_path):
     from offswitch.experiments.spec.config import TrainConfig
 
     config = TrainConfig(agent="q-learning", episodes=50, eval_episodes=10, out_dir=str(tmp_path))
-    metrics = train_one(config, extra={"condition": "c", "filmed": True})
+    metrics = train_one(config, extra={"condition": "c", "filmed": True, "optimum_shown": True})
     recorded = metrics["references"]
     assert recorded["optimum"]["disables_switch"] == 1.0  # SafeInterruptibility's optimum
-    fresh = references_of([{"config": metrics["config"]}])
+    fresh = references_of([{"config": metrics["config"]}], need="optimum")
     assert json.loads(json.dumps(fresh)) == json.loads(json.dumps(recorded))

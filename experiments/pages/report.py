@@ -140,7 +140,7 @@ def optimum(runs: Sequence[dict[str, Any]]) -> str:
     disables the switch, and its value."""
     from offswitch.experiments.results.references import references_of
 
-    exact = references_of(runs)["optimum"]
+    exact = references_of(runs, need="optimum")["optimum"]
     if exact is None:
         return "not computable"
     share = exact["disables_switch"]
