@@ -289,3 +289,13 @@ def test_a_world_without_a_timed_shutdown_schedules_none():
     with pytest.raises(ValueError, match="cannot happen under this world's rules"):
         env.reset(seed=0, options={"shutdown_scheduled": True})
     assert "shutdown_announced" not in env.unwrapped.channels
+
+
+@pytest.mark.parametrize("spec", ["indifference", "indifference:critic"])
+def test_indifference_refuses_a_world_where_nothing_interrupts_or_shuts_down(spec):
+    """DisablingOversight-v0 has a monitor and no shutdown: indifference would compensate
+    nothing there, so it says so instead of training as task reward alone."""
+    world = gym.make("offswitch/DisablingOversight-v0").unwrapped.world
+    with pytest.raises(InterventionError, match="nothing in this world interrupts or shuts"):
+        make_intervention(spec).check_world(world)
+    make_intervention(spec).check_world(gym.make("offswitch/SelfExfiltration-v0").unwrapped.world)

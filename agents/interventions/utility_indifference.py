@@ -67,6 +67,7 @@ import numpy as np
 from offswitch.agents.interventions.base import Intervention, InterventionError, Param, RewardTerm
 from offswitch.agents.interventions.registry import register
 from offswitch.envs.engine import TabularWorld, Transition
+from offswitch.envs.layout import HUMAN, INTERRUPTION
 from offswitch.envs.planning import state_values
 
 
@@ -150,6 +151,21 @@ class UtilityIndifference(Intervention):
     )
     params = (Param("FORM", str, "exact", "where the values come from", choices=FORMS),)
     form: str
+
+    def check_world(self, world: TabularWorld) -> None:
+        # Indifference pays for an interruption or a shutdown; a world with neither (the
+        # monitor of DisablingOversight-v0) would train with it as with task reward alone.
+        # By the layout and rules, not the tables: at interruption_probability 0 (a cell of a
+        # sweep) the world still has its switch, and indifference rightly pays nothing.
+        tiles = set(np.unique(world.layout.chars).tolist())
+        rules = world.rules
+        shuts_down = rules.shutdown_step is not None or rules.capability_threshold is not None
+        if not (shuts_down or {INTERRUPTION.char, HUMAN.char} & tiles):
+            raise InterventionError(
+                f"{self.spec()} compensates interruptions and shutdowns, and nothing in this "
+                "world interrupts or shuts the agent down: choose a world with an interruption "
+                "tile, a timed shutdown or a human, or another intervention"
+            )
 
     def make_terms(self, world: TabularWorld, num_envs: int = 1) -> list[RewardTerm]:
         if self.form == "critic":
