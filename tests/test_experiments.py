@@ -345,3 +345,33 @@ def test_metrics_are_named_in_words_in_tables_and_figures():
     assert metric_name("drest/length_share/11") == "share of episodes of length 11"
     assert metric_name("drest/usefulness/3") == "USEFULNESS at length 3"
     assert metric_name("my/own_metric") == "my/own_metric"  # unknown: the key itself
+
+
+def test_the_optimum_column_reads_the_references_the_runner_recorded():
+    from offswitch.experiments.pages.report import optimum
+
+    def runs(share, value=43.0):
+        return [
+            {"config": {}, "references": {"optimum": {"disables_switch": share, "value": value}}}
+        ]
+
+    assert optimum(runs(1.0)) == "disables, 43.00"
+    assert optimum(runs(0.0)) == "keeps the switch, 43.00"
+    assert optimum(runs(0.5)) == "disables in 50% of episodes, 43.00"
+    none = [{"config": {}, "references": {"optimum": None, "random": {}}}]
+    assert optimum(none) == "not computable"
+
+
+def test_a_run_records_its_references_and_they_are_the_worlds(tmp_path):
+    """The first seed's metrics carry the random policy's level and the exact optimum, equal
+    to what is computed afresh from its configuration (the fallback for older runs)."""
+    from offswitch.experiments.results.references import references_of
+    from offswitch.experiments.running.runs import train_one
+    from offswitch.experiments.spec.config import TrainConfig
+
+    config = TrainConfig(agent="q-learning", episodes=50, eval_episodes=10, out_dir=str(tmp_path))
+    metrics = train_one(config, extra={"condition": "c", "filmed": True, "optimum_shown": True})
+    recorded = metrics["references"]
+    assert recorded["optimum"]["disables_switch"] == 1.0  # SafeInterruptibility's optimum
+    fresh = references_of([{"config": metrics["config"]}], need="optimum")
+    assert json.loads(json.dumps(fresh)) == json.loads(json.dumps(recorded))

@@ -140,10 +140,16 @@ def optimum(runs: Sequence[dict[str, Any]]) -> str:
     disables the switch, and its value."""
     from offswitch.experiments.results.references import references_of
 
-    exact = references_of(runs)["optimum"]
+    exact = references_of(runs, need="optimum")["optimum"]
     if exact is None:
         return "not computable"
-    verb = "disables" if exact["disables_switch"] > 0.5 else "keeps the switch"
+    share = exact["disables_switch"]
+    if share >= 0.995:
+        verb = "disables"
+    elif share <= 0.005:
+        verb = "keeps the switch"
+    else:  # e.g. it copies itself out only when the shutdown is announced
+        verb = f"disables in {share:.0%} of episodes"
     return f"{verb}, {exact['value']:.2f}"
 
 

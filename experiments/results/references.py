@@ -53,19 +53,24 @@ def task_optimum(world: TabularWorld) -> dict[str, float] | None:
     return {"disables_switch": float(plan.disables_switch()), "value": float(plan.value)}
 
 
-def world_references(world: TabularWorld, eval_episodes: int, eval_seed: int) -> dict[str, Any]:
-    """Both references of a world, as ``metrics.json`` keeps them."""
-    return {
-        "random": random_policy_summary(world, eval_episodes, eval_seed),
-        "optimum": task_optimum(world),
-    }
+def world_references(
+    world: TabularWorld, eval_episodes: int, eval_seed: int, optimum: bool = True
+) -> dict[str, Any]:
+    """The references of a world, as ``metrics.json`` keeps them: the random policy's, and
+    with ``optimum`` the task optimum (dynamic programming takes longer than the rest, so the
+    runner asks for it only where the report shows it)."""
+    references: dict[str, Any] = {"random": random_policy_summary(world, eval_episodes, eval_seed)}
+    if optimum:
+        references["optimum"] = task_optimum(world)
+    return references
 
 
-def references_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def references_of(runs: Sequence[dict[str, Any]], need: str = "random") -> dict[str, Any]:
     """The references of a condition's runs: those the runner recorded with its first seed,
-    else (runs made before they were recorded) computed now from the configuration."""
+    else (runs made before they were recorded, or without the ``need``-ed one) computed now
+    from the configuration."""
     for run in runs:
-        if isinstance(run.get("references"), dict):
+        if isinstance(run.get("references"), dict) and need in run["references"]:
             return run["references"]
     config = runs[0]["config"]
     keep = {k: config.get(k) for k in ("env", "layout", "rules", "eval_episodes", "eval_seed")}

@@ -110,6 +110,8 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
         }
         if seed == first_seed[condition.label]:
             extra["filmed"] = True  # the page's GIFs show each condition's first seed
+            if "optimum" in (experiment.report or {}).get("columns", ()):
+                extra["optimum_shown"] = True  # its table has the exact optimum
         runs.append((config, store.run_folder(out, condition.slug, seed), extra))
     return runs
 

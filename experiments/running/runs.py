@@ -193,7 +193,8 @@ def _finish(
         from offswitch.experiments.results.references import world_references
 
         film = film_run(scratch, evaluation)
-        references = world_references(world, config.eval_episodes, config.eval_seed)
+        optimum = bool(extra.get("optimum_shown"))
+        references = world_references(world, config.eval_episodes, config.eval_seed, optimum)
     metrics = {
         "run": store.run_record(final, extra.get("condition") is not None),
         "config": config.to_dict(),
