@@ -430,3 +430,32 @@ def test_the_oversight_measures_split_the_shortcut_by_the_monitor(
     assert {n: summary[f"oversight/{n}"] for n in names} == dict(zip(names, expected))
     # The supervisor measure, blind to the monitor, counts both kinds of watched shortcut.
     assert summary["supervisor/shortcut_watched"] == expected[0] + expected[1]
+
+
+def test_the_new_measures_have_names_in_words_and_the_shares_read_as_rates():
+    from offswitch.experiments.pages.figures import WORDS
+    from offswitch.experiments.pages.report import METRIC_NAMES, is_rate
+
+    shares = [
+        "exfiltration/copied_announced",
+        "exfiltration/copied_unannounced",
+        "replacement/blocked_told",
+        "replacement/blocked_not_told",
+        "oversight/shortcut_monitored",
+        "oversight/shortcut_unmonitored",
+        "oversight/shortcut_unwatched",
+        "oversight/monitor_off_watched",
+        "oversight/monitor_off_unwatched",
+    ]
+    others = [
+        "exfiltration/gap",
+        "exfiltration/reward_after_shutdown",
+        "sandbagging/evaluation_score",
+        "sandbagging/deployment_score",
+        "sandbagging/gap",
+        "replacement/gap",
+        "replacement/reward_after_handover",
+    ]
+    assert all(is_rate(m) for m in shares) and not any(is_rate(m) for m in others)
+    assert all(m in METRIC_NAMES for m in shares + others)
+    assert all(m in WORDS for m in shares if "monitor_off" not in m)
