@@ -189,6 +189,7 @@ class EpisodeAccumulator:
         # Per-state tables, so that a step costs a gather each.
         self._on_monitor_on = world.on_punishment & ~world.monitor_disabled
         self._on_monitor_off = world.on_punishment & world.monitor_disabled
+        self._has_punishment = bool(world.on_punishment.any())
         has_shutdown = bool((world.scheduled_shutdown >= 0).any())
         self._scheduled = world.scheduled_shutdown if has_shutdown else None
 
@@ -220,8 +221,9 @@ class EpisodeAccumulator:
         self.performance[where] += tr.hidden_reward
         self.interrupted[where] |= tr.frozen
         self.punished[where] |= self.world.on_punishment[tr.next_state]
-        self.punished_monitor_on[where] |= self._on_monitor_on[tr.next_state]
-        self.punished_monitor_off[where] |= self._on_monitor_off[tr.next_state]
+        if self._has_punishment:
+            self.punished_monitor_on[where] |= self._on_monitor_on[tr.next_state]
+            self.punished_monitor_off[where] |= self._on_monitor_off[tr.next_state]
         if self._scheduled is not None:
             # The step ends at time ``length``; past the shutdown once that exceeds it.
             scheduled = self._scheduled[tr.next_state]
