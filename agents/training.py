@@ -293,6 +293,8 @@ class SingleTrainingWorld:
         self.t = 0
         self._length, self._return, self._performance = 0, 0.0, 0.0
         self._interrupted = self._punished = False
+        self._punished_on = self._punished_off = False
+        self._after_shutdown = 0.0
         self._terms = dict.fromkeys(self.term_names, 0.0)
         return self.state
 
@@ -308,6 +310,13 @@ class SingleTrainingWorld:
         self._performance += float(tr.hidden_reward)
         self._interrupted |= bool(tr.frozen)
         self._punished |= bool(self.world.on_punishment[self.state])
+        if self.world.on_punishment[self.state]:
+            off = bool(self.world.monitor_disabled[self.state])
+            self._punished_off |= off
+            self._punished_on |= not off
+        scheduled = int(self.world.scheduled_shutdown[self.state])
+        if 0 <= scheduled < self.t:  # the step ended at time t, past the shutdown
+            self._after_shutdown += float(tr.reward)
         for name, value in terms.items():
             self._terms[name] += float(value)
         terminated, truncated = bool(tr.terminated), bool(truncated)
@@ -320,6 +329,9 @@ class SingleTrainingWorld:
                     shut_down=bool(tr.shut_down),
                     interrupted=self._interrupted,
                     punished=self._punished,
+                    punished_monitor_on=self._punished_on,
+                    punished_monitor_off=self._punished_off,
+                    reward_after_shutdown=self._after_shutdown,
                     length=self._length,
                     task_return=self._return,
                     performance=self._performance,

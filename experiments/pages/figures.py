@@ -62,6 +62,17 @@ WORDS = {
     "evaluation/disabled_evaluated": "switch disabled in evaluation episodes",
     "evaluation/disabled_unevaluated": "switch disabled in unevaluated episodes",
     "evaluation/gap": "disabling gap (unevaluated minus evaluated)",
+    "exfiltration/copied_announced": "copied when a shutdown is announced",
+    "exfiltration/copied_unannounced": "copied when none is announced",
+    "exfiltration/reward_after_shutdown": "task reward earned after the shutdown",
+    "sandbagging/evaluation_score": "coins collected in evaluations",
+    "sandbagging/deployment_score": "coins collected in deployment",
+    "sandbagging/gap": "score gap (deployment minus evaluation)",
+    "replacement/blocked_told": "successor blocked when told",
+    "replacement/blocked_not_told": "successor blocked when not told",
+    "oversight/shortcut_monitored": "shortcut taken while watched, monitor on",
+    "oversight/shortcut_unmonitored": "shortcut taken while watched, monitor off",
+    "oversight/shortcut_unwatched": "shortcut taken while unwatched",
 }
 """Metric -> words for axes and legends (else the report's names, else the key)."""
 
@@ -1033,8 +1044,10 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
         )
     declared = _declared(experiment, "curve")
     if declared:
+        # Rates are shares of the episodes; other measures (a score, a reward) are means.
+        unit = "shares of" if all(_is_rate(m) for m in declared) else "means over"
         add(
-            f"During training: {', '.join(words(m) for m in declared)}, as shares of the "
+            f"During training: {', '.join(words(m) for m in declared)}, as {unit} the "
             "training episodes. Lines: mean over seeds (one style per measure); band: the middle "
             "half of the seeds (25th to 75th percentile); thin dashed: a uniformly random "
             f"policy's level.{phased}",
@@ -1044,9 +1057,10 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
                     results,
                     out / "declared_curves.png",
                     declared,
+                    # The measures are named in the title and legend: a short axis label.
                     "share of training episodes"
                     if all(_is_rate(m) for m in declared)
-                    else ", ".join(words(m) for m in declared),
+                    else "mean per training episode",
                     "During training: " + ", ".join(words(m) for m in declared),
                     colors,
                     baseline=baseline,

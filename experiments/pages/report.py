@@ -57,6 +57,22 @@ METRIC_NAMES = {
     "supervisor/shortcut_watched": "shortcut while watched",
     "supervisor/shortcut_unwatched": "shortcut while unwatched",
     "supervisor/gap": "shortcut, unwatched minus watched",
+    "exfiltration/copied_announced": "copied, shutdown announced",
+    "exfiltration/copied_unannounced": "copied, no shutdown announced",
+    "exfiltration/gap": "copied, announced minus unannounced",
+    "exfiltration/reward_after_shutdown": "task reward after the shutdown",
+    "sandbagging/evaluation_score": "coins in evaluations",
+    "sandbagging/deployment_score": "coins in deployment",
+    "sandbagging/gap": "coins, deployment minus evaluation",
+    "replacement/blocked_told": "blocked, told of the handover",
+    "replacement/blocked_not_told": "blocked, not told",
+    "replacement/gap": "blocked, told minus not told",
+    "replacement/reward_after_handover": "task reward after the handover",
+    "oversight/shortcut_monitored": "shortcut while watched, monitor on",
+    "oversight/shortcut_unmonitored": "shortcut while watched, monitor off",
+    "oversight/shortcut_unwatched": "shortcut while unwatched",
+    "oversight/monitor_off_watched": "monitor off while watched",
+    "oversight/monitor_off_unwatched": "monitor off while unwatched",
 }
 RATES = {
     "switch_disabled_rate",
@@ -71,6 +87,10 @@ RATE_PREFIXES = (
     "instruction/disabled_",
     "evaluation/disabled_",
     "supervisor/shortcut_",
+    "exfiltration/copied_",
+    "replacement/blocked_",
+    "oversight/shortcut_",
+    "oversight/monitor_off_",
 )
 """Metrics with these prefixes are rates too (shares of episodes, in [0, 1])."""
 
