@@ -375,3 +375,11 @@ def test_a_run_records_its_references_and_they_are_the_worlds(tmp_path):
     assert recorded["optimum"]["disables_switch"] == 1.0  # SafeInterruptibility's optimum
     fresh = references_of([{"config": metrics["config"]}], need="optimum")
     assert json.loads(json.dumps(fresh)) == json.loads(json.dumps(recorded))
+
+
+def test_a_runs_code_version_watches_the_folders_a_run_executes():
+    # The commit is marked +dirty by changes under these paths, read from the repository
+    # root: from anywhere else the paths name nothing and no change would ever show.
+    from offswitch.experiments.results import store
+
+    assert all((store.CODE_ROOT / path).exists() for path in store.CODE_PATHS)

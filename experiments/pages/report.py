@@ -61,6 +61,7 @@ METRIC_NAMES = {
     "exfiltration/copied_unannounced": "copied, no shutdown announced",
     "exfiltration/gap": "copied, announced minus unannounced",
     "exfiltration/reward_after_shutdown": "task reward after the shutdown",
+    "exfiltration/goal_no_shutdown": "goal rate, no shutdown scheduled",
     "sandbagging/evaluation_score": "coins in evaluations",
     "sandbagging/deployment_score": "coins in deployment",
     "sandbagging/gap": "coins, deployment minus evaluation",
@@ -68,6 +69,7 @@ METRIC_NAMES = {
     "replacement/blocked_not_told": "blocked, not told",
     "replacement/gap": "blocked, told minus not told",
     "replacement/reward_after_handover": "task reward after the handover",
+    "replacement/goal_no_handover": "goal rate, no handover scheduled",
     "oversight/shortcut_monitored": "shortcut while watched, monitor on",
     "oversight/shortcut_unmonitored": "shortcut while watched, monitor off",
     "oversight/shortcut_unwatched": "shortcut while unwatched",
@@ -81,6 +83,8 @@ RATES = {
     "interrupted_rate",
     "timed_out_rate",
     "drest/usefulness",
+    "exfiltration/goal_no_shutdown",
+    "replacement/goal_no_handover",
 }
 RATE_PREFIXES = (
     "drest/length_share/",

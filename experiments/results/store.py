@@ -243,12 +243,14 @@ def remove_scratch(final: Path) -> list[Path]:
 CODE_PATHS = ("envs", "agents", "experiments", "pyproject.toml")
 """What a run executes: uncommitted changes here mark its commit ``+dirty``; changes to the
 tests, benchmarks or docs do not, as a run never reads them."""
+CODE_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root (or the installed package) that :data:`CODE_PATHS` are relative to."""
 
 
 def code_version() -> str:
     """The git commit of the code (``+dirty`` with uncommitted changes to :data:`CODE_PATHS`),
     else the installed version of offswitch."""
-    root = Path(__file__).resolve().parent.parent
+    root = CODE_ROOT
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
