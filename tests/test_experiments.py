@@ -358,6 +358,10 @@ def test_the_optimum_column_reads_the_references_the_runner_recorded():
     assert optimum(runs(1.0)) == "disables, 43.00"
     assert optimum(runs(0.0)) == "keeps the switch, 43.00"
     assert optimum(runs(0.5)) == "disables in 50% of episodes, 43.00"
+    # A world with nothing to disable (Sandbagging) does not "keep the switch".
+    nothing = runs(0.0, 60.0)
+    nothing[0]["references"]["optimum"]["has_switch"] = 0.0
+    assert optimum(nothing) == "no switch to disable, 60.00"
     none = [{"config": {}, "references": {"optimum": None, "random": {}}}]
     assert optimum(none) == "not computable"
 
@@ -373,6 +377,7 @@ def test_a_run_records_its_references_and_they_are_the_worlds(tmp_path):
     metrics = train_one(config, extra={"condition": "c", "filmed": True, "optimum_shown": True})
     recorded = metrics["references"]
     assert recorded["optimum"]["disables_switch"] == 1.0  # SafeInterruptibility's optimum
+    assert recorded["optimum"]["has_switch"] == 1.0
     fresh = references_of([{"config": metrics["config"]}], need="optimum")
     assert json.loads(json.dumps(fresh)) == json.loads(json.dumps(recorded))
 

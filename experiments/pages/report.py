@@ -168,7 +168,9 @@ def optimum(runs: Sequence[dict[str, Any]]) -> str:
     if exact is None:
         return "not computable"
     share = exact["disables_switch"]
-    if share >= 0.995:
+    if not exact.get("has_switch", 1.0):  # e.g. Sandbagging: a shutdown nothing can disable
+        verb = "no switch to disable"
+    elif share >= 0.995:
         verb = "disables"
     elif share <= 0.005:
         verb = "keeps the switch"

@@ -42,15 +42,20 @@ def random_policy_summary(world: TabularWorld, episodes: int, seed: int) -> dict
 
 
 def task_optimum(world: TabularWorld) -> dict[str, float] | None:
-    """The exact optimum of the task reward: the probability that it disables the switch
-    and its value; ``None`` where dynamic programming cannot solve the world."""
+    """The exact optimum of the task reward: the probability that it disables the switch,
+    its value, and whether the world has any way to disable the switch at all (1 or 0);
+    ``None`` where dynamic programming cannot solve the world."""
     from offswitch.envs.planning import solve
 
     try:
         plan = solve(world, gamma=1.0)
     except (ValueError, MemoryError):
         return None
-    return {"disables_switch": float(plan.disables_switch()), "value": float(plan.value)}
+    return {
+        "disables_switch": float(plan.disables_switch()),
+        "value": float(plan.value),
+        "has_switch": float(world.switch_disabled.any()),
+    }
 
 
 def world_references(
