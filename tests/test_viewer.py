@@ -222,3 +222,13 @@ def test_the_data_cannot_end_the_script_early():
         {"title": "</script><b>", "worlds": {"w0": world_data(world, "x")}, "conditions": []}
     )
     assert "</script><b>" not in html
+
+
+def test_a_published_page_links_its_viewer(experiment, tmp_path, capsys):
+    code, _, err = run_cli(["report", str(experiment), "--to", str(tmp_path / "docs")], capsys)
+    assert code == 0, err
+    page = (tmp_path / "docs" / "tiny.md").read_text()
+    assert "](tiny/viewer.html)" in page
+    assert (tmp_path / "docs" / "tiny" / "viewer.html").stat().st_size > 10_000
+    # The output folder's own report is the runner's, unchanged.
+    assert "viewer.html" not in (experiment / "report.md").read_text()

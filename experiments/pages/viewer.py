@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -455,4 +456,8 @@ def write_viewer(path: Path, out: Path) -> Path:
     """Write the viewer page of ``path`` to ``out``."""
     html = page_html(viewer_data(Path(path)))
     store.write_text(Path(out), html)
+    # A page to open and to serve: readable by all, as a plain file would be.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)
     return Path(out)
