@@ -117,8 +117,9 @@
         const [x, y] = cellCentre(W, cell);
         for (let a = 0; a < W.n_actions; a++) {
           const p = probs[state * W.n_actions + a];
-          if (p < 0.02) continue;
-          if (a >= 4) { ctx.beginPath(); ctx.arc(x, y, 2 + 5 * p, 0, 2 * Math.PI); ctx.stroke(); continue; }
+          if (p < 0.05) continue; // rarer actions would only clutter the cell
+          ctx.globalAlpha = 0.35 + 0.65 * p;
+          if (a >= 4) { ctx.beginPath(); ctx.arc(x, y, 2 + 5 * p, 0, 2 * Math.PI); ctx.stroke(); ctx.globalAlpha = 1; continue; }
           const [dx, dy] = dirs[a];
           const len = 3 + 12 * p;
           ctx.lineWidth = 1 + 2 * p;
@@ -129,6 +130,7 @@
           ctx.lineTo(x + dx * len + dy * 3, y + dy * len - dx * 3);
           ctx.fill();
         }
+        ctx.globalAlpha = 1;
       });
     } else if (mode === "value" && seedData && seedData.overlay.values) {
       const values = seedData.overlay.values;
@@ -270,7 +272,7 @@
     for (const condition of selectedConditions()) {
       const W = DATA.worlds[condition.world];
       const o = seedOf(condition).overlay;
-      if (mode === "policy") notes.push(`${condition.label}: ${o.kind === "policy" ? "the policy's action probabilities" : "its greedy action only (this learner gives no probabilities here)"}`);
+      if (mode === "policy") notes.push(`${condition.label}: ${o.kind === "policy" ? "the policy's action probabilities (arrow length and darkness)" : "its greedy action only (this learner gives no probabilities here)"}`);
       if (mode === "value") notes.push(`${condition.label}: ${o.values ? "value of each cell's state, blue low, red high" : "no value function saved for this learner"}`);
       if (mode === "optimum") notes.push(W.optimum ? `exact task-reward optimum (dynamic programming): value ${g(W.optimum.value)}, disables the switch with probability ${g(W.optimum.disables_switch)}` : "no exact optimum for this world");
     }
