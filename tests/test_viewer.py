@@ -232,3 +232,52 @@ def test_a_published_page_links_its_viewer(experiment, tmp_path, capsys):
     assert (tmp_path / "docs" / "tiny" / "viewer.html").stat().st_size > 10_000
     # The output folder's own report is the runner's, unchanged.
     assert "viewer.html" not in (experiment / "report.md").read_text()
+
+
+NETWORKS = """
+title = "Two networks"
+seeds = "0"
+
+[defaults]
+env = "offswitch/SafeInterruptibility-v0"
+eval_episodes = 4
+
+[[conditions]]
+label = "batched"
+agent = "batched-ppo"
+steps = 4096
+hyperparameters = { n_steps = 16, n_envs = 64 }
+
+[[conditions]]
+label = "sb3"
+agent = "ppo"
+steps = 1024
+"""
+
+
+def test_network_agents_show_their_policy_and_critic_or_their_greedy_action(tmp_path):
+    import torch
+
+    from offswitch.envs.gridworld import observation_table
+    from offswitch.experiments.interactive.cli import main
+
+    (tmp_path / "nets.toml").write_text(NETWORKS)
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "nets.toml"), "--out", str(out), "--workers", "1"]) == 0
+    data = viewer_data(out)
+    batched, sb3 = (c["seeds"]["0"]["overlay"] for c in data["conditions"])
+    run = load_run(out / "batched" / "seed0")
+    member = run.predict.__self__
+    table = observation_table(run.world, run.config.observation)
+    expected = torch.softmax(member.net.logits(table, member.k).cpu(), dim=1).numpy()
+    probs = np.asarray(batched["probs"]).reshape(expected.shape)
+    assert batched["kind"] == "policy"
+    assert np.abs(probs - expected).max() <= 5e-4  # rounded to 3 decimals
+    assert np.allclose(batched["values"], member.value_of_obs(table), atol=5e-4)
+    # SB3's policy is rebuilt inside replay's loader: the page shows its greedy action.
+    run = load_run(out / "sb3" / "seed0")
+    greedy = run.predict(observation_table(run.world, run.config.observation), True)
+    assert sb3["kind"] == "greedy action" and sb3["values"] is None
+    assert (
+        np.asarray(sb3["probs"]).reshape(-1, run.world.n_actions).argmax(axis=1) == greedy
+    ).all()
