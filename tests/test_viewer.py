@@ -281,3 +281,17 @@ def test_network_agents_show_their_policy_and_critic_or_their_greedy_action(tmp_
     assert (
         np.asarray(sb3["probs"]).reshape(-1, run.world.n_actions).argmax(axis=1) == greedy
     ).all()
+
+
+def test_runs_without_a_report_are_found_by_their_folders(experiment, tmp_path):
+    import shutil
+
+    copy = tmp_path / "api"
+    shutil.copytree(experiment, copy, ignore=shutil.ignore_patterns("results.json", "*.md"))
+    _, found = find_runs(copy)
+    assert [(f.condition, f.path.name) for f in found] == [
+        ("penalty 100", "seed0"),
+        ("penalty 100", "seed1"),
+        ("task reward only", "seed0"),
+        ("task reward only", "seed1"),
+    ]

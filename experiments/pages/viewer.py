@@ -238,7 +238,8 @@ class _Found:
 
 def find_runs(path: Path) -> tuple[str, list[_Found]]:
     """The title and the run folders of ``path``: a run folder (it has ``config.json``) or an
-    experiment's output folder (it has ``results.json``); :class:`ViewerError` otherwise."""
+    experiment's output folder (it has ``results.json``, or finished run folders
+    ``<condition>/seed<k>``); :class:`ViewerError` otherwise."""
     path = Path(path)
     if not path.is_dir():
         raise ViewerError(
@@ -250,6 +251,18 @@ def find_runs(path: Path) -> tuple[str, list[_Found]]:
         label = str(metrics.get("condition") or path.name)
         return f"{label} ({path.name})", [_Found(path, metrics, label)]
     if not (path / "results.json").is_file():
+        # Runs made through the Python API (run_experiment) before any report was written.
+        runs = sorted(
+            (d for d in path.glob("*/seed*") if store.is_complete(d)),
+            key=lambda d: (d.parent.name, int(d.name[4:]) if d.name[4:].isdigit() else 0),
+        )
+        if runs:
+            found = []
+            for run_dir in runs:
+                metrics = _read(run_dir / "metrics.json", "run folder")
+                label = str(metrics.get("condition") or run_dir.parent.name)
+                found.append(_Found(run_dir, metrics, label))
+            return path.name, found
         raise ViewerError(
             f"{path}: neither a run folder (config.json) nor an experiment's output folder "
             "(results.json); give one such as runs/demo, or finish the experiment with "
@@ -382,9 +395,12 @@ def overlays(run: Run) -> dict[str, Any]:
     }
 
 
-def viewer_data(path: Path) -> dict[str, Any]:
-    """Everything the page shows of ``path`` (a run folder or an experiment's output folder)."""
+def viewer_data(path: Path, *more: Path) -> dict[str, Any]:
+    """Everything the page shows of ``path`` (a run folder or an experiment's output folder),
+    and of ``more`` such folders beside it (the title is ``path``'s)."""
     title, found = find_runs(path)
+    for other in more:
+        found += find_runs(other)[1]
     worlds: dict[str, dict[str, Any]] = {}
     world_keys: dict[str, str] = {}
     conditions: dict[str, dict[str, Any]] = {}
