@@ -154,7 +154,7 @@ def test_the_overlay_is_the_q_tables_greedy_action(experiment, data):
     overlay = data["conditions"][0]["seeds"]["0"]["overlay"]
     probs = np.asarray(overlay["probs"]).reshape(run.world.n_states, -1)
     assert (probs.argmax(axis=1) == greedy).all()
-    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert (probs.sum(axis=1) == 1).all()  # one-hot
     assert len(overlay["values"]) == run.world.n_states
 
 
@@ -272,8 +272,8 @@ def test_network_agents_show_their_policy_and_critic_or_their_greedy_action(tmp_
     expected = torch.softmax(member.net.logits(table, member.k).cpu(), dim=1).numpy()
     probs = np.asarray(batched["probs"]).reshape(expected.shape)
     assert batched["kind"] == "policy"
-    assert np.abs(probs - expected).max() <= 5e-4  # rounded to 3 decimals
-    assert np.allclose(batched["values"], member.value_of_obs(table), atol=5e-4)
+    assert np.abs(probs - expected).max() <= 5e-3 + 1e-9  # rounded to 2 decimals
+    assert np.abs(batched["values"] - member.value_of_obs(table)).max() <= 5e-3 + 1e-6
     # SB3's policy is rebuilt inside replay's loader: the page shows its greedy action.
     run = load_run(out / "sb3" / "seed0")
     greedy = run.predict(observation_table(run.world, run.config.observation), True)

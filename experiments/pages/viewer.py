@@ -48,8 +48,9 @@ TILE = 32
 """Pixels per cell, as the GIFs draw them."""
 SEED_STARTS = 100
 """Resets the play mode knows exactly: ``reset(seed=k)`` for ``k`` below this."""
-CURVE_POINTS = 60
-"""Most points kept of a learning curve, evenly spaced, so that a page stays small."""
+CURVE_POINTS = 40
+"""Most points kept of a learning curve, evenly spaced, so that a page of a few hundred runs
+stays near 1 MB."""
 CURVE_METRICS = (
     "switch_disabled_rate",
     "goal_rate",
@@ -59,8 +60,10 @@ CURVE_METRICS = (
     "mean_length",
 )
 """The curves a page offers, where the runs recorded them."""
-DIGITS = 3
-"""Decimals kept of probabilities and values."""
+PROBABILITY_DIGITS = 2
+"""Decimals kept of action probabilities: an arrow cannot show more."""
+VALUE_DIGITS = 2
+"""Decimals kept of values (returns of tens)."""
 ANY_DRAW = "any"
 """The episode kind of a world without interruptions: the evaluation's own draw."""
 
@@ -312,7 +315,8 @@ def curves_of(metrics: dict[str, Any]) -> dict[str, list]:
     out: dict[str, list] = {"x": [p.get(x_name) for p in points], "x_name": x_name}
     for metric in CURVE_METRICS:
         if all(metric in p for p in points):
-            out[metric] = [round(float(p[metric]), 4) for p in points]
+            digits = 3 if metric.endswith("_rate") else 2  # shares, or returns and lengths
+            out[metric] = [round(float(p[metric]), digits) for p in points]
     return out
 
 
@@ -390,8 +394,8 @@ def overlays(run: Run) -> dict[str, Any]:
         probs = np.eye(world.n_actions)[greedy]
     return {
         "kind": kind,
-        "probs": _rows(probs, DIGITS),
-        "values": None if values is None else _rows(values, DIGITS),
+        "probs": _rows(probs, PROBABILITY_DIGITS),
+        "values": None if values is None else _rows(values, VALUE_DIGITS),
     }
 
 
