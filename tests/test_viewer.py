@@ -295,3 +295,9 @@ def test_runs_without_a_report_are_found_by_their_folders(experiment, tmp_path):
         ("task reward only", "seed0"),
         ("task reward only", "seed1"),
     ]
+
+
+def test_an_out_in_a_missing_folder_is_refused_before_any_work(experiment, tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "page.html"
+    code, _, stderr = run_cli(["view", str(experiment), "--out", str(out)], capsys)
+    assert code == 2 and "create it first" in stderr and not out.parent.exists()

@@ -485,6 +485,8 @@ def _view(args: argparse.Namespace) -> int:
         page = write_viewer(path, out)
     except ViewerError as err:
         return _usage_error(err)
+    except OSError as err:  # no permission, a full disk
+        return _usage_error(ConfigError(f"cannot write {out}: {err.strerror or err}; give --out"))
     print(f"wrote {page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser")
     return 0
 
