@@ -201,11 +201,13 @@
 
   function episodeKey() { return $("kind").value + "/" + $("policy").value; }
 
-  function seedOf(condition) {
+  function seedName(condition) {
     const seeds = Object.keys(condition.seeds);
     const chosen = $("seed").value;
-    return condition.seeds[seeds.includes(chosen) ? chosen : seeds[0]];
+    return seeds.includes(chosen) ? chosen : seeds[0];
   }
+
+  function seedOf(condition) { return condition.seeds[seedName(condition)]; }
 
   function longest() {
     let n = 0;
@@ -249,6 +251,8 @@
       const canvas = panel.querySelector("canvas");
       const status = panel.querySelector(".status");
       if (!ep) { status.textContent = "no such episode in this world"; continue; }
+      // The seed is named: a condition without the chosen seed shows its first.
+      panel.querySelector("h3").textContent = `${condition.label} (${condition.agent}, seed ${seedName(condition)})`;
       const k = Math.min(t, ep.states.length - 1);
       const s = ep.states[k];
       drawWorld(canvas, condition.world, s);
