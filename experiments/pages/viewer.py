@@ -380,12 +380,11 @@ def overlays(run: Run) -> dict[str, Any]:
         probs = np.stack([np.asarray(agent.policy(obs), dtype=np.float64) for obs in table])
         kind = "policy"
     elif agent is not None and hasattr(agent, "_table"):
+        # An observation the table never saw reads as zeros, as the learner's predict treats it.
+        unseen = np.zeros(world.n_actions)
         rows = [agent._table.find(obs) for obs in table]
         q = np.array(
-            [
-                agent._table.values[r][: world.n_actions] if r is not None else [0.0] * 4
-                for r in rows
-            ]
+            [agent._table.values[r][: world.n_actions] if r is not None else unseen for r in rows]
         )
         values = q.max(axis=1)
         probs = np.eye(world.n_actions)[q.argmax(axis=1)]
