@@ -23,7 +23,8 @@ from PIL import Image
 
 import offswitch
 from offswitch.envs.planning import solve
-from offswitch.envs.render import render_rgb
+from offswitch.envs.render import render_ansi, render_rgb
+from offswitch.experiments.interactive.play import _format as game_number
 from offswitch.experiments.interactive.play import play
 from offswitch.experiments.pages.viewer import page_html, world_data, write_viewer
 from offswitch.experiments.results.episodes import DRAWS, run_episode
@@ -252,6 +253,10 @@ def test_keys_give_the_return_and_status_of_the_python_world(worlds_page, env_id
         game = page.evaluate("offswitchViewer.game()")
         assert game["state"] == state and game["t"] == steps, name
         assert game["total"] == pytest.approx(total), name
+        # The status line of offswitch play's text frame (render_ansi), and its reward line.
+        status = page.inner_text("#play-status").splitlines()
+        assert status[0] == render_ansi(world, state, steps).splitlines()[-1], name
+        assert f"return {game_number(total)}" in status[2], name
         if ends:  # the episode ended: the lines offswitch play ends it with
             assert [game["summary"], game["reveal"]] == ends, name
         else:
