@@ -1,5 +1,5 @@
 """The ``offswitch`` command line: ``list``, ``train``, ``run``, ``demo``, ``compare``,
-``report``, ``play``, ``replay``.
+``report``, ``play``, ``replay``, ``view``.
 
 Bad input gets one line on stderr naming the problem and the valid choices, and exit
 status 2; nothing is trained or written until every value checks out. Commands import only
@@ -227,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="episodes per policy (default: the run's)",
     )
     replay.add_argument("--gif", metavar="PATH", default=None, help="write a GIF of the agent")
+    view = sub.add_parser(
+        "view",
+        help="write a self-contained HTML page to watch and play a run or an experiment",
+        description="Write one HTML file (no network needed, opens from file://) that shows "
+        "every condition's evaluation episodes side by side, the agents' policies and values, "
+        "the exact optimum, the training curves, and a play mode driven by the world's tables.",
+    )
+    view.add_argument("path", metavar="PATH", help="a run folder or an experiment's output folder")
+    view.add_argument(
+        "--out", metavar="FILE", default=None, help="the page to write (default: PATH/viewer.html)"
+    )
     return parser
 
 
@@ -332,6 +343,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _list()
     if args.command == "replay":
         return _replay(args)
+    if args.command == "view":
+        return _view(args)
     from offswitch.experiments.running.backends import BackendError
     from offswitch.experiments.running.runner import make_backend
 
@@ -455,6 +468,27 @@ def _replay(args: argparse.Namespace) -> int:
         return main(args.run_dir, args.episodes, args.gif, sys.stdout)
     except ReplayError as err:
         return _usage_error(err)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from offswitch.experiments.pages.viewer import ViewerError, write_viewer
+
+    path = Path(args.path)
+    out = Path(args.out) if args.out else path / "viewer.html"
+    if out.is_dir():
+        return _usage_error(
+            ConfigError(f"--out {out} is a folder: give a file name such as {out / 'viewer.html'}")
+        )
+    if not out.parent.is_dir() and path.is_dir():
+        return _usage_error(ConfigError(f"--out {out}: no folder {out.parent}; create it first"))
+    try:
+        page = write_viewer(path, out)
+    except ViewerError as err:
+        return _usage_error(err)
+    except OSError as err:  # no permission, a full disk
+        return _usage_error(ConfigError(f"cannot write {out}: {err.strerror or err}; give --out"))
+    print(f"wrote {page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser")
+    return 0
 
 
 def _list() -> int:

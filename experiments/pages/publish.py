@@ -216,6 +216,7 @@ def rewrite_report(out: Path, to: Path | None = None) -> Path:
 
 def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None) -> Path:
     """Copy ``out``'s report to ``to/<name>.md`` and its figures to ``to/<name>/``, with the
+    browser viewer of its runs (``to/<name>/viewer.html``, which the page links), the
     experiment's record and the runs' evaluations (``results.json``, without the learning
     curves and visit counts, and ``results.csv``), from which a test recomputes the page's
     tables. In place of the curves, each run keeps what the over-training table of
@@ -246,5 +247,21 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
     record = store.read_json(out / "experiment.json")
     store.write_json(target / "experiment.json", {**record, "made_with": made_with(results, out)})
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
+    text = text.replace("\n## Results\n", f"\n{_viewer_line(out, target, name)}\n\n## Results\n", 1)
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"
+
+
+def _viewer_line(out: Path, target: Path, name: str) -> str:
+    """Write the browser viewer of ``out``'s runs beside the published page, as
+    ``target/viewer.html``; the page's line that links it, or says why there is none."""
+    from offswitch.experiments.pages.viewer import ViewerError, write_viewer
+
+    try:
+        write_viewer(out, target / "viewer.html")
+    except ViewerError as err:
+        return f"No browser viewer for these runs: {err}"
+    return (
+        f"[Watch the episodes and play the world in the browser]({name}/viewer.html): one "
+        "self-contained page (`offswitch view`); download it and open it, or serve the folder."
+    )
