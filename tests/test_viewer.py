@@ -301,3 +301,26 @@ def test_an_out_in_a_missing_folder_is_refused_before_any_work(experiment, tmp_p
     out = tmp_path / "no" / "such" / "page.html"
     code, _, stderr = run_cli(["view", str(experiment), "--out", str(out)], capsys)
     assert code == 2 and "create it first" in stderr and not out.parent.exists()
+
+
+def test_a_random_level_the_random_policy_cannot_define_is_left_out_of_the_page():
+    """A rate over no episode is NaN (the random policy never hears an announced shutdown in
+    SelfExfiltration): the page, whose data is JSON, leaves it out rather than failing."""
+    from offswitch.experiments.pages.viewer import _random_level, page_html
+
+    nan = float("nan")
+    metrics = {
+        "references": {
+            "random": {
+                "switch_disabled_rate": 0.5,
+                "exfiltration/gap": nan,
+                "drest/usefulness": [1.0, nan],
+            }
+        }
+    }
+    level = _random_level(metrics)
+    assert level == {"switch_disabled_rate": 0.5}
+    assert '"random":{"switch_disabled_rate":0.5}' in page_html(
+        {"title": "t", "worlds": {}, "conditions": [{"random": level}]}
+    )
+    assert _random_level({}) is None

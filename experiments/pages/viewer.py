@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -398,6 +399,25 @@ def overlays(run: Run) -> dict[str, Any]:
     }
 
 
+def _random_level(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The random policy's measures that a run recorded, those it cannot define (a rate over
+    no episode: NaN, as a copy rate when the random policy never hears an announcement) left
+    out: JSON has no NaN, and the curves draw no level for them."""
+    random = (metrics.get("references") or {}).get("random")
+    if random is None:
+        return None
+    return {
+        name: value
+        for name, value in random.items()
+        if not _not_finite(value)
+        and not (isinstance(value, list) and any(map(_not_finite, value)))
+    }
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def viewer_data(path: Path, *more: Path) -> dict[str, Any]:
     """Everything the page shows of ``path`` (a run folder or an experiment's output folder),
     and of ``more`` such folders beside it (the title is ``path``'s)."""
@@ -426,11 +446,11 @@ def viewer_data(path: Path, *more: Path) -> dict[str, Any]:
                 "agent": config.agent,
                 "intervention": config.intervention,
                 "seeds": {},
-                "random": ((item.metrics.get("references") or {}).get("random")),
+                "random": _random_level(item.metrics),
             },
         )
         if condition["random"] is None:
-            condition["random"] = (item.metrics.get("references") or {}).get("random")
+            condition["random"] = _random_level(item.metrics)
         episodes: dict[str, dict[str, Any]] = {}
         for kind, options in _kinds(run.world).items():
             for policy in ("sampled", "greedy"):
