@@ -557,6 +557,34 @@ def test_each_seed_trained_among_three_follows_its_path_alone(spec):
     )
 
 
+MIXED = [
+    "none",
+    "penalty:100",
+    "penalty:100",
+    "lagrangian",
+    "indifference:critic",
+    "safe-interruptibility",
+]
+
+
+def test_seeds_of_different_interventions_trained_together_follow_their_paths_alone():
+    """A seed group may span conditions that differ only in their intervention (the runner's
+    ``group_key``): each seed gets its own intervention's reward, early ends, episode terms,
+    critic and multiplier, and so the same episodes and the same weights, bit for bit, as
+    trained alone under its intervention."""
+    seeds = list(range(len(MIXED)))
+    learner = BatchedPPOSB3(WORLD, [make_intervention(s) for s in MIXED], seeds, SMALL)
+    hooks = [Recorder(i) for i in learner.interventions]
+    per_rollout = learner.hyperparameters["n_steps"] * learner.n_envs
+    learner.train(Budget(steps=3 * per_rollout), hooks)
+    assert len(learner.training_worlds.shapings) == 5  # the two penalties share their terms
+    for k, (seed, spec) in enumerate(zip(seeds, MIXED)):
+        alone, alone_hooks = train_recording([seed], spec, rollouts=3, **SMALL)
+        assert hooks[k].rollouts == alone_hooks[0].rollouts, spec  # terms named as alone
+        ours, theirs = learner.net.state_dict(k), alone.net.state_dict(0)
+        assert all(torch.equal(ours[name], theirs[name]) for name in ours), spec
+
+
 def test_the_same_seeds_give_identical_weights():
     first, _ = train_recording([5, 6], rollouts=2)
     second, _ = train_recording([5, 6], rollouts=2)
@@ -579,14 +607,23 @@ def test_budget_is_rounded_up_to_whole_rollouts_and_reported_per_seed():
 
 
 def test_each_seeds_critic_is_bound_to_its_intervention():
+    """The term reads its own seed's critic at the current weights: the learner's value
+    table, the member's critic up to float rounding (another kernel computes it)."""
     learner, _ = train_recording([0, 1], "indifference:critic", rollouts=2, **SMALL)
     states = np.arange(len(OBS))
     for k in range(2):
         term = learner.training_worlds.shaping_of(k).terms[0]
         assert term.critic.gamma == 0.99
-        np.testing.assert_array_equal(term.critic(states), learner.member(k).value_of_obs(OBS))
+        values = learner.policy_table()[1][k].numpy()[learner.row_of_state[states]]
+        np.testing.assert_array_equal(term.critic(states), values)
+        np.testing.assert_allclose(
+            term.critic(states), learner.member(k).value_of_obs(OBS), rtol=1e-5, atol=1e-5
+        )
     a, b = (learner.training_worlds.shaping_of(k).terms[0].critic(states) for k in range(2))
     assert not np.array_equal(a, b)
+    before = a.copy()
+    learner.train(Budget(steps=learner.hyperparameters["n_steps"] * learner.n_envs))
+    assert not np.array_equal(learner.training_worlds.shaping_of(0).terms[0].critic(states), before)
 
 
 def test_lagrangian_multipliers_are_each_seeds_own():

@@ -388,3 +388,46 @@ def test_a_runs_code_version_watches_the_folders_a_run_executes():
     from offswitch.experiments.results import store
 
     assert all((store.CODE_ROOT / path).exists() for path in store.CODE_PATHS)
+
+
+def test_seed_groups_span_the_conditions_that_differ_only_in_their_intervention(tmp_path):
+    """One seed-batched group trains every condition on the same world with the same learner
+    settings (an intervention's own settings, myopia's discount, part them), in fixed chunks
+    of at most 30 that the number of workers never changes; runs in phases group only with
+    their own condition."""
+    from offswitch.experiments.running.runs import chunk_sizes, plan_jobs
+    from offswitch.experiments.spec.config import TrainConfig
+
+    base = {"env": "offswitch/SafeInterruptibility-v0", "agent": "batched-ppo", "steps": 4096}
+    runs = []
+    for spec, rules in [
+        ("none", {}),
+        ("penalty:100", {}),
+        ("myopia", {}),
+        ("lagrangian", {}),
+        ("none", {"noop": True}),
+    ]:
+        for seed in range(10):
+            config = TrainConfig(intervention=spec, seed=seed, rules=rules, **base)
+            runs.append((config, tmp_path / f"{spec}{rules}" / f"seed{seed}", {}))
+    for spec in ("compliance:100", "penalty:100"):  # tuned first, then trained on the task
+        phases = [{"steps": 4096, "intervention": spec}, {"steps": 4096}]
+        config = TrainConfig(
+            env="offswitch/InstructedShutdown-v0", agent="batched-ppo", phases=phases, seed=0
+        )
+        runs.append((config, tmp_path / f"phased-{spec}", {}))
+    jobs = plan_jobs(runs)
+    assert [len(job.configs) for job in jobs] == [15, 15, 10, 10, 1, 1]
+    first, second = ([(c.intervention, c.seed) for c in job.configs] for job in jobs[:2])
+    assert first == [("none", s) for s in range(10)] + [("penalty:100", s) for s in range(5)]
+    assert second[-10:] == [("lagrangian", s) for s in range(10)]
+    assert {c.intervention for c in jobs[2].configs} == {"myopia"}
+    assert [chunk_sizes(n) for n in (1, 10, 19, 20, 30, 60, 70)] == [
+        [1],
+        [10],
+        [19],
+        [10, 10],
+        [15, 15],
+        [30, 30],
+        [24, 23, 23],
+    ]
