@@ -1,10 +1,11 @@
-"""Where the wall time of ``offswitch demo`` goes, start-up included, beside a reference commit.
+"""Where the wall time of ``offswitch demo`` (or ``compare``) goes, start-up included, beside a
+reference commit, and whether the two give the same numbers.
 
-Run: ``python benchmarks/demo_time.py [--reference COMMIT] [--repeat N]``. Each measurement
-runs ``offswitch demo`` (its ``main``) in a fresh process into a fresh
-folder, as a newcomer would, and times the lines it prints on stderr; the runs' own records give the
-training loop's seconds. With ``--reference``, the same is measured, in the same run of this
-script, for another commit of this repository (a temporary ``git worktree``, imported ahead of
+Run: ``python benchmarks/demo_time.py [--command compare] [--reference COMMIT] [--repeat N]``.
+Each measurement runs ``offswitch demo`` (or ``compare``; its ``main``) in a fresh process into a
+fresh folder, as a newcomer would, and times the lines it prints on stderr; the runs' own records
+give the training loop's seconds. With ``--reference``, the same is measured, in the same run of
+this script, for another commit of this repository (a temporary ``git worktree``, imported ahead of
 the installed checkout through ``PYTHONPATH``), so that the two columns come from one machine
 at one time. Printed as a Markdown table, the median over ``--repeat`` runs of each:
 
@@ -16,6 +17,10 @@ at one time. Printed as a Markdown table, the median over ``--repeat`` runs of e
 * report: from ``finished`` to the report written (tables, intervals, figures, GIFs);
 * exit: from the report written to the process's end;
 * total.
+
+Last, for each column beside the first, how many of its runs' evaluations (both policies, every
+measure) equal, bit for bit, those of the same condition and seed in the first column: a change
+that only reorganises the work leaves every run as it was.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
-    """One ``offswitch demo`` into ``out``; its phases in seconds."""
+def demo_once(out: Path, pythonpath: str | None, command_name: str = "demo") -> dict[str, float]:
+    """One ``offswitch demo`` (or ``command_name``) into ``out``; its phases in seconds."""
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
@@ -48,7 +53,7 @@ def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
     )
     start = time.perf_counter()
     command = subprocess.Popen(
-        [sys.executable, "-c", main, "demo", "--out", str(out)],
+        [sys.executable, "-c", main, command_name, "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -65,7 +70,7 @@ def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
         if line.startswith("wrote "):
             marks["wrote"] = now
     if command.wait() != 0:
-        raise SystemExit(f"offswitch demo failed (status {command.returncode})")
+        raise SystemExit(f"offswitch {command_name} failed (status {command.returncode})")
     end = time.perf_counter() - start
     loops = [json.loads(path.read_text())["train_seconds"] for path in out.rglob("metrics.json")]
     return {
@@ -76,6 +81,12 @@ def demo_once(out: Path, pythonpath: str | None) -> dict[str, float]:
         "exit": end - marks["wrote"],
         "total": end,
     }
+
+
+def evaluations(out: Path) -> dict[tuple[str, int], dict]:
+    """Each run's evaluation in an output folder, keyed by condition and seed."""
+    runs = json.loads((out / "results.json").read_text())
+    return {(run["condition"], run["config"]["seed"]): run["evaluation"] for run in runs}
 
 
 def reference_path(commit: str, scratch: Path) -> str:
@@ -96,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", help="a commit to measure beside this checkout")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (median shown)")
+    parser.add_argument("--command", choices=("demo", "compare"), default="demo")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -104,10 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             columns[f"reference {args.reference}"] = reference_path(args.reference, scratch)
         try:
             measured: dict[str, list[dict[str, float]]] = {name: [] for name in columns}
+            results = {}
             for _ in range(args.repeat):
                 for name, path in columns.items():
-                    out = scratch / f"demo-{len(measured[name])}-{name.split()[0]}"
-                    measured[name].append(demo_once(out, path))
+                    out = scratch / f"{args.command}-{len(measured[name])}-{name.split()[0]}"
+                    measured[name].append(demo_once(out, path, args.command))
+                    results[name] = evaluations(out)
         finally:
             if args.reference:
                 tree = str(scratch / "reference")
@@ -117,11 +131,25 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
     phases = list(next(iter(measured.values()))[0])
-    print(f"| `offswitch demo`, seconds (median of {args.repeat}) | " + " | ".join(columns) + " |")
+    print(
+        f"| `offswitch {args.command}`, seconds (median of {args.repeat}) | "
+        + " | ".join(columns)
+        + " |"
+    )
     print("|---|" + "---:|" * len(columns))
     for phase in phases:
         cells = [f"{statistics.median(m[phase] for m in measured[n]):.1f}" for n in columns]
         print(f"| {phase} | " + " | ".join(cells) + " |")
+    first, *others = columns
+    for name in others:
+        theirs = results[name]
+        same = [key for key, evaluation in results[first].items() if theirs.get(key) == evaluation]
+        apart = sorted({condition for condition, _ in set(results[first]) - set(same)})
+        print(
+            f"\nruns whose evaluation is the same, bit for bit, in {name}: "
+            f"{len(same)}/{len(results[first])}"
+            + (f" (differing conditions: {', '.join(apart)})" if apart else "")
+        )
     return 0
 
 
