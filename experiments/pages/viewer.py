@@ -409,8 +409,7 @@ def _random_level(metrics: dict[str, Any]) -> dict[str, Any] | None:
     return {
         name: value
         for name, value in random.items()
-        if not _not_finite(value)
-        and not (isinstance(value, list) and any(map(_not_finite, value)))
+        if not _not_finite(value) and not (isinstance(value, list) and any(map(_not_finite, value)))
     }
 
 
