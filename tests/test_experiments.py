@@ -431,3 +431,41 @@ def test_seed_groups_span_the_conditions_that_differ_only_in_their_intervention(
         [30, 30],
         [24, 23, 23],
     ]
+
+
+def test_a_group_of_several_conditions_writes_each_run_as_trained_apart(tmp_path):
+    """The runner's group of two conditions writes each run with its own intervention, and
+    the same evaluation, bit for bit, as the condition trained as a group of its own."""
+    from offswitch.experiments.running.runs import train_group
+    from offswitch.experiments.spec.config import TrainConfig
+
+    def configs(specs, out):
+        return [
+            TrainConfig(
+                env="offswitch/SafeInterruptibility-v0",
+                agent="batched-ppo",
+                intervention=spec,
+                seed=seed,
+                steps=8192,
+                eval_episodes=20,
+                out_dir=str(out),
+            )
+            for spec in specs
+            for seed in (0, 1)
+        ]
+
+    together = configs(["none", "lagrangian"], tmp_path / "together")
+    dirs = [tmp_path / "together" / f"{c.intervention}-{c.seed}" for c in together]
+    mixed = train_group(together, dirs)
+    for spec, metrics in zip(["none", "lagrangian"], (mixed[:2], mixed[2:])):
+        apart = configs([spec], tmp_path / spec)
+        alone = train_group(apart, [tmp_path / spec / f"{c.seed}" for c in apart])
+        assert [m["evaluation"] for m in metrics] == [m["evaluation"] for m in alone]
+        assert [m["curve"] for m in metrics] == [m["curve"] for m in alone]
+    for config, folder in zip(together, dirs):
+        record = json.loads((folder / "config.json").read_text())
+        assert record["intervention"]["spec"] == config.intervention
+        assert record["trained_with_seeds"] == [0, 1, 0, 1]
+        assert record["trained_with_interventions"] == ["none", "none", "lagrangian"] + [
+            "lagrangian"
+        ]

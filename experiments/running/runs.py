@@ -342,6 +342,8 @@ def train_group(
         if declared.seed_batched:
             record = _config_record(runs[k], config, members[k], extras[k])
             record["trained_with_seeds"] = [c.seed for c in configs]
+            # The group may span conditions: each member's intervention, beside its seed.
+            record["trained_with_interventions"] = [c.intervention for c in configs]
             store.write_json(scratches[k] / "config.json", record)
         results.append(
             _finish(
