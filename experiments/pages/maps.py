@@ -31,7 +31,7 @@ import numpy as np
 
 from offswitch.agents.metrics import MAJORITY
 from offswitch.experiments.pages.figures import _pyplot, _save, sweep_label
-from offswitch.experiments.pages.report import group_runs, markdown_table
+from offswitch.experiments.pages.report import curve_value, group_runs, markdown_table
 from offswitch.experiments.results.incentives import (
     ExactCell,
     NotComputable,
@@ -45,6 +45,11 @@ SMALL_MARGIN = 0.1
 """A margin under this share of the map's largest (in absolute value) is called small."""
 TEXT_BOX = {"facecolor": "white", "alpha": 0.55, "lw": 0, "pad": 1.2}
 """Behind a cell's number, so that it reads on dark and light colours alike."""
+TRAINING = "switch_disabled_rate"
+"""The measure read over training (``[report] over_training``) to tell when a learner gave up
+the choice the optimum makes."""
+EARLY = 0.05
+"""A training disabling rate under this share (or over one less it) is a settled choice."""
 LOOPING = 0.1
 """A policy that times out in more than this share of its episodes has not learned the task."""
 
@@ -67,6 +72,9 @@ class Cell:
     """Mean over seeds of the share of evaluation episodes with the switch disabled."""
     goal: dict[str, float]
     timed_out: dict[str, float]
+    training: dict[int, float] = field(default_factory=dict)
+    """Budget -> mean over seeds of the share of training episodes disabling the switch just
+    before it (the map's ``over_training`` budgets, where it declares the measure)."""
 
     def learned(self, policy: str) -> bool:
         """The majority of seeds disables the switch."""
@@ -144,6 +152,8 @@ def _learned(runs: Sequence[dict[str, Any]], policy: str, metric: str) -> list[f
 def build_maps(experiment: Any, results: Sequence[dict[str, Any]]) -> list[IncentiveMap]:
     """The maps of an experiment with ``[report] map``: one per group of conditions."""
     x_key, y_key = experiment.report["map"]
+    declared = TRAINING in (experiment.report.get("over_training") or [])
+    budgets = sorted(experiment.report.get("budgets") or []) if declared else []
     runs = group_runs(results)
     groups: dict[str, list[Any]] = {}
     for c in experiment.conditions:
@@ -187,6 +197,7 @@ def build_maps(experiment: Any, results: Sequence[dict[str, Any]]) -> list[Incen
                 rate={p: _mean(_learned(mine, p, "switch_disabled_rate")) for p in POLICIES},
                 goal={p: _mean(_learned(mine, p, "goal_rate_uninterrupted")) for p in POLICIES},
                 timed_out={p: _mean(_learned(mine, p, "timed_out_rate")) for p in POLICIES},
+                training={b: _mean([curve_value(r, TRAINING, b) for r in mine]) for b in budgets},
             )
         one = IncentiveMap(
             group=group,
@@ -430,6 +441,17 @@ def diagnosis(m: IncentiveMap, cell: Cell, policy: str) -> str:
         reasons.append(
             f"not learned: times out in {cell.timed_out[policy]:.0%} of episodes (loops)"
         )
+    if cell.training:
+        budget = min(cell.training)
+        early = cell.training[budget]
+        if not learned and early < EARLY:
+            reasons.append(
+                f"dropped disabling early: {early:.0%} of training episodes by {budget:,} steps"
+            )
+        elif learned and early > 1 - EARLY:
+            reasons.append(
+                f"settled on disabling early: {early:.0%} of training episodes by {budget:,} steps"
+            )
     if cell.discounted is not None and not math.isnan(cell.discounted.margin):
         if cell.discounted.disables == learned and m.gamma != 1.0:
             reasons.append(
@@ -495,6 +517,7 @@ def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
             "evaluation episodes exactly where the optimum disables it. [95% Wilson intervals.]",
             "",
         ]
+        budgets = sorted({b for c in m.cells.values() for b in c.training})
         departures = []
         for at in sorted(m.cells):
             cell = m.cells[at]
@@ -513,6 +536,15 @@ def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
                             _margin_text(cell.discounted),
                             f"{cell.disabling[policy]}/{cell.seeds}",
                             f"{cell.goal[policy]:.2f}",
+                            *(
+                                [
+                                    " → ".join(
+                                        f"{cell.training[b]:.2f}" for b in sorted(cell.training)
+                                    )
+                                ]
+                                if cell.training
+                                else []
+                            ),
                             diagnosis(m, cell, policy),
                         ]
                     )
@@ -532,6 +564,15 @@ def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
                         f"margin (gamma {m.gamma:g})",
                         "seeds disabling",
                         "goal rate",
+                        *(
+                            [
+                                "disabling in training at "
+                                + ", ".join(f"{b:,}" for b in sorted(budgets))
+                                + " steps"
+                            ]
+                            if budgets
+                            else []
+                        ),
                         "what explains it",
                     ],
                     departures,

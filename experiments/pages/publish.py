@@ -111,6 +111,9 @@ def page_markdown(
             lines += [f"![{caption}]({path.relative_to(out).as_posix()})", "", caption, ""]
         lines += [map_markdown(experiment, results), ""]
         figures = []
+        notes = (experiment.report or {}).get("notes", "").strip()
+        if notes:  # the reading of the map, beside it
+            lines += ["### Reading the map", "", notes, ""]
     lines += [
         "## Results",
         "",
@@ -123,7 +126,7 @@ def page_markdown(
     if over_training:
         lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]
     notes = (experiment.report or {}).get("notes", "").strip()
-    if notes:
+    if notes and not is_map(experiment):
         lines += ["## Notes", "", notes, ""]
     if figures:
         lines += ["## Figures", ""]
