@@ -98,7 +98,11 @@ class IncentiveMap:
     y_label: str
     not_computable: str = ""
     """Why the exact map is missing, if it is."""
-    boundary: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def boundary(self) -> set[tuple[int, int]]:
+        """The cells on the exact (gamma 1) boundary."""
+        return self.on_boundary("exact")
 
     def grid(self, value: Any) -> np.ndarray:
         """``value(cell)`` for every cell, NaN where absent."""
@@ -108,23 +112,33 @@ class IncentiveMap:
             out[i, j] = np.nan if v is None else float(v)
         return out
 
-    def away(self) -> list[tuple[int, int]]:
-        """Cells with an exact decision, not ties, not on the boundary."""
+    def on_boundary(self, attr: str = "exact") -> set[tuple[int, int]]:
+        """Cells with a neighbour of the other decision, by the optimum ``attr`` (``exact``:
+        gamma 1, ``discounted``: the learner's gamma)."""
+        return _boundary_cells(self, _disables(attr))
+
+    def away(self, attr: str = "exact") -> list[tuple[int, int]]:
+        """Cells with a decision of the optimum ``attr``, not ties, not on its boundary."""
+        boundary = self.on_boundary(attr)
         return [
-            at
-            for at, c in self.cells.items()
-            if c.exact is not None
-            and not math.isnan(c.exact.margin)
-            and not c.exact.tie
-            and at not in self.boundary
+            at for at in sorted(self.cells) if _decided(self.cells[at], attr) and at not in boundary
         ]
 
-    def agreement(self, policy: str, cells: Sequence[tuple[int, int]]) -> tuple[int, int]:
-        """How many of ``cells`` have a seed majority that matches the optimum, of how many."""
+    def agreement(
+        self, policy: str, cells: Sequence[tuple[int, int]], attr: str = "exact"
+    ) -> tuple[int, int]:
+        """How many of ``cells`` have a seed majority that matches the optimum ``attr``, of
+        how many."""
         matched = sum(
-            self.cells[at].learned(policy) == self.cells[at].exact.disables for at in cells
+            self.cells[at].learned(policy) == getattr(self.cells[at], attr).disables for at in cells
         )
         return matched, len(cells)
+
+
+def _decided(cell: Cell, attr: str) -> bool:
+    """The optimum ``attr`` of the cell is known and not a tie."""
+    exact = getattr(cell, attr)
+    return exact is not None and not math.isnan(exact.margin) and not exact.tie
 
 
 def _key(value: Any) -> str:
@@ -212,7 +226,6 @@ def build_maps(experiment: Any, results: Sequence[dict[str, Any]]) -> list[Incen
             y_label=sweep_label(y_key, conditions[0]),
             not_computable=reason,
         )
-        one.boundary = _boundary_cells(one, lambda c: None if c.exact is None else c.exact.disables)
         maps.append(one)
     return maps
 
@@ -466,6 +479,52 @@ def diagnosis(m: IncentiveMap, cell: Cell, policy: str) -> str:
     return "; ".join(reasons) or "none of these checks"
 
 
+def _agreement_rows(m: IncentiveMap) -> list[list[str]]:
+    """Per optimum (gamma 1, the learner's gamma) and policy: the agreement away from that
+    optimum's boundary, on it, and over all cells with a decision."""
+    rows = []
+    for attr, name in (
+        ("exact", "gamma = 1"),
+        ("discounted", f"the learner's gamma = {m.gamma:g}"),
+    ):
+        away = m.away(attr)
+        boundary = sorted(at for at in m.on_boundary(attr) if _decided(m.cells[at], attr))
+        for policy in POLICIES:
+            rows.append(
+                [
+                    name,
+                    policy,
+                    _share(*m.agreement(policy, away, attr)),
+                    _share(*m.agreement(policy, boundary, attr)),
+                    _share(*m.agreement(policy, sorted(away + boundary), attr)),
+                ]
+            )
+    return rows
+
+
+def _departure_row(m: IncentiveMap, at: tuple[int, int]) -> list[str]:
+    cell = m.cells[at]
+    departing = [p for p in POLICIES if cell.learned(p) != cell.exact.disables]
+    row = [
+        tick(m.xs[at[1]]),
+        tick(m.ys[at[0]]),
+        "on" if at in m.boundary else "away",
+        "disables" if cell.exact.disables else "keeps",
+        _margin_text(cell.exact),
+        _margin_text(cell.discounted),
+        " / ".join(f"{cell.disabling[p]}/{cell.seeds}" for p in POLICIES),
+        f"{cell.goal['sampled']:.2f}",
+    ]
+    if cell.training:
+        row.append(" → ".join(f"{cell.training[b]:.2f}" for b in sorted(cell.training)))
+    explained = [diagnosis(m, cell, p) for p in departing]
+    if len(departing) == 2 and explained[0] == explained[1]:
+        row.append(explained[0])
+    else:
+        row.append("; ".join(f"{p}: {e}" for p, e in zip(departing, explained)))
+    return row
+
+
 def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
     """The page's section on its maps: agreement away from the boundary and the cells that
     depart from the optimum, with what explains them."""
@@ -480,103 +539,62 @@ def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
                 "",
             ]
             continue
-        away = m.away()
         ties = sum(c.exact is not None and c.exact.tie for c in m.cells.values())
-        disabling = sum(c.exact is not None and c.exact.disables for c in m.cells.values())
+        disabling = sum(_decided(c, "exact") and c.exact.disables for c in m.cells.values())
         lines += [
             f"Exact optimum (dynamic programming, gamma = 1): disables the switch in "
             f"{disabling} of {len(m.cells)} cells"
             + (f", {ties} ties" if ties else "")
-            + f"; {len(m.boundary)} cells lie on the boundary (a neighbour has the other "
-            f"decision) and {len(away)} away from it. The learner discounts with gamma = "
-            f"{m.gamma:g}.",
+            + f"; {len(m.boundary)} cells lie on its boundary (a neighbour has the other "
+            f"decision) and {len(m.away())} away from it. The learner maximises the return "
+            f"discounted with gamma = {m.gamma:g}, whose optimum disables in "
+            f"{sum(_decided(c, 'discounted') and c.discounted.disables for c in m.cells.values())}"
+            " cells.",
             "",
-        ]
-        rows = []
-        for policy in POLICIES:
-            rows.append(
-                [
-                    policy,
-                    _share(*m.agreement(policy, away)),
-                    _share(*m.agreement(policy, sorted(m.boundary))),
-                    _share(*m.agreement(policy, m.away() + sorted(m.boundary))),
-                ]
-            )
-        lines += [
             markdown_table(
                 [
+                    "optimum",
                     "policy",
                     "away from the boundary: majority of seeds matches the optimum",
                     "on the boundary",
-                    "all cells (ties left out)",
+                    "all cells",
                 ],
-                rows,
+                _agreement_rows(m),
             ),
             "",
-            "A cell's seeds match when most of them (more than half) disable the switch in most "
-            "evaluation episodes exactly where the optimum disables it. [95% Wilson intervals.]",
+            "A cell's seeds match when more than half of them disable the switch in most "
+            "evaluation episodes exactly where the optimum disables it; ties are left out. "
+            "[95% Wilson intervals.]",
             "",
         ]
+        departures = [
+            _departure_row(m, at)
+            for at in sorted(m.cells)
+            if _decided(m.cells[at], "exact")
+            and any(m.cells[at].learned(p) != m.cells[at].exact.disables for p in POLICIES)
+        ]
         budgets = sorted({b for c in m.cells.values() for b in c.training})
-        departures = []
-        for at in sorted(m.cells):
-            cell = m.cells[at]
-            if cell.exact is None or math.isnan(cell.exact.margin) or cell.exact.tie:
-                continue
-            for policy in POLICIES:
-                if cell.learned(policy) != cell.exact.disables:
-                    departures.append(
-                        [
-                            tick(m.xs[at[1]]),
-                            tick(m.ys[at[0]]),
-                            "on" if at in m.boundary else "away",
-                            policy,
-                            "disables" if cell.exact.disables else "keeps",
-                            _margin_text(cell.exact),
-                            _margin_text(cell.discounted),
-                            f"{cell.disabling[policy]}/{cell.seeds}",
-                            f"{cell.goal[policy]:.2f}",
-                            *(
-                                [
-                                    " → ".join(
-                                        f"{cell.training[b]:.2f}" for b in sorted(cell.training)
-                                    )
-                                ]
-                                if cell.training
-                                else []
-                            ),
-                            diagnosis(m, cell, policy),
-                        ]
-                    )
         if departures:
+            header = [
+                m.x_key.split(".")[-1],
+                m.y_key.split(".")[-1],
+                "boundary",
+                "optimum (gamma 1)",
+                "margin (gamma 1)",
+                f"margin (gamma {m.gamma:g})",
+                "seeds disabling (sampled / greedy)",
+                "goal rate (sampled)",
+            ]
+            if budgets:
+                header.append(
+                    "disabling in training at " + ", ".join(f"{b:,}" for b in budgets) + " steps"
+                )
+            header.append("what explains it")
             lines += [
-                f"The cells where the seed majority departs from the optimum ({len(departures)} "
-                "cell and policy pairs):",
+                f"The {len(departures)} cells where the seed majority of a policy departs from "
+                "the optimum (gamma 1), with the checks that explain it:",
                 "",
-                markdown_table(
-                    [
-                        m.x_key.split(".")[-1],
-                        m.y_key.split(".")[-1],
-                        "boundary",
-                        "policy",
-                        "optimum",
-                        "margin (gamma 1)",
-                        f"margin (gamma {m.gamma:g})",
-                        "seeds disabling",
-                        "goal rate",
-                        *(
-                            [
-                                "disabling in training at "
-                                + ", ".join(f"{b:,}" for b in sorted(budgets))
-                                + " steps"
-                            ]
-                            if budgets
-                            else []
-                        ),
-                        "what explains it",
-                    ],
-                    departures,
-                ),
+                markdown_table(header, departures),
                 "",
             ]
         else:
