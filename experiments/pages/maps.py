@@ -530,7 +530,7 @@ def map_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
     depart from the optimum, with what explains them."""
     lines = []
     for m in build_maps(experiment, results):
-        heading = f"### {m.group}" if m.group else "### The map"
+        heading = f"### {m.group}" if m.group else "### Exact against learned"
         lines += [heading, ""]
         if m.not_computable:
             lines += [

@@ -272,7 +272,8 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
         if (report or {}).get("map")
         else _viewer_line(out, target, name)
     )
-    text = text.replace("\n## Results\n", f"\n{viewer}\n\n## Results\n", 1)
+    first = "\n## The map\n" if (report or {}).get("map") else "\n## Results\n"
+    text = text.replace(first, f"\n{viewer}\n{first}", 1)
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"
 
