@@ -186,6 +186,20 @@ def optimal_values(world: TabularWorld, gamma: float = 1.0) -> tuple[float, floa
     a belief is a pair of states, one per draw, that look alike, or a single state once an
     observation or an ending has told the draws apart. ``ValueError`` for more draws.
     """
+    best, never, _ = disabling_values(world, gamma)
+    return best, never
+
+
+def disabling_values(
+    world: TabularWorld,
+    gamma: float = 1.0,
+    reward: Callable[[Transition], Any] | None = None,
+) -> tuple[float, float, float]:
+    """:func:`optimal_values` and a third: the best value of a policy that ends every
+    episode with the switch disabled (``-inf`` if none can), in the same backward induction.
+    ``reward`` replaces the task reward as in :func:`solve`. The second less the third is the
+    margin of disabling the switch. For worlds with at most two draws (``ValueError``
+    otherwise)."""
     n_draws = len(world.initial_states)
     if n_draws > 2:
         raise ValueError(
@@ -194,19 +208,37 @@ def optimal_values(world: TabularWorld, gamma: float = 1.0) -> tuple[float, floa
         )
     horizon, n = world.rules.max_steps, world.n_states
     states, actions = np.indices((n, world.n_actions))
-    # Row 0: every policy; row 1: policies that never disable the switch.
-    barred = np.stack([np.zeros((n, world.n_actions), dtype=bool), world.disabled_by > 0])
-    single = np.zeros((horizon + 1, 2, n))  # V[t, row, s]: the draw is known
+    flat_states, flat_actions = states.reshape(-1), actions.reshape(-1)
+
+    def rewards(t: int) -> np.ndarray:
+        """The reward of every ``[s, a]`` at step ``t``."""
+        if reward is None:
+            return world.step(states, actions, t).reward
+        shaped = reward(world.step(flat_states, flat_actions, t))
+        return np.broadcast_to(np.asarray(shaped, dtype=np.float64), flat_states.shape).reshape(
+            n, world.n_actions
+        )
+
+    # Row 0: every policy; row 1: policies that never disable the switch; row 2: policies
+    # that end every episode with it disabled (an ending with the switch live is ruled out).
+    barred = np.stack(
+        [np.zeros((n, world.n_actions), dtype=bool), world.disabled_by > 0]
+        + [np.zeros((n, world.n_actions), dtype=bool)]
+    )
+    ending = np.zeros((3, n))  # the value of ending in a state, per row
+    ending[2, ~world.switch_disabled.astype(bool)] = -np.inf
+    single = np.zeros((horizon + 1, 3, n))  # V[t, row, s]: the draw is known
     for t in range(horizon - 1, -1, -1):
         tr = world.step(states, actions, t)
-        q = tr.reward + gamma * np.where(tr.done, 0.0, single[t + 1][:, tr.next_state])
+        after = np.where(tr.done, ending[:, tr.next_state], single[t + 1][:, tr.next_state])
+        q = rewards(t) + gamma * after
         single[t] = np.where(barred, -np.inf, q).max(axis=2)
     probs = world.initial_probs
     roots = [int(s) for s in world.initial_states]
     obs_id = _observation_ids(world)
     if n_draws == 1 or obs_id[roots[0]] != obs_id[roots[1]]:
         both = sum(p * single[0, :, s] for p, s in zip(probs, roots))
-        return float(both[0]), float(both[1])
+        return float(both[0]), float(both[1]), float(both[2])
 
     # Pairs of look-alike states (draw 0, draw 1) reachable from the start, ignoring endings
     # (a superset: a pair whose member has ended is never read).
@@ -234,18 +266,18 @@ def optimal_values(world: TabularWorld, gamma: float = 1.0) -> tuple[float, floa
     acts = np.arange(world.n_actions)[None, :]
     pair_barred = barred[:, first, acts] | barred[:, second, acts]
     w0, w1 = probs
-    merged = np.zeros((2, len(pairs)))  # V[t + 1, row] of the pairs
+    merged = np.zeros((3, len(pairs)))  # V[t + 1, row] of the pairs
     for t in range(horizon - 1, -1, -1):
         tr0, tr1 = world.step(first, acts, t), world.step(second, acts, t)
-        nxt = single[t + 1]
-        apart = np.where(tr0.done, 0.0, w0 * nxt[:, tr0.next_state]) + np.where(
-            tr1.done, 0.0, w1 * nxt[:, tr1.next_state]
+        nxt, r = single[t + 1], rewards(t)
+        apart = w0 * np.where(tr0.done, ending[:, tr0.next_state], nxt[:, tr0.next_state]) + w1 * (
+            np.where(tr1.done, ending[:, tr1.next_state], nxt[:, tr1.next_state])
         )
         together = ~tr0.done & ~tr1.done & linked
         cont = np.where(together, merged[:, child], apart)
-        q = w0 * tr0.reward + w1 * tr1.reward + gamma * cont
+        q = w0 * r[first, acts] + w1 * r[second, acts] + gamma * cont
         merged = np.where(pair_barred, -np.inf, q).max(axis=2)
-    return float(merged[0, 0]), float(merged[1, 0])
+    return float(merged[0, 0]), float(merged[1, 0]), float(merged[2, 0])
 
 
 def _observation_ids(world: TabularWorld) -> np.ndarray:

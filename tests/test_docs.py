@@ -47,6 +47,26 @@ def test_every_results_table_is_recomputed_from_the_runs(page):
     assert f"`{record['command']}`" in page.read_text()  # the command that made it
 
 
+def _is_map(page: Path) -> bool:
+    record = json.loads((RESULTS / page.stem / "experiment.json").read_text())
+    return bool(record["file"].get("report", {}).get("map"))
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _is_map(p)], ids=lambda p: p.stem)
+def test_every_incentive_map_table_is_recomputed_from_the_runs(page):
+    """A map page's agreement and departure tables are what dynamic programming and the
+    published evaluations give now."""
+    from offswitch.experiments.pages.maps import map_markdown
+    from offswitch.experiments.spec.experiment import build_experiment
+
+    folder = RESULTS / page.stem
+    record = json.loads((folder / "experiment.json").read_text())
+    results = json.loads((folder / "results.json").read_text())
+    experiment = build_experiment(record["file"], str(folder), default_name=record["name"])
+    expected = tables(map_markdown(experiment, results))
+    assert expected and all(table in tables(page.read_text()) for table in expected)
+
+
 def _differs(recorded, default) -> bool:
     if isinstance(recorded, dict) and isinstance(default, dict):
         return any(recorded.get(key) != value for key, value in default.items())

@@ -26,6 +26,7 @@ from offswitch.experiments.pages.report import (
     table_rows,
 )
 from offswitch.experiments.results import store
+from offswitch.experiments.spec.experiment import is_map
 
 VERSION_KEYS = ("python", "offswitch", "torch", "numpy", "gymnasium", "stable-baselines3")
 
@@ -73,7 +74,12 @@ def write_report(
     out = Path(out)
     store.write_text(out / "results.csv", results_csv(results))
     store.write_json(out / "results.json", list(results))
-    figures = make_figures(experiment, results, out / "figures")
+    if is_map(experiment):  # its cells are its conditions: a figure per map, not per condition
+        from offswitch.experiments.pages.maps import map_figures
+
+        figures = map_figures(experiment, results, out / "figures")
+    else:
+        figures = make_figures(experiment, results, out / "figures")
     page = page_markdown(experiment, results, command, figures, out)
     store.write_text(out / "report.md", page)
     return out / "report.md"
@@ -96,6 +102,19 @@ def page_markdown(
         "computed from the runs' own `metrics.json` files; `offswitch report` writes this page "
         "again from them.",
         "",
+    ]
+    if is_map(experiment):  # the maps first: they are the page's point
+        from offswitch.experiments.pages.maps import map_markdown
+
+        lines += ["## The map", ""]
+        for caption, path in figures:
+            lines += [f"![{caption}]({path.relative_to(out).as_posix()})", "", caption, ""]
+        lines += [map_markdown(experiment, results), ""]
+        figures = []
+        notes = (experiment.report or {}).get("notes", "").strip()
+        if notes:  # the reading of the map, beside it
+            lines += ["### Reading the map", "", notes, ""]
+    lines += [
         "## Results",
         "",
         tables_markdown(experiment, results),
@@ -107,7 +126,7 @@ def page_markdown(
     if over_training:
         lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]
     notes = (experiment.report or {}).get("notes", "").strip()
-    if notes:
+    if notes and not is_map(experiment):
         lines += ["## Notes", "", notes, ""]
     if figures:
         lines += ["## Figures", ""]
@@ -247,7 +266,14 @@ def publish(out: Path, to: Path, name: str, report: dict[str, Any] | None = None
     record = store.read_json(out / "experiment.json")
     store.write_json(target / "experiment.json", {**record, "made_with": made_with(results, out)})
     text = (out / "report.md").read_text().replace("](figures/", f"]({name}/")
-    text = text.replace("\n## Results\n", f"\n{_viewer_line(out, target, name)}\n\n## Results\n", 1)
+    viewer = (
+        "No browser viewer: a map has a condition per cell; `offswitch view` one cell's run "
+        f"(`offswitch view runs/{name}/<cell>/seed0`) to watch its agents."
+        if (report or {}).get("map")
+        else _viewer_line(out, target, name)
+    )
+    first = "\n## The map\n" if (report or {}).get("map") else "\n## Results\n"
+    text = text.replace(first, f"\n{viewer}\n{first}", 1)
     store.write_text(to / f"{name}.md", text)
     return to / f"{name}.md"
 

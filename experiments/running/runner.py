@@ -34,7 +34,7 @@ from offswitch.experiments.running.backends import (
 )
 from offswitch.experiments.running.runs import comparable_config, plan_jobs, train_one
 from offswitch.experiments.spec.config import TrainConfig
-from offswitch.experiments.spec.experiment import Experiment
+from offswitch.experiments.spec.experiment import Experiment, is_map
 
 __all__ = [
     "BACKENDS",
@@ -108,7 +108,8 @@ def experiment_runs(experiment: Experiment, out: Path) -> list[tuple[TrainConfig
             "condition": condition.label,
             "group": condition.group,
         }
-        if seed == first_seed[condition.label]:
+        # A map's page shows no condition's episodes: filming 64 cells would cost minutes.
+        if seed == first_seed[condition.label] and not is_map(experiment):
             extra["filmed"] = True  # the page's GIFs show each condition's first seed
             if "optimum" in (experiment.report or {}).get("columns", ()):
                 extra["optimum_shown"] = True  # its table has the exact optimum

@@ -26,6 +26,7 @@ An experiment file (the shipped ones are in ``experiments/configs/``)::
     figures = ["curve:supervisor/gap", "sweep:switch_disabled_rate"]            # figures.py
     over_training = ["supervisor/gap"]   # a table of measures over training, read from the
     budgets = [50_000, 200_000]          # learning curves just before these steps
+    map = ["rules.interruption_probability", "rules.step_reward"]  # an incentive map (below)
     notes = "What the results mean and what was checked (Markdown, after the tables)."
 
 A condition's fields (also allowed in ``[defaults]``): ``label``, ``env`` or ``layout``,
@@ -48,6 +49,11 @@ are either a field (``steps``, ``rules.max_steps``, ``hyperparameters.gamma``: s
 a name used as ``{name}`` in the condition's text fields (a field that is exactly ``"{name}"``
 takes the value itself, so ``hyperparameters = { kl_coef = "{kl}" }`` in a phase sweeps a
 number); several keys sweep their product.
+
+``[report] map = [X, Y]`` makes the page an incentive map (``experiments/pages/maps.py``): X
+and Y are two keys that every condition sweeps (each condition one cell; each ``group`` one map),
+and the page shows, cell by cell, whether the exact optimum disables the switch beside how
+often the trained agents do, instead of the per-condition figures and GIFs.
 
 ``offswitch run FILE --set seeds=0-29 --set defaults.steps=50000`` edits the file's fields by
 their dotted path before it is checked (``conditions.1.intervention=penalty:50``).
@@ -112,6 +118,7 @@ REPORT_FIELDS = {
     "over_training": list,
     "budgets": list,
     "notes": str,
+    "map": list,
 }
 SWEPT = "__swept__"
 """Key under which :func:`_expand` hands a condition's swept values to :func:`_condition`
@@ -475,6 +482,7 @@ def build_experiment(
             raise ExperimentError(
                 f"{where}: two conditions are labelled {repeated[0]!r}: give each its own label"
             )
+    _check_map(report, built, f"{where}: report.map")
     baseline = report.get("baseline")
     if baseline is not None and baseline not in labels:
         raise ExperimentError(
@@ -505,6 +513,30 @@ def build_experiment(
         source=raw,
         path=path,
     )
+
+
+def _check_map(report: dict[str, Any], conditions: list[Condition], where: str) -> None:
+    """``map = [X, Y]``: two different keys that every condition sweeps."""
+    axes = report.get("map")
+    if axes is None:
+        return
+    example = 'e.g. map = ["rules.interruption_probability", "rules.step_reward"]'
+    if len(axes) != 2 or not all(isinstance(a, str) and a for a in axes) or axes[0] == axes[1]:
+        raise ExperimentError(f"{where}: give two different sweep keys, {example}")
+    for c in conditions:
+        missing = [a for a in axes if a not in c.sweep_values]
+        if missing:
+            swept = ", ".join(c.sweep_values) or "nothing"
+            raise ExperimentError(
+                f"{where}: condition {c.label!r} does not sweep {missing[0]!r} (it sweeps "
+                f"{swept}): a map needs both keys swept in every condition, sweep = "
+                f'{{ "{axes[0]}" = [...], "{axes[1]}" = [...] }}'
+            )
+
+
+def is_map(experiment: Experiment) -> bool:
+    """Whether the experiment's page is an incentive map (``[report] map``)."""
+    return bool((experiment.report or {}).get("map"))
 
 
 def _condition(entry: dict[str, Any], top_seeds: Any, where: str) -> Condition:
