@@ -739,11 +739,8 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         )
         self.training_worlds = TrainingWorlds(world, self.n_envs, self.interventions, observation)
         """Every seed's ``n_envs`` worlds, ``K x n_envs`` copies stepped in one call."""
-        self._critic_values: np.ndarray | None = None
-        """Every seed's critic of every distinct observation at the current weights,
-        ``[K, U]`` float64, made when an intervention first asks after an update."""
         for k in range(len(self.seeds)):
-            self.training_worlds.bind_state_critic(SeedCritic(self, k), k)
+            self.training_worlds.bind_critic(self.value_function(k), self.gamma, k)
         self.steps = 0
         """Environment steps taken per seed."""
         self.learning_rate_now = float(h["learning_rate"])
@@ -783,17 +780,12 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         self.interventions = list(interventions)
         self.training_worlds.set_intervention(self.interventions)
         for k in range(len(self.seeds)):
-            self.training_worlds.bind_state_critic(SeedCritic(self, k), k)
+            self.training_worlds.bind_critic(self.value_function(k), self.gamma, k)
         self._freeze_reference()
 
-    def critic_values(self) -> np.ndarray:
-        """Every seed's critic of every distinct observation ``[K, U]`` (float64), at the
-        current weights: the values of :meth:`policy_table`, computed once after each update
-        rather than once per step that an intervention asks (``indifference:critic`` asks in
-        every step of every interrupted copy)."""
-        if self._critic_values is None:
-            self._critic_values = self.policy_table()[1].cpu().numpy().astype(np.float64)
-        return self._critic_values
+    def value_function(self, k: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Seed ``k``'s critic of an observation batch, as an intervention asks for it."""
+        return lambda obs: self.net.values(obs, k)
 
     def member(self, k: int) -> BatchedPPOMember:
         return self.member_class(
@@ -1079,7 +1071,6 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                 parts = (policy_loss, value_loss, entropy_loss, clip_fraction, approx_kl)
                 collected.append(torch.stack(parts).detach())
         self.trainable.push()
-        self._critic_values = None  # the weights moved
         # SB3 logs the last epoch's approx_kl (here one minibatch an epoch).
         return self._record_stats(
             [c[:4] for c in collected], [collected[-1][4]], total, reference_kls
@@ -1164,7 +1155,6 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                 if losses.reference_kl is not None:
                     reference_kls.append(losses.reference_kl.detach())
         self.trainable.push()
-        self._critic_values = None  # the weights moved
         return self._record_stats(collected, approx_kl, losses.total, reference_kls)
 
     def _record_stats(
@@ -1227,22 +1217,6 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> np.ndarray:
     var_y = np.var(y, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(var_y == 0, np.nan, 1 - np.var(y - pred, axis=1) / var_y)
-
-
-class SeedCritic:
-    """Seed ``k``'s critic of world states, as an intervention's term asks for it
-    (:class:`~offswitch.agents.interventions.base.Critic`): read from the learner's table of
-    values (:meth:`BatchedPPO.critic_values`), with the learner's discount."""
-
-    def __init__(self, learner: BatchedPPO, k: int) -> None:
-        self.learner, self.k = learner, k
-
-    @property
-    def gamma(self) -> float:
-        return self.learner.gamma
-
-    def __call__(self, states: np.ndarray) -> np.ndarray:
-        return self.learner.critic_values()[self.k, self.learner.row_of_state[states]]
 
 
 # -- one seed ------------------------------------------------------------------------------

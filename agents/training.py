@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from offswitch.agents.hyperparameters import Check, check_ranges
-from offswitch.agents.interventions.base import Critic, Intervention, Shaping
+from offswitch.agents.interventions.base import Intervention, Shaping
 from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, Episodes, episode_record
 from offswitch.envs.engine import TabularWorld, Transition
 from offswitch.envs.vector import VectorWorlds
@@ -183,13 +183,9 @@ class TrainingWorlds:
         self, value_of_obs: Callable[[np.ndarray], np.ndarray], gamma: float, k: int = 0
     ) -> None:
         """Give intervention ``k``'s terms its learner's value of an observation batch."""
-        self.bind_state_critic(StateCritic(value_of_obs, self.obs_table, gamma), k)
-
-    def bind_state_critic(self, critic: Critic, k: int = 0) -> None:
-        """Give intervention ``k``'s terms a critic of world states (with its ``gamma``)."""
         shaping = self.shaping_of(k)
         if shaping.needs_critic:
-            shaping.bind_critic(critic)
+            shaping.bind_critic(StateCritic(value_of_obs, self.obs_table, gamma))
 
     def step(self, actions: np.ndarray, observe: bool = True) -> StepResult:
         """Step every copy; ``observe=False`` leaves the observations out (``obs`` is

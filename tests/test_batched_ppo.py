@@ -607,23 +607,14 @@ def test_budget_is_rounded_up_to_whole_rollouts_and_reported_per_seed():
 
 
 def test_each_seeds_critic_is_bound_to_its_intervention():
-    """The term reads its own seed's critic at the current weights: the learner's value
-    table, the member's critic up to float rounding (another kernel computes it)."""
     learner, _ = train_recording([0, 1], "indifference:critic", rollouts=2, **SMALL)
     states = np.arange(len(OBS))
     for k in range(2):
         term = learner.training_worlds.shaping_of(k).terms[0]
         assert term.critic.gamma == 0.99
-        values = learner.policy_table()[1][k].numpy()[learner.row_of_state[states]]
-        np.testing.assert_array_equal(term.critic(states), values)
-        np.testing.assert_allclose(
-            term.critic(states), learner.member(k).value_of_obs(OBS), rtol=1e-5, atol=1e-5
-        )
+        np.testing.assert_array_equal(term.critic(states), learner.member(k).value_of_obs(OBS))
     a, b = (learner.training_worlds.shaping_of(k).terms[0].critic(states) for k in range(2))
     assert not np.array_equal(a, b)
-    before = a.copy()
-    learner.train(Budget(steps=learner.hyperparameters["n_steps"] * learner.n_envs))
-    assert not np.array_equal(learner.training_worlds.shaping_of(0).terms[0].critic(states), before)
 
 
 def test_lagrangian_multipliers_are_each_seeds_own():
