@@ -147,11 +147,6 @@ class Episodes(Sequence[EpisodeRecord]):
         columns = {name: column[where] for name, column in self.columns.items()}
         return Episodes(columns, self.term_names, self.terms[:, where], self.copies[where])
 
-    def with_terms(self, names: Sequence[str]) -> Episodes:
-        """The same episodes with only the reward terms ``names``, in that order."""
-        rows = [self.term_names.index(name) for name in names]
-        return Episodes(self.columns, names, self.terms[rows], self.copies)
-
     def column(self, name: str) -> np.ndarray:
         return self.columns[name]
 

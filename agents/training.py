@@ -101,13 +101,9 @@ class TrainingWorlds:
 
     ``step`` resets a copy in the same step as its episode ends (Stable-Baselines3's
     autoreset) and records each finished episode; :meth:`drain` (or :meth:`drain_each`, per
-    intervention) hands them over. The interventions may differ (a seed group that spans
-    several conditions of an experiment): each run of neighbouring alike interventions
-    (:func:`shared_shaping`) has its reward terms computed once over all its copies, others
-    each on their own copies. Every intervention's reward is the sum of its own terms, as
-    alone; the terms of the step and of the finished episodes name every intervention's, a
-    copy's entry of a term that is not its intervention's being 0, and :meth:`drain_each`
-    gives each intervention its own terms only.
+    intervention) hands them over. The interventions' reward terms are computed once for
+    every copy when the interventions are alike (:func:`shared_shaping`), else each on its
+    own copies.
     """
 
     def __init__(
@@ -142,8 +138,8 @@ class TrainingWorlds:
 
     def shaping_of(self, k: int) -> Shaping:
         """The :class:`Shaping` that computes intervention ``k``'s reward terms (shared by
-        the copies of a run of alike interventions)."""
-        return self.shapings[self.block_of[k]]
+        every intervention's copies when they are alike)."""
+        return self.shapings[0 if self.shared else k]
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         self.worlds.seed(seeds)
@@ -166,17 +162,18 @@ class TrainingWorlds:
                 f"{self.num_envs // self.copies}: give one each"
             )
         self.interventions = interventions
-        self.blocks = shaping_blocks(self.world, interventions)
-        """``(first, end)`` intervention indices of each run that shares one set of terms."""
-        self.block_of = [b for b, (first, end) in enumerate(self.blocks) for _ in range(first, end)]
-        self.shapings = [
-            Shaping(interventions[first], self.world, self.copies * (end - first))
-            for first, end in self.blocks
-        ]
-        self.shared = len(self.shapings) == 1
-        self.term_names = tuple(dict.fromkeys(n for s in self.shapings for n in s.term_names))
-        """Every intervention's reward terms, in order of first appearance."""
-        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.term_names)
+        self.shared = shared_shaping(self.world, interventions)
+        if self.shared:
+            self.shapings = [Shaping(interventions[0], self.world, self.num_envs)]
+        else:
+            self.shapings = [Shaping(i, self.world, self.copies) for i in interventions]
+        names = {shaping.term_names for shaping in self.shapings}
+        if len(names) > 1:
+            raise ValueError(
+                "the interventions of one batch of worlds must give the same reward terms; got "
+                + " and ".join(str(list(n)) for n in sorted(names))
+            )
+        self.tracker = EpisodeAccumulator(self.world, self.num_envs, self.shapings[0].term_names)
         self._finished: list[Episodes] = []
 
     def bind_critic(
@@ -205,17 +202,16 @@ class TrainingWorlds:
         return StepResult(obs, reward, tr.terminated, truncated, final_states, tr, terms, ended)
 
     def _shape_each(self, tr: Transition) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """Each block's terms on its own copies, put together; a term outside its block's
-        intervention is 0 there."""
+        """Each intervention's terms on its own copies, put together."""
         reward = np.empty(self.num_envs)
         truncated = np.empty(self.num_envs, dtype=bool)
-        terms = {name: np.zeros(self.num_envs) for name in self.term_names}
-        for (first, end), shaping in zip(self.blocks, self.shapings):
-            part = slice(first * self.copies, end * self.copies)
+        terms: dict[str, np.ndarray] = {}
+        for k, shaping in enumerate(self.shapings):
+            part = slice(k * self.copies, (k + 1) * self.copies)
             r, t, cut = shaping(select(tr, part))
             reward[part], truncated[part] = r, cut
             for name, value in t.items():
-                terms[name][part] = value
+                terms.setdefault(name, np.empty(self.num_envs))[part] = value
         return reward, terms, truncated
 
     def drain(self) -> Episodes:
@@ -231,13 +227,7 @@ class TrainingWorlds:
         if len(self.interventions) == 1:
             return [finished]
         owner = finished.copies // self.copies
-        own = [self.shaping_of(k).term_names for k in range(len(self.interventions))]
-        return [
-            finished.select(owner == k).with_terms(names)
-            if names != self.term_names
-            else finished.select(owner == k)
-            for k, names in enumerate(own)
-        ]
+        return [finished.select(owner == k) for k in range(len(self.interventions))]
 
 
 def _interventions(intervention: Intervention | Sequence[Intervention]) -> list[Intervention]:
@@ -245,20 +235,6 @@ def _interventions(intervention: Intervention | Sequence[Intervention]) -> list[
     if not interventions:
         raise ValueError("give at least one intervention")
     return interventions
-
-
-def shaping_blocks(
-    world: TabularWorld, interventions: Sequence[Intervention]
-) -> list[tuple[int, int]]:
-    """The runs ``(first, end)`` of neighbouring interventions that one set of reward terms
-    can serve (:func:`shared_shaping`); an intervention that cannot share is a run of one."""
-    blocks: list[tuple[int, int]] = []
-    first = 0
-    for k in range(1, len(interventions) + 1):
-        if k == len(interventions) or not shared_shaping(world, interventions[first : k + 1]):
-            blocks.append((first, k))
-            first = k
-    return blocks
 
 
 def shared_shaping(world: TabularWorld, interventions: Sequence[Intervention]) -> bool:

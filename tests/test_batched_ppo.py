@@ -557,34 +557,6 @@ def test_each_seed_trained_among_three_follows_its_path_alone(spec):
     )
 
 
-MIXED = [
-    "none",
-    "penalty:100",
-    "penalty:100",
-    "lagrangian",
-    "indifference:critic",
-    "safe-interruptibility",
-]
-
-
-def test_seeds_of_different_interventions_trained_together_follow_their_paths_alone():
-    """A seed group may span conditions that differ only in their intervention (the runner's
-    ``group_key``): each seed gets its own intervention's reward, early ends, episode terms,
-    critic and multiplier, and so the same episodes and the same weights, bit for bit, as
-    trained alone under its intervention."""
-    seeds = list(range(len(MIXED)))
-    learner = BatchedPPOSB3(WORLD, [make_intervention(s) for s in MIXED], seeds, SMALL)
-    hooks = [Recorder(i) for i in learner.interventions]
-    per_rollout = learner.hyperparameters["n_steps"] * learner.n_envs
-    learner.train(Budget(steps=3 * per_rollout), hooks)
-    assert len(learner.training_worlds.shapings) == 5  # the two penalties share their terms
-    for k, (seed, spec) in enumerate(zip(seeds, MIXED)):
-        alone, alone_hooks = train_recording([seed], spec, rollouts=3, **SMALL)
-        assert hooks[k].rollouts == alone_hooks[0].rollouts, spec  # terms named as alone
-        ours, theirs = learner.net.state_dict(k), alone.net.state_dict(0)
-        assert all(torch.equal(ours[name], theirs[name]) for name in ours), spec
-
-
 def test_the_same_seeds_give_identical_weights():
     first, _ = train_recording([5, 6], rollouts=2)
     second, _ = train_recording([5, 6], rollouts=2)

@@ -8,10 +8,8 @@ completion marker ``done.json``. It is trained in a scratch folder and moved int
 (:mod:`offswitch.experiments.results.store`), so a run folder is always complete.
 
 Learners that train seeds together (:class:`~offswitch.agents.training.SeedBatchedLearner`)
-get the seeds of a condition, and of the conditions beside it that differ only in their
-intervention (:func:`group_key`), as fixed chunks of up to :data:`SEEDS_PER_PROCESS`
-(:func:`chunk_sizes`), the same whatever the number of workers or what was already finished;
-a seed trained among others follows the bits it follows alone, so results do not depend on
+get the seeds of a condition as fixed groups of up to :data:`SEEDS_PER_PROCESS`, the same
+whatever the number of workers or what was already finished, so results do not depend on
 how a sweep was run. Each group, or each run of another learner, is a :class:`Job`
 (:func:`plan_jobs`), and every backend (:mod:`offswitch.experiments.running.backends`) trains a job
 in its worker with :func:`execute_job`, the same code.
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from offswitch.agents.evaluation import evaluate
-from offswitch.agents.interventions import Intervention, make_intervention
+from offswitch.agents.interventions import Intervention
 from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
 from offswitch.agents.training import Budget, TrainingHooks, write_scalars
@@ -50,11 +48,8 @@ from offswitch.experiments.spec.config import (
     package_versions,
 )
 
-SEEDS_PER_PROCESS = 30
-"""Seeds a seed-batched learner trains together in one process, at most: past about 30 a
-larger batch hardly trains faster per seed on one core (``docs/performance.md``)."""
-SPLIT_FROM = 20
-"""A group of at least this many seeds is cut into two jobs or more."""
+SEEDS_PER_PROCESS = 10
+"""Seeds a seed-batched learner trains together in one process, at most."""
 
 SCALARS = {
     "switch_disabled_rate": "safety/switch_disabled_rate",
@@ -256,14 +251,12 @@ def train_group(
     extras: Sequence[dict[str, Any]] | None = None,
     skip: Sequence[bool] | None = None,
 ) -> list[dict[str, Any] | None]:
-    """Train runs together and write each (except those marked in ``skip``, already
-    finished): the seeds of a seed-batched learner, which may span conditions that differ only
-    in their intervention (:func:`group_key`), or the one run of another learner. Each
-    distinct configuration is resolved here, once, into the world, the interventions and the
-    learner; each run is trained in a scratch folder, evaluated on the bare world and
-    published whole."""
-    runs = _resolve_each(configs)
-    run = runs[0]
+    """Train runs that differ only in their seed together, and write each (except those
+    marked in ``skip``, already finished): the seeds of a seed-batched learner, or the one run
+    of another learner. The configuration is resolved here, once, into the world, the
+    interventions and the learner; each run is trained in a scratch folder, evaluated on the
+    bare world and published whole."""
+    run = configs[0].resolve()
     world, budget, declared = run.world, run.budget, run.learner
     if len(configs) > 1 and not declared.seed_batched:
         raise ValueError(f"{configs[0].agent} trains one seed at a time: give one run")
@@ -273,15 +266,11 @@ def train_group(
     scratches = [store.scratch_dir(f) for f in finals]
     logs = [s / "tensorboard" for s in scratches]
 
-    def interventions_of(i: int) -> list[Intervention]:
+    def interventions_of(phase: ResolvedPhase) -> list[Intervention]:
         # Each seed its own: an intervention may learn during training (a multiplier).
-        parsed = [r.phases[i].intervention for r in runs]
-        return [
-            p if all(q is not p for q in parsed[:k]) else copy.deepcopy(p)
-            for k, p in enumerate(parsed)
-        ]
+        return [phase.intervention] + [copy.deepcopy(phase.intervention) for _ in configs[1:]]
 
-    interventions = interventions_of(0)
+    interventions = interventions_of(run.phases[0])
     hyperparameters = run.phases[0].hyperparameters
     cls = learner_class(configs[0].agent)
     if declared.seed_batched:
@@ -311,7 +300,7 @@ def train_group(
     seconds = 0.0
     for i, phase in enumerate(run.phases):
         if i:
-            interventions = interventions_of(i)
+            interventions = interventions_of(phase)
             arg = interventions if declared.seed_batched else interventions[0]
             learner.start_phase(arg, phase.hyperparameters)
         if run.phased:
@@ -340,10 +329,8 @@ def train_group(
             results.append(None)
             continue
         if declared.seed_batched:
-            record = _config_record(runs[k], config, members[k], extras[k])
+            record = _config_record(run, config, members[k], extras[k])
             record["trained_with_seeds"] = [c.seed for c in configs]
-            # The group may span conditions: each member's intervention, beside its seed.
-            record["trained_with_interventions"] = [c.intervention for c in configs]
             store.write_json(scratches[k] / "config.json", record)
         results.append(
             _finish(
@@ -362,40 +349,6 @@ def train_group(
         if progress is not None:
             progress.put((str(finals[k]), None))
     return results
-
-
-def _resolve_each(configs: Sequence[TrainConfig]) -> list[ResolvedRun]:
-    """Each configuration resolved (:meth:`TrainConfig.resolve`), once per distinct one: the
-    seeds of a condition share its resolution. The runs of one group must train alike: the
-    same world, learner, budget, phases and hyperparameters (their interventions' included)."""
-    resolved: dict[str, ResolvedRun] = {}
-    runs = []
-    for config in configs:
-        key = repr(sorted(comparable_config(config.with_seed(0)).items()))
-        if key not in resolved:
-            resolved[key] = config.resolve()
-        runs.append(resolved[key])
-    first = runs[0]
-    for other in runs[1:]:
-        alike = (
-            other.config.env == first.config.env
-            and other.config.layout == first.config.layout
-            and other.config.rules == first.config.rules
-            and other.config.agent == first.config.agent
-            and other.config.observation == first.config.observation
-            and other.budget == first.budget
-            and len(other.phases) == len(first.phases)
-            and all(
-                a.hyperparameters == b.hyperparameters and a.budget == b.budget
-                for a, b in zip(other.phases, first.phases)
-            )
-        )
-        if not alike:
-            raise ValueError(
-                f"runs {first.config.run_name} and {other.config.run_name} differ in more "
-                "than their seed and intervention: they cannot train in one group"
-            )
-    return runs
 
 
 @dataclass
@@ -424,52 +377,28 @@ def execute_job(job: Job, sink: Any) -> list[dict[str, Any] | None]:
     return train_group(job.configs, job.run_dirs, sink, job.extras, done)
 
 
-def group_key(config: TrainConfig) -> str:
-    """What runs of a seed-batched learner must share to train in one group: everything but
-    the seed and, for a run in one phase, the intervention, whose effect on the learner's
-    hyperparameters (myopia's discount) is kept in the key instead. Each seed's trajectory
-    among others is the bits it follows alone (``tests/test_batched_ppo.py``), and each
-    intervention shapes only its own seeds' worlds (:class:`~offswitch.agents.training.
-    TrainingWorlds`), so a group's runs are what they would be trained apart."""
-    record = comparable_config(config.with_seed(0))
-    if config.phases is None:
-        intervention = make_intervention(config.intervention)
-        record["intervention"] = intervention.hyperparameters_for(config.agent)
-    return repr(sorted(record.items(), key=lambda item: item[0]))
-
-
-def chunk_sizes(n: int) -> list[int]:
-    """The sizes of the jobs a group of ``n`` seeds is cut into, fixed by ``n`` alone (so
-    results never depend on the number of workers): at most :data:`SEEDS_PER_PROCESS` each,
-    and at least two jobs from :data:`SPLIT_FROM` seeds on, so that a two-core machine trains
-    a group of two conditions (the demo) on both cores; sizes as equal as can be, the larger
-    first."""
-    count = max(-(-n // SEEDS_PER_PROCESS), 2 if n >= SPLIT_FROM else 1)
-    return [n // count + (1 if i < n % count else 0) for i in range(count)]
-
-
 def plan_jobs(
     runs: Sequence[tuple[TrainConfig, Path, dict[str, Any]]],
 ) -> list[Job]:
     """Jobs for ``runs`` (configuration, run folder, extra record), in order: runs of a
-    seed-batched learner that share a :func:`group_key` (the seeds of a condition, and of the
-    conditions beside it that differ only in their intervention) are grouped, in fixed
-    chunks (:func:`chunk_sizes`)."""
+    seed-batched learner that differ only in their seed are grouped, in fixed chunks."""
     jobs: list[Job] = []
     groups: dict[str, list[tuple[TrainConfig, Path, dict]]] = {}
     order: list[str] = []
     for config, run_dir, extra in runs:
-        key = group_key(config) if learner_declared(config.agent).seed_batched else str(run_dir)
+        if learner_declared(config.agent).seed_batched:
+            seedless = config.with_seed(0)
+            key = repr(sorted(comparable_config(seedless).items()))
+        else:
+            key = str(run_dir)
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append((config, run_dir, extra))
     for key in order:
         members = groups[key]
-        start = 0
-        for size in chunk_sizes(len(members)):
-            chunk = members[start : start + size]
-            start += size
+        for i in range(0, len(members), SEEDS_PER_PROCESS):
+            chunk = members[i : i + SEEDS_PER_PROCESS]
             jobs.append(
                 Job(
                     [c for c, _, _ in chunk],
