@@ -231,7 +231,7 @@ def disabling_values(
     for t in range(horizon - 1, -1, -1):
         tr = world.step(states, actions, t)
         after = np.where(tr.done, ending[:, tr.next_state], single[t + 1][:, tr.next_state])
-        q = rewards(t) + gamma * after
+        q = (tr.reward if reward is None else rewards(t)) + gamma * after
         single[t] = np.where(barred, -np.inf, q).max(axis=2)
     probs = world.initial_probs
     roots = [int(s) for s in world.initial_states]
