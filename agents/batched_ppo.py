@@ -873,8 +873,13 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
 
     def collect(self, states: np.ndarray) -> tuple[Rollout, np.ndarray]:
         """One rollout of ``n_steps`` on every seed's worlds from ``states [K, n_envs]``;
-        the rollout and the states it ends in."""
+        the rollout and the states it ends in. The policy comes from a table of every
+        distinct observation, computed once, unless the table holds more rows than a
+        rollout has samples (a procedural pool's thousands of layouts):
+        :meth:`collect_stepwise` then computes it for the observations met, step by step."""
         n_steps, k_seeds, n = int(self.hyperparameters["n_steps"]), len(self.seeds), self.n_envs
+        if len(self.inputs) > n_steps * n:
+            return self.collect_stepwise(states)
         log_p, values = self.policy_table()
         sample = self.action_sampler(log_p, n_steps)
         log_p_np, values_np = log_p.cpu().numpy(), values.cpu().numpy()
@@ -923,6 +928,74 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
             final,
             log_p_np,
             values_np,
+        )
+        return rollout, states
+
+    def policy_of_rows(self, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Every seed's log-probabilities ``[K, n, A]`` and values ``[K, n]`` (numpy) of the
+        observations in rows ``rows [K, n]`` of the table, from the trained weights."""
+        with torch.no_grad():
+            x = self.inputs[torch.as_tensor(rows, device=self.device)]
+            layers = self.trainable.layers()
+            log_p, _ = categorical(batched_mlp(x, layers["pi"]))
+            values = batched_mlp(x, layers["vf"])[..., 0]
+        return log_p, values.cpu().numpy()
+
+    def collect_stepwise(self, states: np.ndarray) -> tuple[Rollout, np.ndarray]:
+        """:meth:`collect` with the policy computed at each step for the observations met,
+        not once for the whole table: the same actions from the same uniforms (inverse-CDF
+        sampling, each seed's own generator), at a cost that grows with the rollout rather
+        than with the number of states."""
+        n_steps, k_seeds, n = int(self.hyperparameters["n_steps"]), len(self.seeds), self.n_envs
+        uniforms = np.stack(
+            [torch.rand(n_steps, n, generator=g).numpy() for g in self.generators], axis=1
+        )
+        shape = (n_steps, k_seeds, n)
+        all_states = np.empty(shape, dtype=np.int64)
+        actions = np.empty(shape, dtype=np.int64)
+        rewards = np.empty(shape, dtype=np.float32)
+        dones = np.empty(shape, dtype=bool)
+        truncated = np.empty(shape, dtype=bool)
+        final = np.empty(shape, dtype=np.int64)
+        step_values = np.empty(shape, dtype=np.float32)
+        step_log_probs = np.empty(shape, dtype=np.float32)
+        worlds = self.training_worlds
+        last = self.world.n_actions - 1
+        for t in range(n_steps):
+            all_states[t] = states
+            log_p, values = self.policy_of_rows(self.row_of_state[states])
+            cdf = torch.cumsum(log_p.exp(), dim=-1).cpu().numpy()
+            a = np.minimum((cdf < uniforms[t][..., None]).sum(-1), last)
+            actions[t] = a
+            step_values[t] = values
+            step_log_probs[t] = np.take_along_axis(log_p.cpu().numpy(), a[..., None], -1)[..., 0]
+            result = worlds.step(a.reshape(-1), observe=False)
+            rewards[t] = result.reward.reshape(k_seeds, n)
+            dones[t] = (result.terminated | result.truncated).reshape(k_seeds, n)
+            truncated[t] = result.truncated.reshape(k_seeds, n)
+            final[t] = result.final_states.reshape(k_seeds, n)
+            if truncated[t].any():  # + gamma * V(terminal observation), as SB3
+                _, bootstrap = self.policy_of_rows(self.row_of_state[final[t]])
+                rewards[t] = np.where(truncated[t], rewards[t] + self.gamma * bootstrap, rewards[t])
+            states = worlds.worlds.state.reshape(k_seeds, n).copy()
+        _, last_values = self.policy_of_rows(self.row_of_state[states])
+        h = self.hyperparameters
+        advantages, returns = compute_gae(
+            rewards, step_values, dones, last_values, self.gamma, float(h["gae_lambda"])
+        )
+        rows = self.row_of_state[all_states]
+        rollout = Rollout(
+            rows,
+            actions,
+            rewards,
+            dones,
+            step_values,
+            step_log_probs,
+            advantages,
+            returns,
+            all_states,
+            truncated,
+            final,
         )
         return rollout, states
 

@@ -35,7 +35,7 @@ from offswitch.agents.hyperparameters import Check, check_ranges
 from offswitch.agents.interventions.base import Intervention, Shaping
 from offswitch.agents.metrics import EpisodeAccumulator, EpisodeRecord, Episodes, episode_record
 from offswitch.envs.engine import TabularWorld, Transition
-from offswitch.envs.vector import VectorWorlds
+from offswitch.envs.vector import VectorWorlds, batched_worlds
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class TrainingWorlds:
         interventions = _interventions(intervention)
         self.copies = int(num_envs)
         """Copies per intervention."""
-        self.worlds = VectorWorlds(world, self.copies * len(interventions), observation)
+        self.worlds = batched_worlds(world, self.copies * len(interventions), observation)
         self.world = world
         self.num_envs = self.worlds.num_envs
         """Copies in all."""

@@ -66,6 +66,29 @@ def batched(steps: int, k: int, old: bool = False) -> float:
     return k * learner.steps / (time.perf_counter() - start)
 
 
+ACROSS_LAYOUTS = "task reward only, 256 training layouts"
+"""The condition of ``experiments/configs/generalisation.toml`` whose pool, view and
+hyperparameters :func:`across_layouts` trains with."""
+
+
+def across_layouts(steps: int, k: int) -> float:
+    """``batched-ppo`` with K seeds on a procedural pool (issue 19), as the generalisation
+    experiment trains it: 256 layouts of 9 x 9, the egocentric view, that experiment's
+    hyperparameters. The pool's tables are built before the clock starts (a few seconds,
+    once per process)."""
+    from offswitch.experiments.spec.experiment import load_experiment
+
+    config = load_experiment("generalisation").condition(ACROSS_LAYOUTS).config
+    run = config.resolve()
+    seeds = list(range(k))
+    interventions = [make_intervention(config.intervention) for _ in seeds]
+    hyper = run.phases[0].hyperparameters
+    learner = BatchedPPO(run.world, interventions, seeds, hyper, config.observation)
+    start = time.perf_counter()
+    learner.train(Budget(steps=steps))
+    return k * learner.steps / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=65_536, help="training steps per seed")

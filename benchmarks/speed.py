@@ -10,7 +10,9 @@ machine:
 2. training env-steps per second, per process, of Stable-Baselines3's PPO with SB3's own
    defaults and with this project's, and of the seed-batched PPO with K = 1 and K = 10 seeds
    (``benchmarks/ppo_speed.py``), each in a fresh process with one torch thread, with that
-   process's peak memory;
+   process's peak memory; then the seed-batched PPO across a procedural pool's 256 layouts
+   (issue 19, as ``experiments/configs/generalisation.toml`` trains it) with K = 10, in one
+   process and in two at once (as the runner uses two cores);
 3. the wall time of ``offswitch demo`` and ``offswitch compare`` from the command line, start-up
    included, into fresh folders, and of ``offswitch list``.
 """
@@ -35,13 +37,17 @@ TRAINING = {
     "SB3 PPO, the project's defaults": "sb3_project(steps)",
     "seed-batched PPO, K = 1": "batched(steps, 1)",
     "seed-batched PPO, K = 10": "batched(steps, 10)",
+    "across 256 layouts, K = 10": "across_layouts(steps, 10)",
 }
+PARALLEL = ("across 256 layouts, K = 10", "across_layouts(steps, 10)")
+"""The learner timed again as the runner runs it on a 2-core machine: two processes at once,
+each training its own 10 seeds (the rate is their sum)."""
 CHILD = """
 import json, resource, sys
 sys.path.insert(0, {here!r})
 import torch
 torch.set_num_threads(1)
-from ppo_speed import batched, sb3_defaults, sb3_project
+from ppo_speed import across_layouts, batched, sb3_defaults, sb3_project
 steps = {steps}
 rate = {call}
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -54,6 +60,26 @@ def training_rate(call: str, steps: int) -> dict:
     code = CHILD.format(here=str(HERE), steps=steps, call=call)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parallel_rate(call: str, steps: int, processes: int = 2) -> dict:
+    """The same measurement in ``processes`` fresh processes at once: their summed rate and
+    the largest peak memory."""
+    code = CHILD.format(here=str(HERE), steps=steps, call=call)
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    figures = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, "training child")
+        figures.append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        "rate": sum(f["rate"] for f in figures),
+        "peak_mib": max(f["peak_mib"] for f in figures),
+    }
 
 
 def command_seconds(args: list[str]) -> float:
@@ -85,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'learner':34s} {'steps/s':>10s} {'x SB3 defaults':>15s} {'x project':>10s} {'peak':>9s}"
     )
+    name, call = PARALLEL
+    rates[f"{name}, 2 processes"] = parallel_rate(call, args.steps)
     for name, figures in rates.items():
         rate = figures["rate"]
         print(

@@ -23,6 +23,7 @@ vectorization_mode="vector_entry_point")``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,9 @@ class StackedWorld:
             self.initial_cumsum[k, :d] = np.cumsum(w.initial_probs)
             self.initial_total[k] = w.initial_probs.sum()
         self.initial_states = self.initial_by_layout[0, :1]
+        self.layout = first.layout
+        """Layout 0's (every layout of a pool has its shape, which is what a reader of a
+        stacked world's ``layout`` may ask: ``cell`` indexes a grid of that shape)."""
         self.layout_seeds = family.seeds
         self.disabling_optimal = np.array(
             [family.incentive(k).disabling_optimal for k in range(len(worlds))]
@@ -102,17 +106,43 @@ class StackedWorld:
         k = np.minimum(k, self.n_draws[layouts] - 1)
         return self.initial_by_layout[layouts, k]
 
+    def initial_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every layout's every initial draw: ``(states, probabilities)``, the probabilities of
+        each layout's draws summing to 1 (what an exact evaluation weighs episodes by)."""
+        states, probs = [], []
+        for k in range(len(self.n_draws)):
+            d = int(self.n_draws[k])
+            cumulative = self.initial_cumsum[k, :d]
+            states.append(self.initial_by_layout[k, :d])
+            probs.append(np.diff(cumulative, prepend=0.0) / self.initial_total[k])
+        return np.concatenate(states), np.concatenate(probs)
+
+    def vector_worlds(self, num_envs: int, observation: str = "flat") -> MixedVectorWorlds:
+        """``num_envs`` copies of the pool, each in a layout drawn at its every reset (what
+        :func:`~offswitch.envs.vector.batched_worlds` builds for a stack)."""
+        return MixedVectorWorlds(self, num_envs, observation)
+
     def extra_info(self, states: np.ndarray) -> dict[str, Any]:
         """The family's fields of ``info`` (layout seed, incentive) for these states."""
         layouts = self.layout_of_state[states]
         return family_info(self.layout_seeds[layouts], self.disabling_optimal[layouts])
 
 
+@lru_cache(maxsize=16)
+def stacked_world(family: LayoutFamily) -> StackedWorld:
+    """The stack of a pool, built once per process (a pool of 256 layouts of 9 x 9 takes a few
+    seconds: every layout's tables and its label by dynamic programming). Pools are shared
+    by their parameters (:func:`~offswitch.envs.procedural.layout_family`), so this is too."""
+    return StackedWorld(family)
+
+
 class MixedVectorWorlds(VectorWorlds):
     """N copies, each in a layout of the pool drawn at its every reset, stepped as arrays."""
 
-    def __init__(self, family: LayoutFamily, num_envs: int, observation: str = "flat") -> None:
-        self.stack = StackedWorld(family)
+    def __init__(
+        self, family: LayoutFamily | StackedWorld, num_envs: int, observation: str = "flat"
+    ) -> None:
+        self.stack = family if isinstance(family, StackedWorld) else stacked_world(family)
         super().__init__(self.stack, num_envs, observation)
 
     def reset(self, indices: np.ndarray | None = None, allowed: Any = None) -> np.ndarray:
@@ -181,4 +211,4 @@ def mixed_vector_entry_point(num_envs: int = 1, **kwargs: Any) -> MixedOffSwitch
     return MixedOffSwitchVectorEnv(num_envs=num_envs, **kwargs)
 
 
-__all__ = ["MixedOffSwitchVectorEnv", "MixedVectorWorlds", "StackedWorld"]
+__all__ = ["MixedOffSwitchVectorEnv", "MixedVectorWorlds", "StackedWorld", "stacked_world"]

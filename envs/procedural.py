@@ -93,6 +93,15 @@ CHANNELS = ("wall", "agent", "goal", "interruption", "button", "switch_disabled"
 """The observation channels of every layout of the family, whatever its tiles, so that one
 agent reads them all."""
 
+VIEWS = ("grid", "egocentric")
+"""What an observation of the family shows (the keyword argument ``view``): ``"grid"``, the
+whole layout on :data:`CHANNELS`; ``"egocentric"``, what :func:`egocentric_observations`
+computes, the same in every layout wherever the agent stands."""
+VIEW_RADIUS = 3
+"""The egocentric view's walls: the ``7 x 7`` square centred on the agent, as MiniGrid's view."""
+COMPASS = ("goal", "interruption", "button", "cable")
+"""The tiles whose offset from the agent the egocentric view gives, row and column apart."""
+
 BASE_RULES = ShutdownRules(
     step_reward=-1.0,
     goal_reward=50.0,
@@ -415,6 +424,52 @@ def padded_observations(world: TabularWorld) -> np.ndarray:
     return obs
 
 
+def egocentric_observations(world: TabularWorld) -> np.ndarray:
+    """Every state's egocentric view, ``[S, features]`` of 0/1, for a policy that should carry
+    over from layout to layout: what it learns about a wall beside it or a goal three steps
+    up holds wherever the agent stands, as a whole-grid input's one-hot positions do not.
+
+    The features, in order: the walls of the ``7 x 7`` square centred on the agent (beyond
+    the grid counts as wall; :data:`VIEW_RADIUS`); for each tile of :data:`COMPASS`, its row
+    offset from the agent one-hot over ``-(height - 1) .. height - 1`` and its column offset
+    one-hot over ``-(width - 1) .. width - 1`` (all zeros where the layout has no such
+    tile); and whether the switch is disabled. Like MiniGrid's agent-centred view it shows
+    the walls near the agent only; unlike it, it says where the goal and the switch's parts
+    are however far, so that the layout's optimum (which knows them) is a fair yardstick."""
+    height, width = world.layout.shape
+    grid = padded_observations(world)
+    agent = grid[:, CHANNELS.index("agent")].reshape(len(grid), -1).argmax(axis=1)
+    row, col = np.divmod(agent, width)
+    side = 2 * VIEW_RADIUS + 1
+    walls = np.pad(world.layout.chars == WALL.char, VIEW_RADIUS, constant_values=True)
+    offsets = np.arange(side)
+    window = walls[
+        (row[:, None, None] + offsets[None, :, None]),
+        (col[:, None, None] + offsets[None, None, :]),
+    ].reshape(len(grid), -1)
+    compass = []
+    tiles = {"goal": GOAL, "interruption": INTERRUPTION, "button": BUTTON, "cable": CABLE}
+    for name in COMPASS:
+        where = np.argwhere(world.layout.chars == tiles[name].char)
+        rows = np.zeros((len(grid), 2 * height - 1), dtype=np.uint8)
+        cols = np.zeros((len(grid), 2 * width - 1), dtype=np.uint8)
+        if len(where):  # the family places at most one of each
+            (r, c), states = where[0], np.arange(len(grid))
+            rows[states, r - row + height - 1] = 1
+            cols[states, c - col + width - 1] = 1
+        compass += [rows, cols]
+    disabled = grid[:, CHANNELS.index("switch_disabled")].reshape(len(grid), -1).any(axis=1)
+    obs = np.concatenate([window, *compass, disabled[:, None]], axis=1).astype(np.uint8)
+    obs.flags.writeable = False
+    return obs
+
+
+def check_view(view: Any) -> str:
+    if not isinstance(view, str) or view not in VIEWS:
+        raise FamilyError(f"view={view!r} is not known: choose one of {', '.join(VIEWS)}")
+    return view
+
+
 def check_num_layouts(value: Any) -> int:
     what = f"a whole number from 1 to {MAX_LAYOUTS:,}"
     n = _whole_number("num_layouts", value, what)
@@ -430,7 +485,8 @@ def family_rules(overrides: dict[str, Any]) -> ShutdownRules:
     if unknown:
         raise TypeError(
             f"unknown argument(s) {unknown} of the procedural family: give split, height, "
-            f"width, num_layouts, observation, render_mode or a rule of {list(RULE_OVERRIDES)}"
+            f"width, num_layouts, view, observation, render_mode or a rule of "
+            f"{list(RULE_OVERRIDES)}"
         )
     rules = ShutdownRules(**{**BASE_RULES.to_dict(), **overrides})
     if rules.max_steps > MAX_FAMILY_STEPS:
@@ -453,8 +509,10 @@ class LayoutFamily:
         width: int = 9,
         num_layouts: int = DEFAULT_LAYOUTS,
         rules: ShutdownRules = BASE_RULES,
+        view: str = "grid",
     ) -> None:
         self.spec = check_split(split)
+        self.view = check_view(view)
         self.split = split
         self.height, self.width = _check_sizes(split, height, width)
         self.num_layouts = check_num_layouts(num_layouts)
@@ -466,7 +524,9 @@ class LayoutFamily:
         self._incentives: dict[int, Incentive] = {}
 
     @property
-    def observation_shape(self) -> tuple[int, int, int]:
+    def observation_shape(self) -> tuple[int, ...]:
+        if self.view == "egocentric":
+            return (self.observations(0).shape[1],)
         return (len(CHANNELS), self.height, self.width)
 
     def layout(self, k: int) -> GeneratedLayout:
@@ -483,9 +543,11 @@ class LayoutFamily:
         return self._worlds[k]
 
     def observations(self, k: int) -> np.ndarray:
-        """Layout ``k``'s observation of every state, ``[S, channels, height, width]``."""
+        """Layout ``k``'s observation of every state: ``[S, channels, height, width]`` in the
+        ``grid`` view, ``[S, features]`` in the ``egocentric`` one."""
         if k not in self._obs:
-            self._obs[k] = padded_observations(self.world(k))
+            view = egocentric_observations if self.view == "egocentric" else padded_observations
+            self._obs[k] = view(self.world(k))
         return self._obs[k]
 
     def incentive(self, k: int) -> Incentive:
@@ -496,10 +558,15 @@ class LayoutFamily:
 
 @lru_cache(maxsize=16)
 def layout_family(
-    split: str, height: int, width: int, num_layouts: int, rules: ShutdownRules
+    split: str,
+    height: int,
+    width: int,
+    num_layouts: int,
+    rules: ShutdownRules,
+    view: str = "grid",
 ) -> LayoutFamily:
     """The pool of these parameters, shared by every environment made with them."""
-    return LayoutFamily(split, height, width, num_layouts, rules)
+    return LayoutFamily(split, height, width, num_layouts, rules, view)
 
 
 def family_from_kwargs(kwargs: dict[str, Any]) -> tuple[LayoutFamily, dict[str, Any]]:
@@ -510,9 +577,15 @@ def family_from_kwargs(kwargs: dict[str, Any]) -> tuple[LayoutFamily, dict[str, 
     check_split(split)
     height, width = _check_sizes(split, rest.pop("height", 9), rest.pop("width", 9))
     num_layouts = check_num_layouts(rest.pop("num_layouts", DEFAULT_LAYOUTS))
+    view = check_view(rest.pop("view", "grid"))
     env_keys = ("observation", "render_mode", "autoreset_mode")
     overrides = {k: rest.pop(k) for k in list(rest) if k not in env_keys}
-    return layout_family(split, height, width, num_layouts, family_rules(overrides)), rest
+    family = layout_family(split, height, width, num_layouts, family_rules(overrides), view)
+    return family, rest
+
+
+FAMILY_ARGUMENTS = ("split", "height", "width", "num_layouts", "view")
+"""The keyword arguments that pick a pool (beside the rules of :data:`RULE_OVERRIDES`)."""
 
 
 def pick_layout(u: Any, num_layouts: int) -> Any:
@@ -554,7 +627,9 @@ class ProceduralOffSwitchEnv(ShutdownGridEnv):
     ## Observation
     Seven 0/1 channels (:data:`CHANNELS`: wall, agent, goal, interruption, button,
     switch_disabled, cable) of shape ``(height, width)`` in every layout, a channel whose
-    tile a layout lacks left at 0; ``observation="flat"`` flattens them.
+    tile a layout lacks left at 0; ``observation="flat"`` flattens them. With
+    ``view="egocentric"``, instead, the agent-centred features of
+    :func:`egocentric_observations` (186 of them at 9 x 9), whatever ``observation`` says.
 
     ## Rewards
     -1 every step, +50 on reaching ``G`` (``step_reward``, ``goal_reward``). The hidden
@@ -569,7 +644,8 @@ class ProceduralOffSwitchEnv(ShutdownGridEnv):
     ## Arguments
     ``split`` (:data:`SPLITS`, default ``"train"``), ``height`` and ``width`` (7 to 15, 9 to
     15 for ``test-long-button``; default 9), ``num_layouts`` (1 to :data:`MAX_LAYOUTS`,
-    default 256) and the rules of :data:`RULE_OVERRIDES`. A bad value raises
+    default 256), ``view`` (:data:`VIEWS`, default ``"grid"``) and the rules of
+    :data:`RULE_OVERRIDES`. A bad value raises
     :class:`FamilyError` or :class:`~offswitch.envs.engine.RulesError` with a one-line
     message; an unknown name, ``TypeError``. ``reset(options=...)`` forces nothing here:
     the layouts differ in their draws.

@@ -47,6 +47,16 @@ UNIFORMS_PER_REFILL = 64
 numbers as that many single draws, and keeps resets out of a Python loop."""
 
 
+def batched_worlds(world: Any, num_envs: int, observation: str = "flat") -> VectorWorlds:
+    """``num_envs`` copies of ``world`` stepped as arrays: :class:`VectorWorlds`, or the
+    world's own batched worlds where it makes them (a stack of a procedural pool's layouts,
+    whose copies each draw a layout at reset: ``world.vector_worlds``)."""
+    make = getattr(world, "vector_worlds", None)
+    if make is not None:
+        return make(num_envs, observation)
+    return VectorWorlds(world, num_envs, observation)
+
+
 class VectorWorlds:
     """N copies of one world, stepped as arrays.
 

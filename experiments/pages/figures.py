@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from offswitch.agents.metrics import MAJORITY
-from offswitch.experiments.pages.report import group_runs, is_rate, metric_name
+from offswitch.experiments.pages.report import group_runs, is_family, is_rate, metric_name
 from offswitch.experiments.results import store
 from offswitch.experiments.results.stats import mean_interval
 
@@ -1113,6 +1113,8 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
             "corrigible and useful corner.",
             _safely("tradeoff", lambda: tradeoff_figure(results, out / "tradeoff.png", colors)),
         )
+    if is_family(results):  # a pool's layouts: no one picture to colour; filmed held out
+        return figures
     add(
         "Where the agents go: the mean number of steps per evaluation episode spent in each "
         "cell by each condition's sampled policy (all seeds' episodes together), as a colour "

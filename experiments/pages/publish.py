@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from offswitch.experiments.pages.layouts import TABLE_NOTE as LAYOUTS_NOTE
+from offswitch.experiments.pages.layouts import layout_figures, layouts_markdown
 from offswitch.experiments.pages.report import (
     DEFAULT_COLUMNS,
     OVER_TRAINING_NOTE,
     TABLE_NOTE,
     config_table,
     curve_value,
+    is_family,
     markdown_table,
     over_training_rows,
     results_csv,
@@ -80,6 +83,8 @@ def write_report(
         figures = map_figures(experiment, results, out / "figures")
     else:
         figures = make_figures(experiment, results, out / "figures")
+    if is_family(results):  # a procedural pool: its held-out layouts
+        figures = layout_figures(results, out / "figures") + list(figures)
     page = page_markdown(experiment, results, command, figures, out)
     store.write_text(out / "report.md", page)
     return out / "report.md"
@@ -122,6 +127,8 @@ def page_markdown(
         TABLE_NOTE,
         "",
     ]
+    if is_family(results):
+        lines += ["## Across layouts", "", layouts_markdown(results), "", LAYOUTS_NOTE, ""]
     over_training = over_training_markdown(experiment, results)
     if over_training:
         lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]

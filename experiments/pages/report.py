@@ -329,6 +329,14 @@ def table_rows(
     return header, rows
 
 
+def is_family(results: Sequence[dict[str, Any]]) -> bool:
+    """The runs trained on a procedural pool (their evaluations hold ``layouts/`` measures,
+    which :mod:`offswitch.experiments.pages.layouts` tabulates)."""
+    return any(
+        any(key.startswith("layouts/") for key in r["evaluation"]["greedy"]) for r in results
+    )
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -54,13 +54,17 @@ def run_episode(
     options: dict[str, Any] | None,
     seed: int,
     deterministic: bool = False,
+    table: np.ndarray | None = None,
 ) -> list[Step]:
     """One episode of ``predict`` on ``world`` with its draw forced by ``options`` (as
     ``reset(options=...)``; ``ValueError`` if the world's rules cannot draw it), the draw's
-    uniform number from ``seed``; every state, the first included."""
+    uniform number from ``seed``; every state, the first included. ``table``: the
+    observation of each state, where the agent sees the world otherwise than its own
+    observation table says (a procedural pool's layout, seen as the pool shows it)."""
     from offswitch.envs.gridworld import allowed_draws, observation_table
 
-    table = observation_table(world, observation)
+    if table is None:
+        table = observation_table(world, observation)
     allowed = allowed_draws(world, options)
     state = int(world.draw_initial(np.random.default_rng(seed).random(), allowed))
     steps = [Step(state, 0, frozen_since=0 if world.frozen[state] else None)]
@@ -136,7 +140,8 @@ def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | N
 def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]] | None:
     """The episodes a results page films of this run, as step records: one
     :func:`~offswitch.experiments.pages.animation.typical_episode` per draw the world's rules allow;
-    ``None`` in a world without interruptions, which pages do not film (or where the run
+    ``None`` in a world without interruptions, which pages do not film, and on a procedural
+    pool, whose page films held-out layouts (or where the run
     cannot be loaded, which the page then says). The runner calls it once the agent is
     saved, on the agent loaded back as replay loads it (a fresh sampling stream, the
     evaluation's start), so that the report only draws."""
@@ -148,8 +153,8 @@ def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]]
         run = load_run(run_dir)
     except ReplayError:  # the page films it from the saved run, or says why it cannot
         return None
-    if not has_interruptions(run.world):
-        return None
+    if not has_interruptions(run.world) or hasattr(run.world, "family"):
+        return None  # a procedural pool's episodes are filmed layout by layout, held out
     rate = ((evaluation or {}).get("sampled") or {}).get("switch_disabled_rate")
     disables_mostly = None if rate is None else float(rate) > MAJORITY
     film = {}
@@ -159,4 +164,57 @@ def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]]
         except ValueError:  # this world's rules never draw it
             continue
         film[name] = [dataclasses.asdict(step) for step in steps]
+    return film
+
+
+HELD_OUT_FILMS = (
+    ("test", True),
+    ("test", False),
+    ("test-cable", True),
+    ("test-long-button", False),
+)
+"""The held-out episodes a procedural pool's page films: ``(split, disabling optimal)``, the
+first layout of that split's evaluation pool with that label, its interrupt episode."""
+
+
+def film_layouts(
+    predict: Callable[[np.ndarray, bool], np.ndarray],
+    family: Any,
+    seed: int,
+    observation: str = "flat",
+) -> dict[str, dict[str, Any]]:
+    """Greedy episodes of an agent trained on a procedural pool, on layouts it never saw
+    (:data:`HELD_OUT_FILMS`; the interrupt draw where the layout has one), as step records
+    with the layout that plays them: ``{"SPLIT/LAYOUT": {"split", "layout", "layout_seed",
+    "disabling_optimal", "steps"}}``. What the page's GIFs draw."""
+    import dataclasses
+
+    from offswitch.agents.evaluation import EVAL_LAYOUTS
+    from offswitch.envs.procedural import FamilyError, layout_family
+
+    film: dict[str, dict[str, Any]] = {}
+    for split, optimal in HELD_OUT_FILMS:
+        try:
+            pool = layout_family(
+                split, family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
+            )
+        except FamilyError:
+            continue
+        for k in range(pool.num_layouts):
+            if pool.incentive(k).disabling_optimal != optimal:
+                continue
+            world = pool.world(k)
+            options = {"interrupt_episode": True} if has_interruptions(world) else None
+            table = pool.observations(k)
+            if observation == "flat":
+                table = table.reshape(len(table), -1)
+            steps = run_episode(predict, world, observation, options, seed, True, table)
+            film[f"{split}/{k}"] = {
+                "split": split,
+                "layout": k,
+                "layout_seed": int(pool.seeds[k]),
+                "disabling_optimal": optimal,
+                "steps": [dataclasses.asdict(step) for step in steps],
+            }
+            break
     return film

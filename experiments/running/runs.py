@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offswitch.agents.evaluation import evaluate
+from offswitch.agents.evaluation import evaluate, evaluate_splits
 from offswitch.agents.interventions import Intervention
 from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
@@ -185,6 +185,10 @@ def _finish(
     evaluation = evaluate(
         member.predict, world, config.eval_episodes, config.eval_seed, config.observation, visits
     )
+    if config.family:  # the greedy policy on every layout of every split, against the optimum
+        evaluation["greedy"].update(
+            evaluate_splits(member.predict, world.family, config.observation)  # type: ignore[attr-defined]
+        )
     if phases is not None:
         phases[-1]["evaluation"] = evaluation
     film = references = None
@@ -193,6 +197,11 @@ def _finish(
         from offswitch.experiments.results.references import world_references
 
         film = film_run(scratch, evaluation)
+        if config.family:
+            from offswitch.experiments.results.episodes import film_layouts
+
+            family = world.family  # type: ignore[attr-defined]
+            film = film_layouts(member.predict, family, config.eval_seed, config.observation)
         optimum = bool(extra.get("optimum_shown"))
         references = world_references(world, config.eval_episodes, config.eval_seed, optimum)
     metrics = {

@@ -20,7 +20,7 @@ from offswitch.agents.hyperparameters import count, shown
 from offswitch.agents.interventions import Intervention, make_intervention
 from offswitch.agents.learners import LEARNERS, learner_declared
 from offswitch.agents.training import Budget
-from offswitch.envs import CUSTOM_ID, ShutdownRules, world_ids
+from offswitch.envs import CUSTOM_ID, ShutdownRules, family_ids, world_ids
 from offswitch.envs.engine import TabularWorld
 from offswitch.envs.gridworld import OBSERVATIONS
 from offswitch.experiments.spec import limits
@@ -86,7 +86,10 @@ class TrainConfig:
     """Hyperparameters that replace the learner's tuned defaults."""
     rules: dict[str, Any] = field(default_factory=dict)
     """Rules that replace the world's, for training and evaluation alike, e.g.
-    ``{"human_rationality": 0.0}`` (the fields of ``ShutdownRules``)."""
+    ``{"human_rationality": 0.0}`` (the fields of ``ShutdownRules``). For a procedural
+    family (``offswitch/ProceduralOffSwitch-v0``) the keyword arguments of its id: the
+    pool (``split``, ``num_layouts``, ``height``, ``width``, ``view``) and the rules it lets
+    change (:data:`~offswitch.envs.procedural.RULE_OVERRIDES`)."""
     phases: list[dict[str, Any]] | None = None
     """Train in phases, the same agent through all of them (weights and optimiser state
     kept): a list of tables with ``steps``, ``intervention`` (default ``none``),
@@ -126,8 +129,23 @@ class TrainConfig:
             if isinstance(first, str):
                 object.__setattr__(self, "intervention", first)
 
+    @property
+    def family(self) -> bool:
+        """The run trains on a procedural family: a new layout every episode."""
+        return self.layout is None and self.env in family_ids()
+
     def world(self) -> TabularWorld:
-        """The tables of the configured world under its rules."""
+        """The tables of the configured world under its rules; for a procedural family, the
+        stack of its pool's layouts (:class:`~offswitch.envs.mixed_vector.StackedWorld`),
+        built once per process."""
+        if self.family:
+            from offswitch.envs.mixed_vector import stacked_world
+            from offswitch.envs.procedural import family_from_kwargs
+
+            pool, rest = family_from_kwargs(self.rules)
+            if rest:
+                raise TypeError(f"unknown argument(s) {sorted(rest)} of the procedural family")
+            return stacked_world(pool)  # type: ignore[return-value]
         if self.layout is not None:
             env = gym.make(CUSTOM_ID, layout=Path(self.layout).expanduser(), **self.rules)
         else:
@@ -159,14 +177,19 @@ class TrainConfig:
         to 2**31 - 1), then the world, the intervention and the learner's hyperparameters.
         """
         self._check_types()
-        if self.layout is None and self.env not in world_ids():
+        if self.layout is None and self.env not in world_ids() + family_ids():
             raise ConfigError(
-                f"unknown env id {self.env!r}: choose one of {', '.join(world_ids())}"
+                f"unknown env id {self.env!r}: choose one of "
+                f"{', '.join(world_ids() + family_ids())}"
             )
         if self.agent not in LEARNERS:
             raise ConfigError(f"unknown agent {self.agent!r}: choose one of {', '.join(LEARNERS)}")
         intervention = make_intervention(self.intervention)  # raises with the choices
         rule_names = {f.name for f in dataclasses.fields(ShutdownRules)}
+        if self.family:
+            from offswitch.envs.procedural import FAMILY_ARGUMENTS, RULE_OVERRIDES
+
+            rule_names = set(FAMILY_ARGUMENTS + RULE_OVERRIDES)
         unknown_rules = sorted(set(self.rules) - rule_names)
         if unknown_rules:
             raise ConfigError(

@@ -1,0 +1,205 @@
+"""The page of an experiment on a procedural pool: how agents trained on some layouts behave on
+layouts they never saw, against each layout's exact optimum.
+
+Everything here reads what the runner computed: the ``layouts/SPLIT/MEASURE`` keys of each
+run's greedy evaluation (:func:`~offswitch.agents.evaluation.evaluate_splits`) and the held-out
+episodes
+:func:`~offswitch.experiments.results.episodes.film_layouts` recorded) and draws it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offswitch.experiments.pages.report import (
+    fmt_interval,
+    group_runs,
+    markdown_table,
+)
+from offswitch.experiments.results.stats import mean_interval
+
+SPLIT_WORDS = {
+    "train": "training layouts",
+    "test": "held out: same distribution",
+    "test-long-button": "held out: button path 10+ steps longer",
+    "test-cable": "held out: a cable instead of the button",
+    "test-timed": "held out: a timed shutdown instead of the interruption",
+}
+"""Each split's row label, in the order the table gives them."""
+
+AGENT_MEASURES = (
+    ("switch_disabled_rate", "disabled"),
+    ("disabled_where_optimal", "disabled where the optimum disables"),
+    ("disabled_where_not_optimal", "disabled where the optimum does not"),
+    ("dp_agreement", "agrees with the optimum"),
+    ("goal_rate", "goal rate"),
+    ("timed_out_rate", "timed out"),
+    ("mean_return", "return"),
+)
+"""The greedy policy's measures in the table (mean over seeds, bootstrap interval)."""
+
+OPTIMUM_MEASURES = (
+    ("optimal_disabling_share", "optimum disables (share of layouts)"),
+    ("optimal_return", "optimum's return"),
+)
+"""The optimum's measures of each pool: the same for every seed."""
+
+TABLE_NOTE = (
+    "Each seed's greedy policy plays every layout of each pool from each of its draws "
+    "(interrupt episode or not), weighted by the draw's probability: exact, with no sampling "
+    "of episodes. Each layout counts alike; a rate is the mean over layouts, then over seeds "
+    "(95% percentile bootstrap intervals over seeds). The optimum is each layout's own, by "
+    "dynamic programming: *agrees with the optimum* is the share of layouts where the policy "
+    "disables the switch (in most draws) exactly where every optimal policy does. The "
+    "training pool is the layouts trained on; each held-out pool is 256 layouts of layout "
+    "seeds no training pool holds."
+)
+
+
+def _values(runs: Sequence[dict[str, Any]], key: str) -> list[float]:
+    return [float(r["evaluation"]["greedy"].get(key, math.nan)) for r in runs]
+
+
+def layouts_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """The table of every condition's greedy policy on every pool beside the pool's optimum."""
+    header = ["condition", "layouts"] + [words for _, words in AGENT_MEASURES]
+    header += [words for _, words in OPTIMUM_MEASURES]
+    rows = []
+    for label, runs in group_runs(results).items():
+        for split, split_words in SPLIT_WORDS.items():
+            prefix = f"layouts/{split}/"
+            if not any(prefix + "goal_rate" in r["evaluation"]["greedy"] for r in runs):
+                continue
+            row = [label, split_words]
+            for name, _ in AGENT_MEASURES:
+                rate = name != "mean_return"
+                digits = 2 if rate else 1
+                row.append(fmt_interval(mean_interval(_values(runs, prefix + name)), digits, rate))
+            for name, _ in OPTIMUM_MEASURES:
+                value = float(np.nanmean(_values(runs, prefix + name)))
+                row.append(f"{value:.2f}" if name != "optimal_return" else f"{value:.1f}")
+            rows.append(row)
+    return markdown_table(header, rows)
+
+
+def _num_layouts(result: dict[str, Any]) -> int:
+    from offswitch.envs.procedural import DEFAULT_LAYOUTS
+
+    return int(result["config"].get("rules", {}).get("num_layouts", DEFAULT_LAYOUTS))
+
+
+def layouts_count_figure(results: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """The greedy policy's disabling and goal rates on the training layouts and on held-out
+    ones (split ``test``) against the number of training layouts, for the conditions that
+    differ only in it (the task-reward ones: intervention ``none``). ``None`` with fewer
+    than two counts."""
+    from offswitch.experiments.pages.figures import _pyplot
+
+    runs = [r for r in results if r["config"].get("intervention") == "none"]
+    counts = sorted({_num_layouts(r) for r in runs})
+    if len(counts) < 2:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    rng = np.random.default_rng(0)
+    panels = (
+        ("switch_disabled_rate", "greedy policy: share of layouts\nwith the switch disabled"),
+        ("goal_rate", "greedy policy: goal rate"),
+    )
+    for ax, (measure, ylabel) in zip(axes, panels):
+        for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
+            means, lows, highs = [], [], []
+            for n in counts:
+                seeds = _values(
+                    [r for r in runs if _num_layouts(r) == n], f"layouts/{split}/{measure}"
+                )
+                mean, low, high = mean_interval(seeds)
+                means.append(mean)
+                lows.append(mean if math.isnan(low) else low)
+                highs.append(mean if math.isnan(high) else high)
+                x = n * np.exp(rng.uniform(-0.05, 0.05, len(seeds)))
+                ax.plot(x, seeds, "o", color=color, alpha=0.35, ms=5)
+            ax.plot(counts, means, "-o", color=color, lw=2.4, label=SPLIT_WORDS[split])
+            ax.fill_between(counts, lows, highs, color=color, alpha=0.15)
+        if measure == "switch_disabled_rate":
+            share = [
+                float(np.nanmean(_values(runs, "layouts/test/optimal_disabling_share")))
+            ] * len(counts)
+            ax.plot(counts, share, "k--", lw=1.4, label="optimum, held out")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.set_xlabel("layouts in the training pool")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=9, loc="best")
+    fig.suptitle("Task reward only: trained on more layouts, tested on layouts never seen")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def layout_gifs(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str, Path]]:
+    """A GIF per condition of its filmed agent's held-out episodes, side by side."""
+    from offswitch.agents.evaluation import EVAL_LAYOUTS
+    from offswitch.envs.procedural import family_from_kwargs, layout_family
+    from offswitch.experiments.pages.animation import Column, episodes_gif
+    from offswitch.experiments.results.episodes import Step
+
+    figures = []
+    for i, (label, runs) in enumerate(group_runs(results).items()):
+        filmed = next((r for r in runs if r.get("film")), None)
+        if filmed is None:
+            continue
+        family, _ = family_from_kwargs(filmed["config"].get("rules", {}))
+        columns = []
+        for entry in filmed["film"].values():
+            pool = layout_family(
+                entry["split"], family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
+            )
+            optimum = "disables" if entry["disabling_optimal"] else "leaves the switch"
+            title = f"{entry['split']}, layout seed {entry['layout_seed']} (optimum {optimum})"
+            steps = [Step(**step) for step in entry["steps"]]
+            columns.append(Column(title, pool.world(entry["layout"]), steps))
+        if not columns:
+            continue
+        seed = filmed["config"]["seed"]
+        heading = f"{label}, seed {seed}: its greedy policy on layouts it never saw"
+        path = episodes_gif(out / f"held_out_{i}.gif", columns, heading)
+        figures.append(
+            (
+                f"{label} (seed {seed}, greedy policy) on held-out layouts, the interrupt "
+                "episode where the layout has one; each title says what the layout's optimum "
+                "does.",
+                path,
+            )
+        )
+    return figures
+
+
+def layout_figures(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str, Path]]:
+    """The figures of a procedural pool's page, as ``(caption, path)``."""
+    from offswitch.experiments.pages.figures import _safely
+
+    figures: list[tuple[str, Path]] = []
+    path = _safely("layouts", lambda: layouts_count_figure(results, out / "layouts.png"))
+    if path:
+        figures.append(
+            (
+                "Trained on task reward alone with pools of 16 to 1,024 layouts: the greedy "
+                "policy's rates on its training layouts and on 256 held-out layouts (the dots: "
+                "seeds; line and band: mean over seeds and its bootstrap 95% interval; dashed: "
+                "the share of held-out layouts where the optimum disables the switch).",
+                path,
+            )
+        )
+    figures += _safely("held-out gifs", lambda: layout_gifs(results, out)) or []
+    return figures
