@@ -77,6 +77,13 @@ class StackedWorld:
             "shut_down": np.concatenate([w._flat["shut_down"] for w in worlds]),
         }
         self._flat_terms = np.concatenate([w._flat_terms for w in worlds], axis=1)
+        # The [s, a] tables as a world has them, views of the flat ones (interventions read
+        # them: a penalty, what disables the switch where).
+        shape = (self.n_states, self.n_actions)
+        for name, flat in self._flat.items():
+            setattr(self, name, flat.reshape(shape))
+        self.terms = self._flat_terms.reshape(len(self.term_names), *shape)
+        self.switch_disabled_now = self.disabled_by > 0
         # Initial draws, padded to the most draws of a layout: cumulative probabilities (inf
         # past a layout's last draw, so never counted) and totals as draw_initial sums them.
         most = max(len(w.initial_states) for w in worlds)

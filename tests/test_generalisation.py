@@ -217,7 +217,7 @@ def test_training_across_layouts_beats_chance_on_held_out_layouts():
     uniformly random policy does."""
     family = layout_family("train", 9, 9, 64, BASE_RULES, "egocentric")
     world = stacked_world(family)
-    hyper = dict(n_epochs=4, batch_size=512, learning_rate=1e-3, gamma=0.97)
+    hyper = dict(n_epochs=4, batch_size=512, learning_rate=2e-3, gamma=0.97)
     learner = BatchedPPO(world, [make_intervention("none")], [0], hyper)
     learner.train(Budget(steps=300_000))
     held_out = stacked_world(layout_family("test", 9, 9, 64, BASE_RULES, "egocentric"))

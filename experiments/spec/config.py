@@ -152,6 +152,16 @@ class TrainConfig:
             env = gym.make(self.env, **self.rules)
         return env.unwrapped.world
 
+    def _first_layout(self) -> TabularWorld:
+        """A procedural pool's first layout: what its checks read (every layout of a pool has
+        the same tiles' kinds, rules and actions)."""
+        from offswitch.envs.procedural import family_from_kwargs
+
+        pool, rest = family_from_kwargs(self.rules)
+        if rest:
+            raise TypeError(f"unknown argument(s) {sorted(rest)} of the procedural family")
+        return pool.world(0)
+
     def budget(self) -> Budget:
         """The training budget: the steps or episodes given, else the learner's default."""
         if self.steps is not None:
@@ -161,11 +171,13 @@ class TrainConfig:
         return learner_declared(self.agent).default_budget
 
     def validate(self) -> TrainConfig:
-        """This configuration, checked (:meth:`resolve`, keeping nothing it built)."""
-        self.resolve()
+        """This configuration, checked (:meth:`resolve`, keeping nothing it built). A
+        procedural pool is checked on its first layout's world, not built whole: building
+        every layout's tables is the worker's to do, once."""
+        self.resolve(check_only=True)
         return self
 
-    def resolve(self) -> ResolvedRun:
+    def resolve(self, check_only: bool = False) -> ResolvedRun:
         """Check every field and build what a run trains with: the world's tables, the
         interventions, the learner's declaration, the budget and the phases. Raises
         :class:`ConfigError` (or ``InterventionError``, ``LayoutError``) with a one-line
@@ -214,7 +226,7 @@ class TrainConfig:
                     f"layout {shown(self.layout, PATH_SHOWN)}: {what}; give a layout file"
                 )
         try:
-            world = self.world()
+            world = self._first_layout() if check_only and self.family else self.world()
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             where = self.layout if self.layout is not None else self.env
             raise ConfigError(f"{where}: {err}") from None
