@@ -175,8 +175,11 @@ def test_the_exact_evaluation_is_each_layouts_episodes_weighed_by_their_draws():
 
 
 def test_a_run_on_a_pool_is_evaluated_on_every_split_and_filmed_held_out(tmp_path, monkeypatch):
+    """The runner's path for one condition (its jobs, as a worker runs them), the page, the
+    viewer's refusal and replay."""
     from offswitch.experiments.pages.publish import write_report
-    from offswitch.experiments.running.runner import run_experiment
+    from offswitch.experiments.running.runner import experiment_runs
+    from offswitch.experiments.running.runs import execute_job, plan_jobs
     from offswitch.experiments.spec.experiment import load_experiment
 
     monkeypatch.setattr(evaluation, "EVAL_LAYOUTS", 10)
@@ -198,7 +201,10 @@ intervention = "none"
 """
     )
     experiment = load_experiment(path)
-    results = run_experiment(experiment, tmp_path / "out", workers=1)
+    # Trained in this process (not the pool's), so that the smaller held-out pools hold.
+    results = []
+    for job in plan_jobs(experiment_runs(experiment, tmp_path / "out")):
+        results += execute_job(job, None)
     greedy = results[0]["evaluation"]["greedy"]
     for split in ("train", "test", "test-long-button", "test-cable", "test-timed"):
         assert 0.0 <= greedy[f"layouts/{split}/switch_disabled_rate"] <= 1.0
@@ -210,6 +216,22 @@ intervention = "none"
     assert "## Across layouts" in page and "held out: a cable instead of the button" in page
     assert (tmp_path / "out" / "figures" / "held_out_0.gif").is_file()
     json.dumps(results)  # every measure is plain JSON
+    # The browser viewer shows one fixed world: it says so in one line, and the page links none.
+    from offswitch.experiments.pages.viewer import ViewerError, write_viewer
+
+    with pytest.raises(ViewerError, match="a new layout every episode.*held-out layouts"):
+        write_viewer(tmp_path / "out", tmp_path / "viewer.html")
+    # Replay gives the run's own numbers, every split's included, and films it held out.
+    import io
+
+    from offswitch.experiments.interactive import replay
+
+    run_dir = next((tmp_path / "out").glob("*/seed0"))
+    text = io.StringIO()
+    assert replay.main(str(run_dir), None, None, text) == 0
+    assert "the same numbers as the run's own evaluation" in text.getvalue()
+    assert replay.main(str(run_dir), None, str(tmp_path / "seed0.gif"), text) == 0
+    assert (tmp_path / "seed0.gif").stat().st_size > 0
 
 
 def test_training_across_layouts_beats_chance_on_held_out_layouts():

@@ -77,6 +77,11 @@ def main(run_dir: str, episodes: int | None, gif: str | None, out: Any) -> int:
         file=out,
     )
     evaluation = replay_evaluation(run, episodes)
+    family = getattr(run.world, "family", None)
+    if family is not None:  # a procedural pool's run: its every layout of every split, again
+        from offswitch.agents.evaluation import evaluate_splits
+
+        evaluation["greedy"].update(evaluate_splits(run.predict, family, run.config.observation))
     from offswitch.experiments.pages.report import markdown_table
 
     header, rows = summary_rows(run, evaluation)

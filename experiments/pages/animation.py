@@ -363,11 +363,41 @@ def _save_gif(path: Path, images: list[Image.Image], durations: list[int]) -> Pa
 # -- what replay and the figures film ------------------------------------------------------
 
 
+def held_out_columns(film: dict[str, dict[str, Any]], family: Any) -> list[Column]:
+    """The columns of an agent's held-out episodes on a procedural pool's layouts, as
+    :func:`~offswitch.experiments.results.episodes.film_layouts` records them (``family``:
+    the pool it trained on, whose size, rules and view the held-out pools share)."""
+    from offswitch.agents.evaluation import EVAL_LAYOUTS
+    from offswitch.envs.procedural import layout_family
+
+    columns = []
+    for entry in film.values():
+        pool = layout_family(
+            entry["split"], family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
+        )
+        optimum = "disables" if entry["disabling_optimal"] else "leaves the switch"
+        title = f"{entry['split']}, layout seed {entry['layout_seed']} (optimum {optimum})"
+        steps = [Step(**step) for step in entry["steps"]]
+        columns.append(Column(title, pool.world(entry["layout"]), steps))
+    return columns
+
+
 def agent_gif(run: Any, path: Path) -> Path:
     """A GIF of a replayed run's agent (sampled policy): its interrupt and uninterrupted
-    episodes side by side in worlds with interruptions, else one episode."""
+    episodes side by side in worlds with interruptions, else one episode; an agent trained
+    on a procedural pool, its greedy policy on held-out layouts."""
     seed = episode_seed(run.config)
     columns = []
+    family = getattr(run.world, "family", None)
+    if family is not None:
+        from offswitch.experiments.results.episodes import film_layouts
+
+        film = film_layouts(run.predict, family, seed, run.config.observation)
+        heading = (
+            f"{run.label} ({run.config.agent}, seed {run.config.seed}): its greedy policy on "
+            "layouts it never saw"
+        )
+        return episodes_gif(path, held_out_columns(film, family), heading)
     if has_interruptions(run.world):
         for options, title in DRAWS.values():
             steps = run_episode(run.predict, run.world, run.config.observation, options, seed)

@@ -149,10 +149,8 @@ def layouts_count_figure(results: Sequence[dict[str, Any]], path: Path) -> Path 
 
 def layout_gifs(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str, Path]]:
     """A GIF per condition of its filmed agent's held-out episodes, side by side."""
-    from offswitch.agents.evaluation import EVAL_LAYOUTS
-    from offswitch.envs.procedural import family_from_kwargs, layout_family
-    from offswitch.experiments.pages.animation import Column, episodes_gif
-    from offswitch.experiments.results.episodes import Step
+    from offswitch.envs.procedural import family_from_kwargs
+    from offswitch.experiments.pages.animation import episodes_gif, held_out_columns
 
     figures = []
     for i, (label, runs) in enumerate(group_runs(results).items()):
@@ -160,15 +158,7 @@ def layout_gifs(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str,
         if filmed is None:
             continue
         family, _ = family_from_kwargs(filmed["config"].get("rules", {}))
-        columns = []
-        for entry in filmed["film"].values():
-            pool = layout_family(
-                entry["split"], family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
-            )
-            optimum = "disables" if entry["disabling_optimal"] else "leaves the switch"
-            title = f"{entry['split']}, layout seed {entry['layout_seed']} (optimum {optimum})"
-            steps = [Step(**step) for step in entry["steps"]]
-            columns.append(Column(title, pool.world(entry["layout"]), steps))
+        columns = held_out_columns(filmed["film"], family)
         if not columns:
             continue
         seed = filmed["config"]["seed"]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from offswitch.envs import family_ids
 from offswitch.envs.engine import DISABLED_BY, TabularWorld
 from offswitch.envs.layout import AGENT, COIN, DELAY, Action
 from offswitch.envs.render import (
@@ -427,6 +428,12 @@ def viewer_data(path: Path, *more: Path) -> dict[str, Any]:
     world_keys: dict[str, str] = {}
     conditions: dict[str, dict[str, Any]] = {}
     for item in found:
+        env = (item.metrics.get("config") or {}).get("env")
+        if env in family_ids():
+            raise ViewerError(
+                f"{item.path} trained on {env}, a new layout every episode, and the viewer "
+                "shows one fixed world: its page films the agents on held-out layouts instead"
+            )
         try:
             run = load_run(item.path)
         except ReplayError as err:
