@@ -941,6 +941,13 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
             values = batched_mlp(x, layers["vf"])[..., 0]
         return log_p, values.cpu().numpy()
 
+    def values_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`policy_of_rows`' values alone (the critic's pass, not the actor's)."""
+        with torch.no_grad():
+            x = self.inputs[torch.as_tensor(rows, device=self.device)]
+            values = batched_mlp(x, self.trainable.layers()["vf"])[..., 0]
+        return values.cpu().numpy()
+
     def collect_stepwise(self, states: np.ndarray) -> tuple[Rollout, np.ndarray]:
         """:meth:`collect` with the policy computed at each step for the observations met,
         not once for the whole table: the same actions from the same uniforms (inverse-CDF
@@ -975,7 +982,7 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
             truncated[t] = result.truncated.reshape(k_seeds, n)
             final[t] = result.final_states.reshape(k_seeds, n)
             if truncated[t].any():  # + gamma * V(terminal observation), as SB3
-                _, bootstrap = self.policy_of_rows(self.row_of_state[final[t]])
+                bootstrap = self.values_of_rows(self.row_of_state[final[t]])
                 rewards[t] = np.where(truncated[t], rewards[t] + self.gamma * bootstrap, rewards[t])
             states = worlds.worlds.state.reshape(k_seeds, n).copy()
         _, last_values = self.policy_of_rows(self.row_of_state[states])
