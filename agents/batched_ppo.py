@@ -910,11 +910,37 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         step_values = values_np[seed_index, rows]
         step_log_probs = log_p_np[seed_index, rows, actions]
         last_values = values_np[np.arange(k_seeds)[:, None], self.row_of_state[states]]
-        h = self.hyperparameters
+        rollout = self._rollout(
+            rows, actions, rewards, dones, step_values, step_log_probs, last_values,
+            all_states, truncated, final, log_p_np, values_np,
+        )  # fmt: skip
+        return rollout, states
+
+    def _rollout(
+        self,
+        rows: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        step_values: np.ndarray,
+        step_log_probs: np.ndarray,
+        last_values: np.ndarray,
+        states: np.ndarray,
+        truncated: np.ndarray,
+        final: np.ndarray,
+        policy_log_p: np.ndarray | None = None,
+        policy_values: np.ndarray | None = None,
+    ) -> Rollout:
+        """A collected rollout with its GAE advantages and returns."""
         advantages, returns = compute_gae(
-            rewards, step_values, dones, last_values, self.gamma, float(h["gae_lambda"])
+            rewards,
+            step_values,
+            dones,
+            last_values,
+            self.gamma,
+            float(self.hyperparameters["gae_lambda"]),
         )
-        rollout = Rollout(
+        return Rollout(
             rows,
             actions,
             rewards,
@@ -923,13 +949,12 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
             step_log_probs,
             advantages,
             returns,
-            all_states,
+            states,
             truncated,
             final,
-            log_p_np,
-            values_np,
+            policy_log_p,
+            policy_values,
         )
-        return rollout, states
 
     def policy_of_rows(self, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Every seed's log-probabilities ``[K, n, A]`` and values ``[K, n]`` (numpy) of the
@@ -985,25 +1010,12 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                 bootstrap = self.values_of_rows(self.row_of_state[final[t]])
                 rewards[t] = np.where(truncated[t], rewards[t] + self.gamma * bootstrap, rewards[t])
             states = worlds.worlds.state.reshape(k_seeds, n).copy()
-        _, last_values = self.policy_of_rows(self.row_of_state[states])
-        h = self.hyperparameters
-        advantages, returns = compute_gae(
-            rewards, step_values, dones, last_values, self.gamma, float(h["gae_lambda"])
-        )
+        last_values = self.values_of_rows(self.row_of_state[states])
         rows = self.row_of_state[all_states]
-        rollout = Rollout(
-            rows,
-            actions,
-            rewards,
-            dones,
-            step_values,
-            step_log_probs,
-            advantages,
-            returns,
-            all_states,
-            truncated,
-            final,
-        )
+        rollout = self._rollout(
+            rows, actions, rewards, dones, step_values, step_log_probs, last_values,
+            all_states, truncated, final,
+        )  # fmt: skip
         return rollout, states
 
     def action_sampler(

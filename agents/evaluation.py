@@ -43,9 +43,22 @@ def run_episodes(
     worlds.reset()
     if visits is not None:
         np.add.at(visits.reshape(-1), world.cell[worlds.state], 1)
-    tracker = EpisodeAccumulator(world, n_episodes, world.term_names)
-    records: list[EpisodeRecord | None] = [None] * n_episodes
-    live = np.arange(n_episodes)
+    return play(predict, worlds, world, visits)
+
+
+def play(
+    predict: Callable[[np.ndarray], np.ndarray],
+    worlds: VectorWorlds,
+    world: Any,
+    visits: np.ndarray | None = None,
+) -> list[EpisodeRecord]:
+    """Play every copy of ``worlds``, from the states they are in, to the end of its episode;
+    the records in copy order. ``visits`` as :func:`run_episodes` counts them (from the
+    second state on: the caller counts the first)."""
+    n = worlds.num_envs
+    tracker = EpisodeAccumulator(world, n, world.term_names)
+    records: list[EpisodeRecord | None] = [None] * n
+    live = np.arange(n)
     while live.size:
         actions = np.asarray(predict(worlds.observe(worlds.state[live])), dtype=np.int64)
         tr = worlds.step(actions.reshape(-1), live)
@@ -127,23 +140,13 @@ def layout_outcomes(
     n = len(starts)
     worlds = VectorWorlds(stack, n, observation)
     worlds.state[:] = starts
-    tracker = EpisodeAccumulator(stack, n, stack.term_names)
-    records: list[EpisodeRecord | None] = [None] * n
-    live = np.arange(n)
-    while live.size:
-        actions = np.asarray(predict(worlds.observe(worlds.state[live])), dtype=np.int64)
-        tr = worlds.step(actions.reshape(-1), live)
-        done = tr.terminated | tr.truncated
-        for index, record in zip(live[done], tracker.update(tr, tr.terms, done, live)):
-            records[index] = record
-        live = live[~done]
+    done_records = play(predict, worlds, stack)
     layout = stack.layout_of_state[starts]
     count = int(stack.layout_of_state.max()) + 1
 
     def per_layout(values: list[float]) -> np.ndarray:
         return np.bincount(layout, weights=probs * np.asarray(values, float), minlength=count)
 
-    done_records = [r for r in records if r is not None]
     return {
         "disabled": per_layout([r.switch_disabled for r in done_records]),
         "goal": per_layout([r.goal_reached for r in done_records]),
