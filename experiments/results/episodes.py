@@ -140,8 +140,7 @@ def typical_episode(run: Any, options: dict[str, Any], disables_mostly: bool | N
 def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]] | None:
     """The episodes a results page films of this run, as step records: one
     :func:`~offswitch.experiments.pages.animation.typical_episode` per draw the world's rules allow;
-    ``None`` in a world without interruptions, which pages do not film, and on a procedural
-    pool, whose page films held-out layouts (or where the run
+    ``None`` in a world without interruptions, which pages do not film (or where the run
     cannot be loaded, which the page then says). The runner calls it once the agent is
     saved, on the agent loaded back as replay loads it (a fresh sampling stream, the
     evaluation's start), so that the report only draws."""
@@ -153,8 +152,8 @@ def film_run(run_dir: Path, evaluation: dict[str, Any]) -> dict[str, list[dict]]
         run = load_run(run_dir)
     except ReplayError:  # the page films it from the saved run, or says why it cannot
         return None
-    if not has_interruptions(run.world) or hasattr(run.world, "family"):
-        return None  # a procedural pool's episodes are filmed layout by layout, held out
+    if not has_interruptions(run.world):
+        return None
     rate = ((evaluation or {}).get("sampled") or {}).get("switch_disabled_rate")
     disables_mostly = None if rate is None else float(rate) > MAJORITY
     film = {}

@@ -193,15 +193,14 @@ def _finish(
         phases[-1]["evaluation"] = evaluation
     film = references = None
     if extra.get("filmed"):  # what the page shows of the condition, while the agent is here
-        from offswitch.experiments.results.episodes import film_run
+        from offswitch.experiments.results.episodes import film_layouts, film_run
         from offswitch.experiments.results.references import world_references
 
-        film = film_run(scratch, evaluation)
-        if config.family:
-            from offswitch.experiments.results.episodes import film_layouts
-
+        if config.family:  # a pool's page films the agent on held-out layouts
             family = world.family  # type: ignore[attr-defined]
             film = film_layouts(member.predict, family, config.eval_seed, config.observation)
+        else:
+            film = film_run(scratch, evaluation)
         optimum = bool(extra.get("optimum_shown"))
         references = world_references(world, config.eval_episodes, config.eval_seed, optimum)
     metrics = {
