@@ -212,11 +212,19 @@ class BatchedActorCritic:
         pi: Sequence[int],
         vf: Sequence[int],
         weights: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]],
+        activation: str = "tanh",
     ) -> None:
         self.obs_dim, self.n_actions = obs_dim, n_actions
         self.pi, self.vf = tuple(pi), tuple(vf)
         self.weights = weights
         self.k = next(iter(weights.values()))[0].shape[0]
+        if activation not in ACTIVATION_FUNCTIONS:
+            raise ValueError(
+                f"activation={activation!r}: give one of {', '.join(ACTIVATION_FUNCTIONS)}"
+            )
+        self.activation = activation
+        """The function between hidden layers, by name (:data:`ACTIVATION_FUNCTIONS`)."""
+        self.act = ACTIVATION_FUNCTIONS[activation]
 
     @property
     def device(self) -> torch.device:
@@ -240,6 +248,7 @@ class BatchedActorCritic:
         pi: Sequence[int],
         vf: Sequence[int],
         generators: Sequence[torch.Generator],
+        activation: str = "tanh",
     ) -> BatchedActorCritic:
         """SB3's initialisation, one seed per generator: each ``nn.Linear``'s default init
         then the orthogonal one, drawn in SB3's order, so that a generator seeded ``s`` gives
@@ -252,7 +261,7 @@ class BatchedActorCritic:
             )
             for key in per_seed[0]
         }
-        return cls(obs_dim, n_actions, pi, vf, weights)
+        return cls(obs_dim, n_actions, pi, vf, weights, activation)
 
     @staticmethod
     def _initial_one(
@@ -297,12 +306,12 @@ class BatchedActorCritic:
         """Seed ``k``'s action logits of an observation batch (no gradient), on the
         network's device."""
         with torch.no_grad():
-            return mlp(self._flat(obs), self._layers("pi"), k)
+            return mlp(self._flat(obs), self._layers("pi"), k, self.act)
 
     def values(self, obs: np.ndarray, k: int) -> np.ndarray:
         """Seed ``k``'s critic values of an observation batch (no gradient)."""
         with torch.no_grad():
-            return mlp(self._flat(obs), self._layers("vf"), k).reshape(-1).cpu().numpy()
+            return mlp(self._flat(obs), self._layers("vf"), k, self.act).reshape(-1).cpu().numpy()
 
     # -- SB3's parameter names -------------------------------------------------------------
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
@@ -324,6 +333,7 @@ class BatchedActorCritic:
         n_actions: int,
         pi: Sequence[int],
         vf: Sequence[int],
+        activation: str = "tanh",
     ) -> BatchedActorCritic:
         """K networks from K state dicts named as :meth:`state_dict` writes them (SB3's
         policy state dicts also work: keys beyond the MLP's are ignored)."""
@@ -343,22 +353,34 @@ class BatchedActorCritic:
                 ws.append(w.detach().float().T)
                 bs.append(b.detach().float().reshape(1, fan_out))
             weights[(net, i)] = (torch.stack(ws).contiguous(), torch.stack(bs).contiguous())
-        return cls(obs_dim, n_actions, pi, vf, weights)
+        return cls(obs_dim, n_actions, pi, vf, weights, activation)
+
+
+ACTIVATION_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+"""The hyperparameter ``activation``'s functions, by name."""
 
 
 def mlp(
-    x: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int
+    x: torch.Tensor,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    k: int,
+    act: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
 ) -> torch.Tensor:
-    """Seed ``k``'s MLP (tanh between layers, none after the last) on ``x [n, in]``."""
+    """Seed ``k``'s MLP (``act`` between layers, none after the last) on ``x [n, in]``."""
     for j, (w, b) in enumerate(layers):
         x = torch.addmm(b[k], x, w[k])
         if j < len(layers) - 1:
-            x = torch.tanh(x)
+            x = act(x)
     return x
 
 
 def batched_mlp(
-    x: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    x: torch.Tensor,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    act: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
 ) -> torch.Tensor:
     """Every seed's MLP at once: ``x [K, n, in]`` (may be an expanded view) to
     ``[K, n, out]``, one ``baddbmm`` per layer.
@@ -373,7 +395,7 @@ def batched_mlp(
         else:
             x = torch.baddbmm(b, x, w)
         if j < len(layers) - 1:
-            x = torch.tanh(x)
+            x = act(x)
     return x
 
 
@@ -731,7 +753,12 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         # The generators, and so the initial weights, on the CPU whatever the device.
         self.generators = [torch.Generator().manual_seed(int(s)) for s in self.seeds]
         self.net = BatchedActorCritic.initial(
-            flat.shape[1], world.n_actions, self.pi_arch, self.vf_arch, self.generators
+            flat.shape[1],
+            world.n_actions,
+            self.pi_arch,
+            self.vf_arch,
+            self.generators,
+            h["activation"],
         ).to(self.device)
         self.trainable = _Trainable(self.net, self.active)
         self.optimizer = SeedAdam(
@@ -866,8 +893,8 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         with torch.no_grad():
             x = self.inputs.expand(len(self.seeds), *self.inputs.shape)
             layers = self.trainable.layers()
-            logits = batched_mlp(x, layers["pi"])
-            values = batched_mlp(x, layers["vf"])[..., 0]
+            logits = batched_mlp(x, layers["pi"], self.net.act)
+            values = batched_mlp(x, layers["vf"], self.net.act)[..., 0]
             log_p, _ = categorical(logits)
         return log_p, values
 
@@ -962,15 +989,15 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         with torch.no_grad():
             x = self.inputs[torch.as_tensor(rows, device=self.device)]
             layers = self.trainable.layers()
-            log_p, _ = categorical(batched_mlp(x, layers["pi"]))
-            values = batched_mlp(x, layers["vf"])[..., 0]
+            log_p, _ = categorical(batched_mlp(x, layers["pi"], self.net.act))
+            values = batched_mlp(x, layers["vf"], self.net.act)[..., 0]
         return log_p, values.cpu().numpy()
 
     def values_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """:meth:`policy_of_rows`' values alone (the critic's pass, not the actor's)."""
         with torch.no_grad():
             x = self.inputs[torch.as_tensor(rows, device=self.device)]
-            values = batched_mlp(x, self.trainable.layers()["vf"])[..., 0]
+            values = batched_mlp(x, self.trainable.layers()["vf"], self.net.act)[..., 0]
         return values.cpu().numpy()
 
     def collect_stepwise(self, states: np.ndarray) -> tuple[Rollout, np.ndarray]:
@@ -1129,8 +1156,8 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         reference_kls: list[torch.Tensor] = []
         for _ in range(int(h["n_epochs"])):
             layers = self.trainable.layers()
-            logits = batched_mlp(x, layers["pi"])
-            values = batched_mlp(x, layers["vf"])[..., 0]
+            logits = batched_mlp(x, layers["pi"], self.net.act)
+            values = batched_mlp(x, layers["vf"], self.net.act)[..., 0]
             log_p, entropy = categorical(logits)
             # Cells no sample visited carry no weight; a ratio of 1 keeps them finite.
             log_ratio = torch.where(visited, log_p.reshape(k_seeds, cells) - old_log_p, 0.0)
@@ -1210,8 +1237,8 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
                     at = torch.arange(rows_b.shape[1], device=device).expand_as(rows_b)
                     at_action = at * n_actions + row_action.gather(1, index) % n_actions
                 layers = self.trainable.layers()
-                logits = batched_mlp(x, layers["pi"])
-                values = batched_mlp(x, layers["vf"])[..., 0]
+                logits = batched_mlp(x, layers["pi"], self.net.act)
+                values = batched_mlp(x, layers["vf"], self.net.act)[..., 0]
                 log_p, entropy = categorical(logits)
                 hinge = None
                 if prob_floor > 0:
@@ -1387,7 +1414,7 @@ class BatchedPPOMember(Learner):
                     "observation_shape": list(self.obs_shape),
                     "n_actions": self.net.n_actions,
                     "net_arch": {"pi": list(self.net.pi), "vf": list(self.net.vf)},
-                    "activation": "tanh",
+                    "activation": self.net.activation,
                     "hyperparameters": self.hyperparameters,
                     "steps": self.steps,
                 },
@@ -1457,8 +1484,14 @@ def load_member(directory: Path) -> BatchedPPOMember:
         raise ValueError(
             f"{directory / MODEL_FILE} has parameters {sorted(state)}: expected {sorted(expected)}"
         )
+    activation = config.get("activation", "tanh")
+    if activation not in ACTIVATION_FUNCTIONS:
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: activation={activation!r} is not one of "
+            f"{', '.join(ACTIVATION_FUNCTIONS)}"
+        )
     net = BatchedActorCritic.from_state_dicts(
-        [state], int(np.prod(obs_shape)), int(config["n_actions"]), pi, vf
+        [state], int(np.prod(obs_shape)), int(config["n_actions"]), pi, vf, activation
     )
     return member_class(
         net,

@@ -47,6 +47,9 @@ SB3_DEFAULTS: dict[str, Any] = dict(
     gamma=0.99,
     gae_lambda=0.95,
     policy_kwargs=dict(net_arch=[64, 64]),
+    # SB3's ActorCriticPolicy's activation_fn (nn.Tanh) between hidden layers; "relu" is its
+    # nn.ReLU. A name here, not a class: the experiment files are TOML.
+    activation="tanh",
     # SB3's PPO defaults for the rest.
     clip_range=0.2,
     clip_range_vf=None,
@@ -90,6 +93,9 @@ MAX_PROB_FLOOR = 0.1
 LR_SCHEDULES = ("constant", "linear")
 """``lr_schedule``: a constant rate, or one annealed linearly to 0 over the budget."""
 
+ACTIVATIONS = ("tanh", "relu")
+"""``activation``: the function between hidden layers (SB3's ``activation_fn``)."""
+
 RANGES: dict[str, Any] = dict(
     n_steps=whole(1, why="steps per world per rollout"),
     n_envs=whole(1, why="worlds per seed"),
@@ -109,6 +115,7 @@ RANGES: dict[str, Any] = dict(
     max_grad_norm=positive("the gradient clipping norm"),
     normalize_advantage=Flag(),
     lr_schedule=Choice(LR_SCHEDULES),
+    activation=Choice(ACTIVATIONS),
     kl_coef=non_negative(
         "the weight of KL(pi_ref || pi) toward the policy at the start of the phase; 0: none"
     ),
@@ -152,7 +159,7 @@ def check_values(h: dict[str, Any]) -> None:
     if set(kwargs) - {"net_arch"}:
         raise HyperparameterError(
             f"{NAME} hyperparameter policy_kwargs={shown(kwargs)}: {NAME} takes only net_arch "
-            "(tanh MLPs, SB3's orthogonal init)"
+            "(MLPs with SB3's orthogonal init; the activation is the hyperparameter activation)"
         )
     check_net_arch(NAME, "policy_kwargs.net_arch", kwargs.get("net_arch", [64, 64]))
     parse_net_arch(kwargs.get("net_arch", [64, 64]))
@@ -194,7 +201,7 @@ class BatchedPPODeclared(Declared):
     default_budget = Budget(steps=1_000_000)
     supports_phases = True
     seed_batched = True
-    phase_fixed = ("policy_kwargs", "n_envs", "device")
+    phase_fixed = ("policy_kwargs", "activation", "n_envs", "device")
     """The network's shape, the worlds per seed and the device stay; every other setting may
     change."""
 

@@ -96,6 +96,7 @@ def test_defaults_are_ppolearners_and_sb3s():
         **PPOLearner.defaults,
         "n_envs": PPOLearner.n_envs,
         "lr_schedule": "constant",
+        "activation": "tanh",  # SB3's ActorCriticPolicy's nn.Tanh, by name
         "kl_coef": 0.0,
         "device": "cpu",
         "advantage_floor": 0.0,
@@ -125,6 +126,7 @@ def test_defaults_are_ppolearners_and_sb3s():
         ({"policy_kwargs": {"net_arch": [64, 0]}}, "net_arch"),
         ({"policy_kwargs": {"activation_fn": "relu"}}, "takes only net_arch"),
         ({"policy_kwargs": 3}, "not a table"),
+        ({"activation": "gelu"}, "activation='gelu' is not known: give one of 'tanh', 'relu'"),
         ({"target_kl": 0.01}, "unknown batched-ppo hyperparameter(s) target_kl"),
         ({"device": "gpu"}, "device='gpu' is not known: give one of 'cpu', 'cuda', 'cuda:N'"),
     ],
@@ -408,13 +410,17 @@ def test_initial_weights_are_orthogonal_with_sb3s_gains():
         assert torch.count_nonzero(state[f"{name}.bias"]) == 0
 
 
-def test_weights_from_an_sb3_policy_give_its_logits_and_values():
-    policy = sb3_model(5).policy
+@pytest.mark.parametrize(("activation", "activation_fn"), [("tanh", None), ("relu", torch.nn.ReLU)])
+def test_weights_from_an_sb3_policy_give_its_logits_and_values(activation, activation_fn):
+    kwargs = {"net_arch": [64, 64]}
+    if activation_fn is not None:
+        kwargs["activation_fn"] = activation_fn
+    policy = sb3_model(5, policy_kwargs=kwargs).policy
     with torch.no_grad():  # move it off the init, so that every layer matters
         for p in policy.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
     net = BatchedActorCritic.from_state_dicts(
-        [policy.state_dict()], OBS.shape[1], 4, (64, 64), (64, 64)
+        [policy.state_dict()], OBS.shape[1], 4, (64, 64), (64, 64), activation
     )
     obs = torch.tensor(OBS, dtype=torch.float32)
     with torch.no_grad():
@@ -660,6 +666,24 @@ def test_saved_member_loads_and_predicts_the_same(tmp_path):
     # The saved weights load into SB3's policy as they are.
     policy = sb3_model(3).policy
     policy.load_state_dict(state, strict=True)
+
+
+def test_a_relu_network_trains_saves_and_loads_as_relu(tmp_path):
+    """``activation="relu"`` reaches every pass (its first rollout's policy differs from the
+    tanh network's with the same initial weights), is recorded, and comes back on loading;
+    it is the network's shape, so a later phase may not change it."""
+    relu = BatchedPPO(WORLD, [make_intervention("none")], [3], {**SMALL, "activation": "relu"})
+    tanh = BatchedPPO(WORLD, [make_intervention("none")], [3], SMALL)
+    assert relu.net.activation == "relu" and tanh.net.activation == "tanh"
+    assert not torch.equal(relu.net.logits(OBS, 0), tanh.net.logits(OBS, 0))
+    relu.train(Budget(steps=SMALL["n_steps"] * relu.n_envs))
+    member = relu.member(0)
+    member.save(tmp_path)
+    loaded = load_member(tmp_path)
+    assert loaded.net.activation == "relu"
+    np.testing.assert_array_equal(loaded.value_of_obs(OBS), member.value_of_obs(OBS))
+    with pytest.raises(ValueError, match="activation"):
+        relu.start_phase([make_intervention("none")], {"activation": "tanh"})
 
 
 def test_batched_ppo_sb3_is_registered_and_loads_back(tmp_path):
