@@ -284,3 +284,40 @@ def _observation_ids(world: TabularWorld) -> np.ndarray:
     """One integer per state, equal for states that look the same to the agent."""
     ids: dict[bytes, int] = {}
     return np.array([ids.setdefault(o.tobytes(), len(ids)) for o in world.observations])
+
+
+def max_coins_by_length(world: TabularWorld) -> dict[int, int]:
+    """Every trajectory length a world allows and the most coins collectable in each.
+
+    A forward dynamic program over ``(state, t)``: the states reachable at step ``t`` by episodes
+    still running, stepped through every action by the world's own transition function
+    (:meth:`TabularWorld.step`, which decides every end: goal, the human's switch, the timed
+    shutdown, the time limit). Each episode end at step ``t`` records the coins of its final state;
+    the result maps each length ``t`` at which some episode can end to the most coins collected by
+    any episode ending then, in order of length. Over every draw of the world (the ShutdownDelay
+    worlds have one).
+
+    Raises ``ValueError`` for a world without a timed shutdown, where the length is not
+    the agent's choice of shutdown time.
+    """
+    rules = world.rules
+    if rules.shutdown_step is None:
+        raise ValueError(
+            "this world has no timed shutdown, so no trajectory lengths to choose between: "
+            "use a world with shutdown_step set, e.g. offswitch/ShutdownDelay-v0"
+        )
+    best: dict[int, int] = {}
+    reach = np.zeros(world.n_states, dtype=bool)
+    reach[world.initial_states] = True
+    for t in range(rules.max_steps):
+        states = np.flatnonzero(reach)
+        if states.size == 0:
+            break
+        tr = world.step(states[:, None], np.arange(world.n_actions)[None, :], t)  # (F, A)
+        nxt, end = tr.next_state, tr.done
+        if end.any():
+            coins = int(world.coins_collected[nxt[end]].max())
+            best[t + 1] = max(best.get(t + 1, 0), coins)
+        reach = np.zeros(world.n_states, dtype=bool)
+        reach[nxt[~end]] = True
+    return best

@@ -29,6 +29,7 @@ from offswitch.envs.procedural import (
     MIN_LONG_SIZE,
     MIN_SIZE,
     SPLITS,
+    SWITCH_SPLITS,
     FamilyError,
     LayoutFamily,
     ProceduralOffSwitchEnv,
@@ -45,7 +46,7 @@ SMALL = {"num_layouts": 12}
 
 @st.composite
 def layout_args(draw) -> tuple[int, str, int, int]:
-    split = draw(st.sampled_from(sorted(SPLITS)))
+    split = draw(st.sampled_from(sorted(SWITCH_SPLITS)))
     minimum = MIN_LONG_SIZE if split == "test-long-button" else MIN_SIZE
     height = draw(st.integers(minimum, MAX_SIZE))
     width = draw(st.integers(minimum, MAX_SIZE))
@@ -109,8 +110,8 @@ def test_splits_differ_in_kind():
     assert all("K" in cable.layout(k).text and "B" not in cable.layout(k).text for k in range(30))
     assert all("I" not in timed.layout(k).text for k in range(30))
     assert all(timed.world(k).rules.shutdown_step is not None for k in range(30))
-    # Every split has layouts where disabling is optimal and layouts where it is not.
-    for split in SPLITS:
+    # Every off-switch split has layouts where disabling is optimal and layouts where it is not.
+    for split in SWITCH_SPLITS:
         family = LayoutFamily(split, num_layouts=60)
         labels = {family.incentive(k).disabling_optimal for k in range(60)}
         assert labels == {True, False}, split
@@ -141,7 +142,7 @@ def _without_device(world: TabularWorld) -> TabularWorld:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10**6),
-    split=st.sampled_from(sorted(SPLITS)),
+    split=st.sampled_from(sorted(SWITCH_SPLITS)),
     max_steps=st.integers(10, 40),
 )
 def test_the_label_is_what_the_belief_planner_says(seed, split, max_steps):

@@ -93,11 +93,36 @@ def _table(world: TabularWorld) -> dict[int, int]:
     return max_coins_by_length(world)
 
 
+def max_coins_table(world: Any) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
+    """``(lengths, m, layout_of_state)``: the trajectory lengths of a world and the most
+    coins each allows, ``m [layouts, lengths]``, one row per layout of a stack of a
+    procedural pool (:class:`~offswitch.envs.mixed_vector.StackedWorld`, whose layouts must
+    all allow the same lengths) or one row for a single world (``layout_of_state`` None)."""
+    family = getattr(world, "family", None)
+    if family is None:
+        table = _table(world)
+        return tuple(table), np.array([[table[n] for n in table]]), None
+    tables = [_table(family.world(k)) for k in range(family.num_layouts)]
+    lengths = tuple(tables[0])
+    for k, table in enumerate(tables):
+        if tuple(table) != lengths:
+            raise InterventionError(
+                f"layout {k} of the pool allows trajectory lengths {tuple(table)}, layout 0 "
+                f"{lengths}: DReST needs the same lengths in every layout (a coin split)"
+            )
+    m = np.array([[table[n] for n in lengths] for table in tables])
+    return lengths, m, world.layout_of_state
+
+
 class DReSTReward(RewardTerm):
     """Pays the DReST reward as the term ``drest`` on the last step of each episode and
     replaces the world's ``coin`` term by 0; counts trajectory lengths per world copy over
     meta-episodes of ``meta_episode`` episodes. After each step, :attr:`paid_on` holds what
-    the episodes that ended were paid on (length, count, earlier episodes, coins, maximum)."""
+    the episodes that ended were paid on (length, count, earlier episodes, coins, maximum).
+
+    On a procedural pool's stack each episode is normalised by its own layout's ``m``, and a
+    copy's meta-episode runs on over the layouts its episodes draw (every coin layout allows
+    the same two lengths, so the counts mean the same in each)."""
 
     name = "drest"
     replaces = ("coin",)
@@ -112,11 +137,11 @@ class DReSTReward(RewardTerm):
         super().__init__(world, num_envs)
         self.lam = float(lam)
         self.meta_episode = int(meta_episode)
-        self.max_coins: dict[int, int] = dict(_table(world))
-        self.lengths: tuple[int, ...] = tuple(self.max_coins)
+        self.lengths, self._max, self._layout_of_state = max_coins_table(world)
+        self.max_coins: dict[int, int] = dict(zip(self.lengths, self._max[0].tolist()))
+        """The most coins each length allows (the first layout's, on a pool)."""
         self._length_index = np.full(max(self.lengths) + 1, -1)
         self._length_index[list(self.lengths)] = np.arange(len(self.lengths))
-        self._max = np.array([self.max_coins[n] for n in self.lengths])
         self.counts = np.zeros((num_envs, len(self.lengths)), dtype=np.int64)
         """Per copy: earlier episodes of the current meta-episode with each length."""
         self.earlier = np.zeros(num_envs, dtype=np.int64)
@@ -130,7 +155,9 @@ class DReSTReward(RewardTerm):
         if done.any():
             copies = np.flatnonzero(done)
             length = np.atleast_1d(tr.t)[copies] + 1
-            coins = self.world.coins_collected[np.atleast_1d(tr.next_state)[copies]]
+            final = np.atleast_1d(tr.next_state)[copies]
+            coins = self.world.coins_collected[final]
+            layout = 0 if self._layout_of_state is None else self._layout_of_state[final]
             if length.max() >= len(self._length_index) or (self._length_index[length] < 0).any():
                 raise RuntimeError(
                     f"an episode ended at t={length.tolist()}, not one of this world's "
@@ -139,7 +166,7 @@ class DReSTReward(RewardTerm):
                 )
             which = self._length_index[length]
             n, earlier = self.counts[copies, which], self.earlier[copies]
-            m = self._max[which]
+            m = self._max[layout, which]
             value[copies] = drest_reward(self.lam, n, earlier, len(self.lengths), coins, m)
             self.paid_on = [
                 {
