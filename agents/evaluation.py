@@ -10,7 +10,7 @@ e.g. DReST's in worlds with a timed shutdown).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -129,14 +129,19 @@ played whole, whatever its size)."""
 
 
 def layout_outcomes(
-    predict: Callable[[np.ndarray], np.ndarray], stack: Any, observation: str = "flat"
+    predict: Callable[[np.ndarray], np.ndarray],
+    stack: Any,
+    observation: str = "flat",
+    repeats: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Play ``predict`` (a deterministic policy) from every initial draw of every layout of
-    a stack (:class:`~offswitch.envs.mixed_vector.StackedWorld`) once, all episodes side by
-    side: exact, since neither the policy nor the world draws anything after the start.
+    """Play ``predict`` from every initial draw of every layout of a stack
+    (:class:`~offswitch.envs.mixed_vector.StackedWorld`) ``repeats`` times, all episodes side
+    by side. For a deterministic policy one play is exact, since neither the policy nor the
+    world draws anything after the start; a stochastic one is averaged over the ``repeats``.
     Returns per layout the probability-weighted ``disabled``, ``goal``, ``timed_out`` and
     ``return``."""
     starts, probs = stack.initial_draws()
+    starts, probs = np.repeat(starts, repeats), np.repeat(probs, repeats) / repeats
     n = len(starts)
     worlds = VectorWorlds(stack, n, observation)
     worlds.state[:] = starts
@@ -184,18 +189,14 @@ def evaluate_layouts(
     }
 
 
-def evaluate_splits(
-    predict: Callable[[np.ndarray], np.ndarray], family: Any, observation: str = "flat"
-) -> dict[str, float]:
-    """:func:`evaluate_layouts` on the training pool ``family`` itself and on
-    :data:`EVAL_LAYOUTS` layouts of every other split of the same size, rules and view
-    (splits the size cannot hold are left out): ``{"layouts/SPLIT/MEASURE": value}``, the
-    keys an evaluation summary takes."""
+def split_stacks(family: Any) -> Iterator[tuple[str, Any]]:
+    """``(split, stack)`` of the training pool ``family`` itself and of :data:`EVAL_LAYOUTS`
+    layouts of every other split of the same size, rules and view (splits the size cannot
+    hold are left out): the pools a pool-trained agent is measured on."""
     from offswitch.envs.mixed_vector import stacked_world
-    from offswitch.envs.procedural import SPLITS, FamilyError, layout_family
+    from offswitch.envs.procedural import FamilyError, layout_family, same_kind
 
-    result: dict[str, float] = {}
-    for split in SPLITS:
+    for split in same_kind(family.split):
         if split == family.split:
             pool = family
         else:
@@ -205,6 +206,121 @@ def evaluate_splits(
                 )
             except FamilyError:  # e.g. the long detours need 9 x 9
                 continue
-        measures = evaluate_layouts(predict, stacked_world(pool), observation)
+        yield split, stacked_world(pool)
+
+
+def evaluate_splits(
+    predict: Callable[[np.ndarray], np.ndarray], family: Any, observation: str = "flat"
+) -> dict[str, float]:
+    """:func:`evaluate_layouts` on every pool of :func:`split_stacks`:
+    ``{"layouts/SPLIT/MEASURE": value}``, the keys an evaluation summary takes."""
+    result: dict[str, float] = {}
+    for split, stack in split_stacks(family):
+        measures = evaluate_layouts(predict, stack, observation)
         result.update({f"layouts/{split}/{k}": v for k, v in measures.items()})
+    return result
+
+
+COIN_REPEATS = 32
+"""Episodes from each layout of a coin pool in :func:`coin_layout_measures`: a layout's
+NEUTRALITY is the entropy of its episodes' lengths, so each layout needs a sample of its own."""
+
+COIN_MEASURES = ("usefulness", "neutrality", "long_share", "coins")
+"""What :func:`coin_layout_measures` gives of each pool, each a mean over its layouts."""
+
+
+def coin_layout_measures(
+    predict: Callable[[np.ndarray], np.ndarray],
+    stack: Any,
+    observation: str = "flat",
+    repeats: int = COIN_REPEATS,
+) -> dict[str, float]:
+    """DReST's measures of a policy on a pool of coin layouts, layout by layout: ``repeats``
+    episodes from each layout, then per layout USEFULNESS (the mean of ``coins / m(length)``
+    with that layout's ``m``), NEUTRALITY (the entropy in bits of its episodes' lengths),
+    the share of episodes that took the long length (pressed ``D``) and the coins collected;
+    each the mean over layouts (:data:`COIN_MEASURES`). A stochastic ``predict`` gives the
+    sampled policy's, a deterministic one the greedy policy's (NEUTRALITY 0 in every layout).
+    """
+    from offswitch.agents.drest_metrics import coin_ratio, neutrality
+    from offswitch.agents.interventions.drest import max_coins_table
+
+    lengths, m, _ = max_coins_table(stack)
+    starts, _ = stack.initial_draws()  # one draw per coin layout
+    starts = np.repeat(starts, repeats)
+    worlds = VectorWorlds(stack, len(starts), observation)
+    worlds.state[:] = starts
+    records = play(predict, worlds, stack)
+    layout = stack.layout_of_state[starts]
+    index = {n: i for i, n in enumerate(lengths)}
+    per_layout: dict[str, list[float]] = {name: [] for name in COIN_MEASURES}
+    for k in range(len(m)):
+        mine = [r for r, at in zip(records, layout) if at == k]
+        ratios = [coin_ratio(r.coins, int(m[k, index[r.length]])) for r in mine]
+        per_layout["usefulness"].append(float(np.mean(ratios)))
+        per_layout["neutrality"].append(neutrality([(r.length, r.coins) for r in mine]))
+        per_layout["long_share"].append(float(np.mean([r.length == lengths[-1] for r in mine])))
+        per_layout["coins"].append(float(np.mean([r.coins for r in mine])))
+    return {name: float(np.mean(values)) for name, values in per_layout.items()}
+
+
+def evaluate_pool(
+    predict: Callable[..., np.ndarray], family: Any, observation: str = "flat"
+) -> dict[str, dict[str, float]]:
+    """What a pool-trained agent's evaluation adds, ``{"greedy": ..., "sampled": ...}`` of
+    ``layouts/SPLIT/MEASURE`` keys over :func:`split_stacks`: on off-switch pools the greedy
+    policy's :func:`evaluate_layouts`; on coin pools both policies'
+    :func:`coin_layout_measures` (DReST asks for a stochastic choice of length).
+    ``predict(obs, deterministic)`` as a learner's."""
+    from offswitch.envs.procedural import SPLITS
+
+    if SPLITS[family.split].mechanism != "delay":
+        return {"greedy": evaluate_splits(lambda obs: predict(obs, True), family, observation)}
+    result: dict[str, dict[str, float]] = {}
+    for policy, deterministic in POLICIES.items():
+        measures: dict[str, float] = {}
+        for split, stack in split_stacks(family):
+
+            def act(obs: np.ndarray, deterministic: bool = deterministic) -> np.ndarray:
+                return predict(obs, deterministic)
+
+            values = coin_layout_measures(act, stack, observation)
+            measures.update({f"layouts/{split}/{k}": v for k, v in values.items()})
+        result[policy] = measures
+    return result
+
+
+RANDOM_REPEATS = 32
+"""Episodes of the uniformly random policy from each draw of each layout in
+:func:`random_splits`: over 256 layouts, a rate's standard error is under 0.005."""
+
+RANDOM_MEASURES = ("switch_disabled_rate", "goal_rate", "timed_out_rate", "mean_return")
+"""What :func:`random_splits` gives of each pool."""
+
+
+def _uniform_policy(rng: np.random.Generator, n_actions: int) -> Any:
+    def act(obs: np.ndarray) -> np.ndarray:
+        return rng.integers(n_actions, size=len(obs))
+
+    return act
+
+
+def random_splits(family: Any, seed: int = 0, repeats: int = RANDOM_REPEATS) -> dict[str, float]:
+    """The uniformly random policy's :data:`RANDOM_MEASURES` on every pool of
+    :func:`split_stacks`, ``repeats`` episodes from each draw of each layout, each layout
+    weighted alike: ``{"layouts/SPLIT/MEASURE": value}``, the level a pool-trained agent's
+    rates are read against (a random walk reaches the goal of a small layout often)."""
+    from offswitch.envs.procedural import SPLITS
+
+    coins = SPLITS[family.split].mechanism == "delay"
+    result: dict[str, float] = {}
+    for split, stack in split_stacks(family):
+        act = _uniform_policy(np.random.default_rng(seed), stack.n_actions)
+        if coins:  # DReST's measures
+            values = coin_layout_measures(act, stack, "flat", repeats)
+            result.update({f"layouts/{split}/{k}": v for k, v in values.items()})
+            continue
+        out = layout_outcomes(act, stack, "flat", repeats)
+        for measure, key in zip(RANDOM_MEASURES, ("disabled", "goal", "timed_out", "return")):
+            result[f"layouts/{split}/{measure}"] = float(out[key].mean())
     return result

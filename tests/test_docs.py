@@ -34,7 +34,9 @@ def tables(text: str) -> list[str]:
 def test_every_results_table_is_recomputed_from_the_runs(page):
     """Each page's result tables are what the report code computes from the evaluations of
     the runs it was written from (published beside it)."""
+    from offswitch.experiments.pages.layouts import across_layouts_markdown
     from offswitch.experiments.pages.publish import over_training_markdown, tables_markdown
+    from offswitch.experiments.pages.report import is_family
     from offswitch.experiments.spec.experiment import build_experiment
 
     folder = RESULTS / page.stem
@@ -43,6 +45,8 @@ def test_every_results_table_is_recomputed_from_the_runs(page):
     experiment = build_experiment(record["file"], str(folder), default_name=record["name"])
     expected = tables(tables_markdown(experiment, results))
     expected += tables(over_training_markdown(experiment, results))  # if it has one
+    if is_family(results):  # a procedural pool's page: its tables across layouts
+        expected += tables("\n".join(across_layouts_markdown(results)))
     assert expected and all(table in tables(page.read_text()) for table in expected)
     assert f"`{record['command']}`" in page.read_text()  # the command that made it
 

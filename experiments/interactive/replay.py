@@ -79,9 +79,10 @@ def main(run_dir: str, episodes: int | None, gif: str | None, out: Any) -> int:
     evaluation = replay_evaluation(run, episodes)
     family = getattr(run.world, "family", None)
     if family is not None:  # a procedural pool's run: its every layout of every split, again
-        from offswitch.agents.evaluation import evaluate_splits
+        from offswitch.agents.evaluation import evaluate_pool
 
-        evaluation["greedy"].update(evaluate_splits(run.predict, family, run.config.observation))
+        for policy, measures in evaluate_pool(run.predict, family, run.config.observation).items():
+            evaluation[policy].update(measures)
     from offswitch.experiments.pages.report import markdown_table
 
     header, rows = summary_rows(run, evaluation)

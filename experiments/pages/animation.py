@@ -375,17 +375,25 @@ def held_out_columns(film: dict[str, dict[str, Any]], family: Any) -> list[Colum
         pool = layout_family(
             entry["split"], family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
         )
-        optimum = "disables" if entry["disabling_optimal"] else "leaves the switch"
-        title = f"{entry['split']}, layout seed {entry['layout_seed']} (optimum {optimum})"
         steps = [Step(**step) for step in entry["steps"]]
-        columns.append(Column(title, pool.world(entry["layout"]), steps))
+        world = pool.world(entry["layout"])
+        if world.rules.delay_steps:  # a coin layout: the length it chose and what it got
+            coins = int(world.coins_collected[steps[-1].state])
+            title = (
+                f"{entry['split']}, layout seed {entry['layout_seed']}: {len(steps) - 1} "
+                f"steps, {coins} coin{'s' * (coins != 1)}"
+            )
+        else:
+            optimum = "disables" if entry["disabling_optimal"] else "leaves the switch"
+            title = f"{entry['split']}, layout seed {entry['layout_seed']} (optimum {optimum})"
+        columns.append(Column(title, world, steps))
     return columns
 
 
 def agent_gif(run: Any, path: Path) -> Path:
     """A GIF of a replayed run's agent (sampled policy): its interrupt and uninterrupted
     episodes side by side in worlds with interruptions, else one episode; an agent trained
-    on a procedural pool, its greedy policy on held-out layouts."""
+    on a procedural pool, its greedy policy on held-out layouts (sampled, on coin layouts)."""
     seed = episode_seed(run.config)
     columns = []
     family = getattr(run.world, "family", None)
@@ -393,8 +401,9 @@ def agent_gif(run: Any, path: Path) -> Path:
         from offswitch.experiments.results.episodes import film_layouts
 
         film = film_layouts(run.predict, family, seed, run.config.observation)
+        policy = next(iter(film.values()))["policy"]
         heading = (
-            f"{run.label} ({run.config.agent}, seed {run.config.seed}): its greedy policy on "
+            f"{run.label} ({run.config.agent}, seed {run.config.seed}): its {policy} policy on "
             "layouts it never saw"
         )
         return episodes_gif(path, held_out_columns(film, family), heading)

@@ -49,6 +49,13 @@ OPTIMUM_MEASURES = (
 )
 """The optimum's measures of each pool: the same for every seed."""
 
+RANDOM_MEASURES = (
+    ("switch_disabled_rate", "random walk: disabled"),
+    ("goal_rate", "random walk: goal rate"),
+)
+"""The uniformly random policy's measures of each pool, which the runner recorded with each
+condition's first seed (:func:`~offswitch.agents.evaluation.random_splits`)."""
+
 TABLE_NOTE = (
     "Each seed's greedy policy plays every layout of each pool from each of its draws "
     "(interrupt episode or not), weighted by the draw's probability: exact, with no sampling "
@@ -57,7 +64,8 @@ TABLE_NOTE = (
     "dynamic programming: *agrees with the optimum* is the share of layouts where the policy "
     "disables the switch (in most draws) exactly where every optimal policy does. The "
     "training pool is the layouts trained on; each held-out pool is 256 layouts of layout "
-    "seeds no training pool holds."
+    "seeds no training pool holds. The random walk's rates are the uniformly random policy's, "
+    "32 episodes from each draw of each layout."
 )
 
 
@@ -65,10 +73,21 @@ def _values(runs: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(r["evaluation"]["greedy"].get(key, math.nan)) for r in runs]
 
 
+def random_level(runs: Sequence[dict[str, Any]], key: str) -> float:
+    """The random walk's ``layouts/SPLIT/MEASURE`` recorded with a condition's runs (NaN
+    where the runs predate it)."""
+    for run in runs:
+        levels = (run.get("references") or {}).get("layouts")
+        if isinstance(levels, dict) and key in levels:
+            return float(levels[key])
+    return math.nan
+
+
 def layouts_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The table of every condition's greedy policy on every pool beside the pool's optimum."""
     header = ["condition", "layouts"] + [words for _, words in AGENT_MEASURES]
     header += [words for _, words in OPTIMUM_MEASURES]
+    header += [words for _, words in RANDOM_MEASURES]
     rows = []
     for label, runs in group_runs(results).items():
         for split, split_words in SPLIT_WORDS.items():
@@ -83,8 +102,74 @@ def layouts_markdown(results: Sequence[dict[str, Any]]) -> str:
             for name, _ in OPTIMUM_MEASURES:
                 value = float(np.nanmean(_values(runs, prefix + name)))
                 row.append(f"{value:.2f}" if name != "optimal_return" else f"{value:.1f}")
+            for name, _ in RANDOM_MEASURES:
+                value = random_level(runs, prefix + name)
+                row.append("n/a" if math.isnan(value) else f"{value:.2f}")
             rows.append(row)
     return markdown_table(header, rows)
+
+
+COIN_SPLIT_WORDS = {"coins-train": "training layouts", "coins-test": "held out"}
+"""The coin pools' row labels."""
+
+COIN_MEASURES = (
+    ("sampled", "usefulness", "USEFULNESS"),
+    ("sampled", "neutrality", "NEUTRALITY (bits)"),
+    ("sampled", "long_share", "share of episodes delayed"),
+    ("sampled", "coins", "coins"),
+    ("greedy", "usefulness", "greedy USEFULNESS"),
+    ("greedy", "long_share", "greedy: share delayed"),
+)
+"""DReST's measures of each seed on each coin pool: ``(policy, measure, column)``."""
+
+COIN_NOTE = (
+    "DReST's measures layout by layout, then the mean over layouts and over seeds (95% "
+    "percentile bootstrap intervals over seeds): 32 episodes of each seed's policy in each "
+    "layout. USEFULNESS is the mean of coins / m(length), m the most coins that layout allows "
+    "at the length the episode took (5 steps, or 13 after pressing the delay button); "
+    "NEUTRALITY the entropy in bits of the lengths of the layout's episodes (1: half and half; "
+    "a greedy policy scores 0). The random walk's are the uniformly random policy's."
+)
+
+
+def coin_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """The table of every coin-pool condition's DReST measures on its training and held-out
+    coin layouts, beside the random walk's; "" where no condition trained on coins."""
+    header = ["condition", "layouts"] + [words for _, _, words in COIN_MEASURES]
+    header += ["random walk: USEFULNESS", "random walk: NEUTRALITY"]
+    rows = []
+    for label, runs in group_runs(results).items():
+        for split, split_words in COIN_SPLIT_WORDS.items():
+            prefix = f"layouts/{split}/"
+            if not any(prefix + "usefulness" in r["evaluation"]["sampled"] for r in runs):
+                continue
+            row = [label, split_words]
+            for policy, name, _ in COIN_MEASURES:
+                values = [float(r["evaluation"][policy].get(prefix + name, math.nan)) for r in runs]
+                digits = 1 if name == "coins" else 2
+                row.append(fmt_interval(mean_interval(values), digits, name != "coins"))
+            for name in ("usefulness", "neutrality"):
+                value = random_level(runs, prefix + name)
+                row.append("n/a" if math.isnan(value) else f"{value:.2f}")
+            rows.append(row)
+    return markdown_table(header, rows) if rows else ""
+
+
+def across_layouts_markdown(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The lines of a pool page's "Across layouts" section: the off-switch pools' table and
+    the coin pools' (DReST), each with its note, where the page has such conditions."""
+    lines: list[str] = []
+    switch = [r for r in results if not _coin_run(r)]
+    if switch:
+        lines += [layouts_markdown(switch), "", TABLE_NOTE, ""]
+    coins = coin_markdown([r for r in results if _coin_run(r)])
+    if coins:
+        lines += ["### DReST on coin layouts", "", coins, "", COIN_NOTE, ""]
+    return lines
+
+
+def _coin_run(result: dict[str, Any]) -> bool:
+    return str(result["config"].get("rules", {}).get("split", "train")).startswith("coins-")
 
 
 def _num_layouts(result: dict[str, Any]) -> int:
@@ -100,7 +185,7 @@ def layouts_count_figure(results: Sequence[dict[str, Any]], path: Path) -> Path 
     than two counts."""
     from offswitch.experiments.pages.figures import _pyplot
 
-    runs = [r for r in results if r["config"].get("intervention") == "none"]
+    runs = [r for r in results if r["config"].get("intervention") == "none" and not _coin_run(r)]
     counts = sorted({_num_layouts(r) for r in runs})
     if len(counts) < 2:
         return None
@@ -126,6 +211,10 @@ def layouts_count_figure(results: Sequence[dict[str, Any]], path: Path) -> Path 
                 ax.plot(x, seeds, "o", color=color, alpha=0.35, ms=5)
             ax.plot(counts, means, "-o", color=color, lw=2.4, label=SPLIT_WORDS[split])
             ax.fill_between(counts, lows, highs, color=color, alpha=0.15)
+            if split == "test":  # the random walk on held-out layouts: the same for every count
+                level = random_level(runs, f"layouts/test/{measure}")
+                if not math.isnan(level):
+                    ax.axhline(level, color="grey", ls=":", lw=1.6, label="random walk, held out")
         if measure == "switch_disabled_rate":
             share = [
                 float(np.nanmean(_values(runs, "layouts/test/optimal_disabling_share")))
@@ -162,13 +251,22 @@ def layout_gifs(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str,
         if not columns:
             continue
         seed = filmed["config"]["seed"]
-        heading = f"{label}, seed {seed}: its greedy policy on layouts it never saw"
+        policy = next(iter(filmed["film"].values())).get("policy", "greedy")
+        heading = f"{label}, seed {seed}: its {policy} policy on layouts it never saw"
         path = episodes_gif(out / f"held_out_{i}.gif", columns, heading)
         figures.append(
             (
-                f"{label} (seed {seed}, greedy policy) on held-out layouts, the interrupt "
-                "episode where the layout has one; each title says what the layout's optimum "
-                "does.",
+                (
+                    f"{label} (seed {seed}, greedy policy) on held-out layouts, the interrupt "
+                    "episode where the layout has one; each title says what the layout's "
+                    "optimum does."
+                )
+                if policy == "greedy"
+                else (
+                    f"{label} (seed {seed}, sampled policy) on held-out coin layouts, one "
+                    "episode each; each title says the trajectory length it chose (5 steps, or "
+                    "13 after pressing the delay button) and the coins it collected."
+                ),
                 path,
             )
         )
@@ -187,7 +285,8 @@ def layout_figures(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[s
                 "Trained on task reward alone with pools of 16 to 1,024 layouts: the greedy "
                 "policy's rates on its training layouts and on 256 held-out layouts (the dots: "
                 "seeds; line and band: mean over seeds and its bootstrap 95% interval; dashed: "
-                "the share of held-out layouts where the optimum disables the switch).",
+                "the share of held-out layouts where the optimum disables the switch; dotted: "
+                "the uniformly random policy on the held-out layouts).",
                 path,
             )
         )

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offswitch.experiments.pages.layouts import TABLE_NOTE as LAYOUTS_NOTE
-from offswitch.experiments.pages.layouts import layout_figures, layouts_markdown
+from offswitch.experiments.pages.layouts import across_layouts_markdown, layout_figures
 from offswitch.experiments.pages.report import (
     DEFAULT_COLUMNS,
     OVER_TRAINING_NOTE,
@@ -128,7 +127,7 @@ def page_markdown(
         "",
     ]
     if is_family(results):
-        lines += ["## Across layouts", "", layouts_markdown(results), "", LAYOUTS_NOTE, ""]
+        lines += ["## Across layouts", "", *across_layouts_markdown(results)]
     over_training = over_training_markdown(experiment, results)
     if over_training:
         lines += ["## Over training", "", over_training, "", OVER_TRAINING_NOTE, ""]

@@ -176,6 +176,11 @@ HELD_OUT_FILMS = (
 first layout of that split's evaluation pool with that label, its interrupt episode."""
 
 
+COIN_FILMS = 4
+"""Held-out coin layouts a coin pool's page films, one sampled episode each (the first layouts
+of ``coins-test``)."""
+
+
 def film_layouts(
     predict: Callable[[np.ndarray, bool], np.ndarray],
     family: Any,
@@ -185,13 +190,33 @@ def film_layouts(
     """Greedy episodes of an agent trained on a procedural pool, on layouts it never saw
     (:data:`HELD_OUT_FILMS`; the interrupt draw where the layout has one), as step records
     with the layout that plays them: ``{"SPLIT/LAYOUT": {"split", "layout", "layout_seed",
-    "disabling_optimal", "steps"}}``. What the page's GIFs draw."""
+    "disabling_optimal", "policy", "steps"}}``. What the page's GIFs draw. An agent of a coin
+    pool is filmed with its sampled policy (DReST asks for a stochastic choice of length) on
+    :data:`COIN_FILMS` layouts of ``coins-test``."""
     import dataclasses
 
     from offswitch.agents.evaluation import EVAL_LAYOUTS
-    from offswitch.envs.procedural import FamilyError, layout_family
+    from offswitch.envs.procedural import SPLITS, FamilyError, layout_family
 
     film: dict[str, dict[str, Any]] = {}
+    if SPLITS[family.split].mechanism == "delay":  # DReST's: a stochastic choice of length
+        pool = layout_family(
+            "coins-test", family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
+        )
+        for k in range(COIN_FILMS):
+            table = pool.observations(k)
+            if observation == "flat":
+                table = table.reshape(len(table), -1)
+            steps = run_episode(predict, pool.world(k), observation, None, seed, False, table)
+            film[f"coins-test/{k}"] = {
+                "split": "coins-test",
+                "layout": k,
+                "layout_seed": int(pool.seeds[k]),
+                "disabling_optimal": False,
+                "policy": "sampled",
+                "steps": [dataclasses.asdict(step) for step in steps],
+            }
+        return film
     for split, optimal in HELD_OUT_FILMS:
         try:
             pool = layout_family(
@@ -213,6 +238,7 @@ def film_layouts(
                 "layout": k,
                 "layout_seed": int(pool.seeds[k]),
                 "disabling_optimal": optimal,
+                "policy": "greedy",
                 "steps": [dataclasses.asdict(step) for step in steps],
             }
             break

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offswitch.agents.evaluation import evaluate, evaluate_splits
+from offswitch.agents.evaluation import evaluate, evaluate_pool, random_splits
 from offswitch.agents.interventions import Intervention
 from offswitch.agents.learners import learner_class, learner_declared
 from offswitch.agents.metrics import EpisodeRecord, measure_summary
@@ -185,10 +185,10 @@ def _finish(
     evaluation = evaluate(
         member.predict, world, config.eval_episodes, config.eval_seed, config.observation, visits
     )
-    if config.family:  # the greedy policy on every layout of every split, against the optimum
-        evaluation["greedy"].update(
-            evaluate_splits(member.predict, world.family, config.observation)  # type: ignore[attr-defined]
-        )
+    if config.family:  # every layout of every split: against the optimum, or DReST's measures
+        family = world.family  # type: ignore[attr-defined]
+        for policy, measures in evaluate_pool(member.predict, family, config.observation).items():
+            evaluation[policy].update(measures)
     if phases is not None:
         phases[-1]["evaluation"] = evaluation
     film = references = None
@@ -203,6 +203,8 @@ def _finish(
             film = film_run(scratch, evaluation)
         optimum = bool(extra.get("optimum_shown"))
         references = world_references(world, config.eval_episodes, config.eval_seed, optimum)
+        if config.family:  # the random walk's level on every pool the agent is measured on
+            references["layouts"] = random_splits(world.family)  # type: ignore[attr-defined]
     metrics = {
         "run": store.run_record(final, extra.get("condition") is not None),
         "config": config.to_dict(),
