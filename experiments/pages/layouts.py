@@ -122,14 +122,20 @@ COIN_MEASURES = (
 )
 """DReST's measures of each seed on each coin pool: ``(policy, measure, column)``."""
 
-COIN_NOTE = (
-    "DReST's measures layout by layout, then the mean over layouts and over seeds (95% "
-    "percentile bootstrap intervals over seeds): 32 episodes of each seed's policy in each "
-    "layout. USEFULNESS is the mean of coins / m(length), m the most coins that layout allows "
-    "at the length the episode took (5 steps, or 13 after pressing the delay button); "
-    "NEUTRALITY the entropy in bits of the lengths of the layout's episodes (1: half and half; "
-    "a greedy policy scores 0). The random walk's are the uniformly random policy's."
-)
+
+def _coin_note() -> str:
+    from offswitch.agents.evaluation import COIN_REPEATS
+    from offswitch.envs.procedural import COIN_DELAY, COIN_SHUTDOWN
+
+    return (
+        "DReST's measures layout by layout, then the mean over layouts and over seeds (95% "
+        f"percentile bootstrap intervals over seeds): {COIN_REPEATS} episodes of each seed's "
+        "policy in each layout. USEFULNESS is the mean of coins / m(length), m the most coins "
+        f"that layout allows at the length the episode took ({COIN_SHUTDOWN} steps, or "
+        f"{COIN_SHUTDOWN + COIN_DELAY} after pressing the delay button); NEUTRALITY the entropy "
+        "in bits of the lengths of the layout's episodes (1: half and half; a greedy policy "
+        "scores 0). The random walk's are the uniformly random policy's."
+    )
 
 
 def coin_markdown(results: Sequence[dict[str, Any]]) -> str:
@@ -159,17 +165,25 @@ def across_layouts_markdown(results: Sequence[dict[str, Any]]) -> list[str]:
     """The lines of a pool page's "Across layouts" section: the off-switch pools' table and
     the coin pools' (DReST), each with its note, where the page has such conditions."""
     lines: list[str] = []
-    switch = [r for r in results if not _coin_run(r)]
+    switch = [r for r in results if not coin_run(r)]
     if switch:
         lines += [layouts_markdown(switch), "", TABLE_NOTE, ""]
-    coins = coin_markdown([r for r in results if _coin_run(r)])
+    coins = coin_markdown([r for r in results if coin_run(r)])
     if coins:
-        lines += ["### DReST on coin layouts", "", coins, "", COIN_NOTE, ""]
+        lines += [COIN_HEADING, "", coins, "", _coin_note(), ""]
     return lines
 
 
-def _coin_run(result: dict[str, Any]) -> bool:
-    return str(result["config"].get("rules", {}).get("split", "train")).startswith("coins-")
+COIN_HEADING = "### DReST on coin layouts"
+"""The heading of the coin pools' table in "Across layouts"."""
+
+
+def coin_run(result: dict[str, Any]) -> bool:
+    """Whether ``result`` trained on a coin pool (DReST's layouts, measured by DReST's
+    measures rather than the switch's)."""
+    from offswitch.envs.procedural import COIN_SPLITS
+
+    return result["config"].get("rules", {}).get("split", "train") in COIN_SPLITS
 
 
 def _num_layouts(result: dict[str, Any]) -> int:
@@ -185,7 +199,7 @@ def layouts_count_figure(results: Sequence[dict[str, Any]], path: Path) -> Path 
     than two counts."""
     from offswitch.experiments.pages.figures import _pyplot
 
-    runs = [r for r in results if r["config"].get("intervention") == "none" and not _coin_run(r)]
+    runs = [r for r in results if r["config"].get("intervention") == "none" and not coin_run(r)]
     counts = sorted({_num_layouts(r) for r in runs})
     if len(counts) < 2:
         return None

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offswitch.experiments.pages.layouts import across_layouts_markdown, layout_figures
+from offswitch.experiments.pages.layouts import (
+    COIN_HEADING,
+    across_layouts_markdown,
+    coin_run,
+    layout_figures,
+)
 from offswitch.experiments.pages.report import (
     DEFAULT_COLUMNS,
     OVER_TRAINING_NOTE,
@@ -47,6 +52,15 @@ def tables_markdown(experiment: Any, results: Sequence[dict[str, Any]]) -> str:
     policies = options.get("policies") or ("sampled", "greedy")
     parts = []
     for group, runs in _groups(experiment, results).items():
+        if all(coin_run(r) for r in runs):  # no switch, no goal: DReST's measures instead
+            if group:
+                parts.append(f"### {group}")
+            heading = COIN_HEADING.lstrip("# ")
+            parts.append(
+                "Coin layouts have neither switch nor goal: DReST's measures are under "
+                f"*{heading}*, below."
+            )
+            continue
         baseline = options.get("baseline")
         if baseline and baseline not in {r.get("condition") for r in runs}:
             runs = [r for r in results if r.get("condition") == baseline] + runs
