@@ -198,3 +198,19 @@ def test_drest_on_coin_layouts_chooses_lengths_more_evenly_than_coins_alone():
     assert drest["layouts/coins-train/usefulness"] > 0.8
     for split in COIN_SPLITS:
         assert drest[f"layouts/{split}/neutrality"] > coins[f"layouts/{split}/neutrality"]
+
+
+def test_a_coin_group_points_to_drests_table_instead_of_switch_columns():
+    """Coin pools have neither switch nor goal: the page's Results section must not print
+    zeros for them under "disabled" and "goal rate", and the switch figures leave them out."""
+    from types import SimpleNamespace
+
+    from offswitch.experiments.pages.layouts import COIN_HEADING, coin_run
+    from offswitch.experiments.pages.publish import tables_markdown
+
+    coins = {"group": "DReST", "condition": "c", "config": {"rules": {"split": "coins-train"}}}
+    switch = {"config": {"rules": {"split": "train"}}}
+    assert coin_run(coins) and not coin_run(switch) and not coin_run({"config": {}})
+    page = tables_markdown(SimpleNamespace(report={}), [coins])
+    assert page.startswith("### DReST") and COIN_HEADING.lstrip("# ") in page
+    assert "|" not in page

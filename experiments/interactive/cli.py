@@ -596,22 +596,26 @@ def _print_and_write(experiment: Any, results: list[dict], out: Path, command: s
     from rich.console import Console
     from rich.table import Table
 
+    from offswitch.experiments.pages.layouts import coin_run
     from offswitch.experiments.pages.publish import write_report
     from offswitch.experiments.pages.report import TABLE_NOTE, table_rows
 
     options = experiment.report
-    header, rows = table_rows(
-        results,
-        options.get("columns") or _default_columns(experiment),
-        baseline=options.get("baseline"),
-    )
-    table = Table(title=experiment.title, caption=TABLE_NOTE, caption_justify="left")
-    for name in header:
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*row)
-    # Wide enough for the whole table even when output goes to a file or a pipe.
-    Console(width=max(shutil.get_terminal_size().columns, 170)).print(table)
+    # Coin pools have neither switch nor goal: their measures are on the page only.
+    shown = [r for r in results if not coin_run(r)]
+    if shown:
+        header, rows = table_rows(
+            shown,
+            options.get("columns") or _default_columns(experiment),
+            baseline=options.get("baseline"),
+        )
+        table = Table(title=experiment.title, caption=TABLE_NOTE, caption_justify="left")
+        for name in header:
+            table.add_column(name)
+        for row in rows:
+            table.add_row(*row)
+        # Wide enough for the whole table even when output goes to a file or a pipe.
+        Console(width=max(shutil.get_terminal_size().columns, 170)).print(table)
     page = write_report(experiment, results, out, command)
     print(f"\nwrote {page}, {out / 'results.csv'} and the figures in {out / 'figures'}")
     print(f"per-run logs, agents and TensorBoard files: {out}  (tensorboard --logdir {out})")

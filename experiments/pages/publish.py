@@ -94,6 +94,9 @@ def write_report(
         from offswitch.experiments.pages.maps import map_figures
 
         figures = map_figures(experiment, results, out / "figures")
+    elif is_family(results):  # the switch's figures mean nothing on coin pools (no switch)
+        switch_runs = [r for r in results if not coin_run(r)]
+        figures = make_figures(experiment, switch_runs, out / "figures")
     else:
         figures = make_figures(experiment, results, out / "figures")
     if is_family(results):  # a procedural pool: its held-out layouts
