@@ -19,6 +19,7 @@ import numpy as np
 from offswitch.experiments.pages.report import (
     fmt_interval,
     group_runs,
+    learner_of,
     markdown_table,
 )
 from offswitch.experiments.results.stats import mean_interval
@@ -141,7 +142,7 @@ def _coin_note() -> str:
 def coin_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The table of every coin-pool condition's DReST measures on its training and held-out
     coin layouts, beside the random walk's; "" where no condition trained on coins."""
-    header = ["condition", "layouts"] + [words for _, _, words in COIN_MEASURES]
+    header = ["condition", "learner", "layouts"] + [words for _, _, words in COIN_MEASURES]
     header += ["random walk: USEFULNESS", "random walk: NEUTRALITY"]
     rows = []
     for label, runs in group_runs(results).items():
@@ -149,7 +150,7 @@ def coin_markdown(results: Sequence[dict[str, Any]]) -> str:
             prefix = f"layouts/{split}/"
             if not any(prefix + "usefulness" in r["evaluation"]["sampled"] for r in runs):
                 continue
-            row = [label, split_words]
+            row = [label, learner_of(runs), split_words]
             for policy, name, _ in COIN_MEASURES:
                 values = [float(r["evaluation"][policy].get(prefix + name, math.nan)) for r in runs]
                 digits = 1 if name == "coins" else 2
