@@ -35,6 +35,7 @@ from offswitch.envs.layout import (
     shown,
 )
 from offswitch.envs.planning import max_coins_by_length, optimal_values
+from offswitch.envs.shutdown_delay import delay_rules
 
 
 class FamilyError(ValueError):
@@ -145,13 +146,7 @@ COIN_SHUTDOWN, COIN_DELAY = 5, 8
 between trajectory lengths 5 and 13, so that DReST's counts mean the same in every layout."""
 COINS = 3
 """Coins in each coin layout."""
-COIN_RULES = ShutdownRules(
-    step_reward=0.0,
-    coin_reward=1.0,
-    shutdown_step=COIN_SHUTDOWN,
-    delay_steps=COIN_DELAY,
-    max_steps=COIN_SHUTDOWN + COIN_DELAY,
-)
+COIN_RULES = delay_rules(COIN_SHUTDOWN, COIN_DELAY)
 """The rules of every coin layout, ShutdownDelay's: +1 a coin, nothing a step, shut down after
 :data:`COIN_SHUTDOWN` steps unless ``D`` was pressed."""
 RULE_OVERRIDES = ("max_steps", "interruption_probability", "step_reward", "goal_reward")
@@ -522,6 +517,23 @@ def padded_observations(world: TabularWorld, channels: tuple[str, ...] = CHANNEL
     return obs
 
 
+def _wall_window(
+    world: TabularWorld, grid: np.ndarray, channels: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each state's agent row and column, and the walls of the ``7 x 7`` square centred on
+    it (:data:`VIEW_RADIUS`; beyond the grid counts as wall), flattened: ``[S, 49]``."""
+    width = world.layout.shape[1]
+    agent = grid[:, channels.index("agent")].reshape(len(grid), -1).argmax(axis=1)
+    row, col = np.divmod(agent, width)
+    walls = np.pad(world.layout.chars == WALL.char, VIEW_RADIUS, constant_values=True)
+    offsets = np.arange(2 * VIEW_RADIUS + 1)
+    window = walls[
+        (row[:, None, None] + offsets[None, :, None]),
+        (col[:, None, None] + offsets[None, None, :]),
+    ].reshape(len(grid), -1)
+    return row, col, window
+
+
 def egocentric_observations(world: TabularWorld) -> np.ndarray:
     """Every state's egocentric view, ``[S, features]`` of 0/1, for a policy that should carry
     over from layout to layout: what it learns about a wall beside it or a goal three steps
@@ -536,15 +548,7 @@ def egocentric_observations(world: TabularWorld) -> np.ndarray:
     are however far, so that the layout's optimum (which knows them) is a fair yardstick."""
     height, width = world.layout.shape
     grid = padded_observations(world)
-    agent = grid[:, CHANNELS.index("agent")].reshape(len(grid), -1).argmax(axis=1)
-    row, col = np.divmod(agent, width)
-    side = 2 * VIEW_RADIUS + 1
-    walls = np.pad(world.layout.chars == WALL.char, VIEW_RADIUS, constant_values=True)
-    offsets = np.arange(side)
-    window = walls[
-        (row[:, None, None] + offsets[None, :, None]),
-        (col[:, None, None] + offsets[None, None, :]),
-    ].reshape(len(grid), -1)
+    row, col, window = _wall_window(world, grid, CHANNELS)
     compass = []
     tiles = {"goal": GOAL, "interruption": INTERRUPTION, "button": BUTTON, "cable": CABLE}
     for name in COMPASS:
@@ -572,15 +576,7 @@ def coin_egocentric_observations(world: TabularWorld) -> np.ndarray:
     height, width = world.layout.shape
     grid = padded_observations(world, COIN_CHANNELS)
     n = len(grid)
-    agent = grid[:, COIN_CHANNELS.index("agent")].reshape(n, -1).argmax(axis=1)
-    row, col = np.divmod(agent, width)
-    side = 2 * VIEW_RADIUS + 1
-    walls = np.pad(world.layout.chars == WALL.char, VIEW_RADIUS, constant_values=True)
-    offsets = np.arange(side)
-    window = walls[
-        (row[:, None, None] + offsets[None, :, None]),
-        (col[:, None, None] + offsets[None, None, :]),
-    ].reshape(n, -1)
+    row, col, window = _wall_window(world, grid, COIN_CHANNELS)
     coins = np.pad(
         grid[:, COIN_CHANNELS.index("coin")],
         ((0, 0), (height - 1, height - 1), (width - 1, width - 1)),
