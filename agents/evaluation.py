@@ -274,7 +274,7 @@ def evaluate_pool(
     ``predict(obs, deterministic)`` as a learner's."""
     from offswitch.envs.procedural import SPLITS
 
-    if SPLITS[family.split].mechanism != "delay":
+    if not SPLITS[family.split].coins:
         return {"greedy": evaluate_splits(lambda obs: predict(obs, True), family, observation)}
     result: dict[str, dict[str, float]] = {}
     for policy, deterministic in POLICIES.items():
@@ -312,7 +312,7 @@ def random_splits(family: Any, seed: int = 0, repeats: int = RANDOM_REPEATS) -> 
     rates are read against (a random walk reaches the goal of a small layout often)."""
     from offswitch.envs.procedural import SPLITS
 
-    coins = SPLITS[family.split].mechanism == "delay"
+    coins = SPLITS[family.split].coins
     result: dict[str, float] = {}
     for split, stack in split_stacks(family):
         act = _uniform_policy(np.random.default_rng(seed), stack.n_actions)

@@ -58,6 +58,11 @@ class Split(NamedTuple):
     detour: tuple[int, int]
     """The button path's extra length over the shortest path to the goal, inclusive range."""
 
+    @property
+    def coins(self) -> bool:
+        """Whether the split draws DReST's coin layouts rather than off-switch ones."""
+        return self.mechanism == "delay"
+
 
 SEEDS_PER_SPLIT = 1_000_000
 """Layout seeds of one split: splits' seeds never overlap, since no pool holds more than
@@ -86,8 +91,8 @@ measured on the other, never on the off-switch layouts."""
 def same_kind(split: str) -> tuple[str, ...]:
     """The splits an agent trained on ``split`` is measured on: the coin splits for a coin
     split, the off-switch splits otherwise (their observations and rewards differ)."""
-    coins = SPLITS[split].mechanism == "delay"
-    return tuple(name for name, spec in SPLITS.items() if (spec.mechanism == "delay") == coins)
+    coins = SPLITS[split].coins
+    return tuple(name for name, spec in SPLITS.items() if spec.coins == coins)
 
 
 SWITCH_SPLITS = same_kind("train")
@@ -120,7 +125,7 @@ COIN_CHANNELS = ("wall", "agent", "coin", "delay")
 
 def channels_of(split: str) -> tuple[str, ...]:
     """The observation channels of a split's layouts."""
-    return COIN_CHANNELS if SPLITS[split].mechanism == "delay" else CHANNELS
+    return COIN_CHANNELS if SPLITS[split].coins else CHANNELS
 
 
 VIEWS = ("grid", "egocentric")
@@ -339,7 +344,7 @@ def generate_layout(
     height, width = _check_sizes(split, height, width)
     seed = _check_seed(seed)
     rng = np.random.default_rng([seed, height, width])
-    if spec.mechanism == "delay":
+    if spec.coins:
         return _coin_layout(rng, seed, split, height, width)
     device_char = BUTTON.char if spec.device == "button" else CABLE.char
     lo, hi = spec.detour
@@ -627,7 +632,7 @@ def family_rules(overrides: dict[str, Any], split: str = "train") -> ShutdownRul
             f"width, num_layouts, view, observation, render_mode or a rule of "
             f"{list(RULE_OVERRIDES)}"
         )
-    base = COIN_RULES if SPLITS[split].mechanism == "delay" else BASE_RULES
+    base = COIN_RULES if SPLITS[split].coins else BASE_RULES
     rules = ShutdownRules(**{**base.to_dict(), **overrides})
     if rules.max_steps > MAX_FAMILY_STEPS:
         raise FamilyError(
@@ -653,7 +658,7 @@ class LayoutFamily:
     ) -> None:
         self.spec = check_split(split)
         if rules is None:
-            rules = COIN_RULES if self.spec.mechanism == "delay" else BASE_RULES
+            rules = COIN_RULES if self.spec.coins else BASE_RULES
         self.view = check_view(view)
         self.split = split
         self.height, self.width = _check_sizes(split, height, width)
@@ -696,7 +701,7 @@ class LayoutFamily:
             world = self.world(k)
             if self.view == "grid":
                 self._obs[k] = padded_observations(world, self.channels)
-            elif self.spec.mechanism == "delay":
+            elif self.spec.coins:
                 self._obs[k] = coin_egocentric_observations(world)
             else:
                 self._obs[k] = egocentric_observations(world)

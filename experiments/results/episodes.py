@@ -199,7 +199,7 @@ def film_layouts(
     from offswitch.envs.procedural import SPLITS, FamilyError, layout_family
 
     film: dict[str, dict[str, Any]] = {}
-    if SPLITS[family.split].mechanism == "delay":  # DReST's: a stochastic choice of length
+    if SPLITS[family.split].coins:  # DReST's: a stochastic choice of length
         pool = layout_family(
             "coins-test", family.height, family.width, EVAL_LAYOUTS, family.rules, family.view
         )
