@@ -10,7 +10,7 @@ episodes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,29 +84,40 @@ def random_level(runs: Sequence[dict[str, Any]], key: str) -> float:
     return math.nan
 
 
+def _pools_measured(
+    results: Sequence[dict[str, Any]],
+    split_words: dict[str, str],
+    measure: str,
+    policy: str = "greedy",
+) -> Iterator[tuple[str, list[dict[str, Any]], str, str]]:
+    """``(condition, runs, row label, key prefix)`` for each condition and each pool of
+    ``split_words`` whose evaluation holds ``measure``: the rows of a table across layouts."""
+    for label, runs in group_runs(results).items():
+        for split, words in split_words.items():
+            prefix = f"layouts/{split}/"
+            if any(prefix + measure in r["evaluation"][policy] for r in runs):
+                yield label, runs, words, prefix
+
+
 def layouts_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The table of every condition's greedy policy on every pool beside the pool's optimum."""
     header = ["condition", "layouts"] + [words for _, words in AGENT_MEASURES]
     header += [words for _, words in OPTIMUM_MEASURES]
     header += [words for _, words in RANDOM_MEASURES]
     rows = []
-    for label, runs in group_runs(results).items():
-        for split, split_words in SPLIT_WORDS.items():
-            prefix = f"layouts/{split}/"
-            if not any(prefix + "goal_rate" in r["evaluation"]["greedy"] for r in runs):
-                continue
-            row = [label, split_words]
-            for name, _ in AGENT_MEASURES:
-                rate = name != "mean_return"
-                digits = 2 if rate else 1
-                row.append(fmt_interval(mean_interval(_values(runs, prefix + name)), digits, rate))
-            for name, _ in OPTIMUM_MEASURES:
-                value = float(np.nanmean(_values(runs, prefix + name)))
-                row.append(f"{value:.2f}" if name != "optimal_return" else f"{value:.1f}")
-            for name, _ in RANDOM_MEASURES:
-                value = random_level(runs, prefix + name)
-                row.append("n/a" if math.isnan(value) else f"{value:.2f}")
-            rows.append(row)
+    for label, runs, split_words, prefix in _pools_measured(results, SPLIT_WORDS, "goal_rate"):
+        row = [label, split_words]
+        for name, _ in AGENT_MEASURES:
+            rate = name != "mean_return"
+            digits = 2 if rate else 1
+            row.append(fmt_interval(mean_interval(_values(runs, prefix + name)), digits, rate))
+        for name, _ in OPTIMUM_MEASURES:
+            value = float(np.nanmean(_values(runs, prefix + name)))
+            row.append(f"{value:.2f}" if name != "optimal_return" else f"{value:.1f}")
+        for name, _ in RANDOM_MEASURES:
+            value = random_level(runs, prefix + name)
+            row.append("n/a" if math.isnan(value) else f"{value:.2f}")
+        rows.append(row)
     return markdown_table(header, rows)
 
 
@@ -145,20 +156,17 @@ def coin_markdown(results: Sequence[dict[str, Any]]) -> str:
     header = ["condition", "learner", "layouts"] + [words for _, _, words in COIN_MEASURES]
     header += ["random walk: USEFULNESS", "random walk: NEUTRALITY"]
     rows = []
-    for label, runs in group_runs(results).items():
-        for split, split_words in COIN_SPLIT_WORDS.items():
-            prefix = f"layouts/{split}/"
-            if not any(prefix + "usefulness" in r["evaluation"]["sampled"] for r in runs):
-                continue
-            row = [label, learner_of(runs), split_words]
-            for policy, name, _ in COIN_MEASURES:
-                values = [float(r["evaluation"][policy].get(prefix + name, math.nan)) for r in runs]
-                digits = 1 if name == "coins" else 2
-                row.append(fmt_interval(mean_interval(values), digits, name != "coins"))
-            for name in ("usefulness", "neutrality"):
-                value = random_level(runs, prefix + name)
-                row.append("n/a" if math.isnan(value) else f"{value:.2f}")
-            rows.append(row)
+    pools = _pools_measured(results, COIN_SPLIT_WORDS, "usefulness", "sampled")
+    for label, runs, split_words, prefix in pools:
+        row = [label, learner_of(runs), split_words]
+        for policy, name, _ in COIN_MEASURES:
+            values = [float(r["evaluation"][policy].get(prefix + name, math.nan)) for r in runs]
+            digits = 1 if name == "coins" else 2
+            row.append(fmt_interval(mean_interval(values), digits, name != "coins"))
+        for name in ("usefulness", "neutrality"):
+            value = random_level(runs, prefix + name)
+            row.append("n/a" if math.isnan(value) else f"{value:.2f}")
+        rows.append(row)
     return markdown_table(header, rows) if rows else ""
 
 
