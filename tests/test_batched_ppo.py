@@ -595,6 +595,27 @@ def test_each_seeds_critic_is_bound_to_its_intervention():
     assert not np.array_equal(a, b)
 
 
+def test_remembered_critic_answers_train_as_a_critic_asked_every_time(monkeypatch):
+    """The critic's answers are remembered within a rollout (most batches repeat): training
+    ends at the same weights, bit for bit, as with the network asked at every step, and
+    asks it fewer times."""
+    passes = []
+    network_values = BatchedActorCritic.values
+    monkeypatch.setattr(
+        BatchedActorCritic,
+        "values",
+        lambda net, obs, k: passes.append(k) or network_values(net, obs, k),
+    )
+    remembered, _ = train_recording([0, 1], "indifference:critic", rollouts=4, **SMALL)
+    remembered_passes = len(passes)
+    monkeypatch.setattr(
+        BatchedPPO, "value_function", lambda self, k: lambda obs: self.net.values(obs, k)
+    )
+    asked, _ = train_recording([0, 1], "indifference:critic", rollouts=4, **SMALL)
+    assert torch.equal(remembered.trainable.flat, asked.trainable.flat)
+    assert remembered_passes < len(passes) - remembered_passes
+
+
 def test_lagrangian_multipliers_are_each_seeds_own():
     """Each seed's multiplier learns from its own seed's episodes (and follows the same path
     as alone: ``test_each_seed_trained_among_three_follows_its_path_alone``)."""
