@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import ACTIONS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from offswitch.agents.evaluation import run_episodes
 from offswitch.agents.metrics import EpisodeAccumulator, summarize
@@ -114,6 +116,67 @@ def test_iqm_and_differences():
     assert iqm_interval([0.0, 1.0, 2.0, 3.0, 100.0, 5.0, 6.0, 7.0])[0] == pytest.approx(4.0)
     diff, low, high = difference_interval([1.0, 1.0, 0.9], [0.0, 0.1, 0.0])
     assert diff == pytest.approx(0.9333333) and 0.8 <= low <= diff <= high <= 1.0
+
+
+seed_values = st.lists(
+    st.one_of(st.floats(0, 1, width=32), st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+    min_size=2,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=seed_values, baseline=seed_values)
+def test_every_interval_is_scipys_bit_for_bit(values, baseline):
+    """The numpy bootstrap, trimmed mean and Wilson bound give scipy's numbers exactly:
+    the same resamples from the same generator, the same quantile arithmetic."""
+    import warnings
+
+    from scipy import stats
+
+    from offswitch.experiments.results.stats import (
+        difference_interval,
+        iqm_interval,
+        trim_mean,
+        wilson_interval,
+    )
+
+    x, y = np.array(values), np.array(baseline)
+    cases = [
+        (mean_interval(values), (x,), np.mean),
+        (iqm_interval(values), (x,), lambda a, axis: stats.trim_mean(a, 0.25, axis=axis)),
+        (
+            difference_interval(values, baseline),
+            (x, y),
+            lambda a, b, axis: np.mean(a, axis=axis) - np.mean(b, axis=axis),
+        ),
+    ]
+    for (estimate, low, high), samples, statistic in cases:
+        assert estimate == float(statistic(*samples, axis=-1))
+        if all(np.ptp(s) == 0 for s in samples):
+            assert low == high == estimate
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = stats.bootstrap(
+                samples,
+                statistic,
+                n_resamples=10_000,
+                method="percentile",
+                vectorized=True,
+                random_state=np.random.default_rng(0),
+            ).confidence_interval
+        assert (low, high) == (float(theirs.low), float(theirs.high))
+    resamples = x[np.random.default_rng(1).integers(0, len(x), (50, len(x)))]
+    assert np.array_equal(trim_mean(resamples, 0.25), stats.trim_mean(resamples, 0.25, axis=-1))
+    z, n = stats.norm.ppf(0.975), len(values)
+    for successes in range(1, n):  # scipy's z in the same formula: the same bounds
+        p = successes / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+        expected = (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
+        assert wilson_interval(successes, n) == expected
 
 
 @pytest.mark.parametrize(
