@@ -142,6 +142,36 @@ def test_a_figure_that_fails_is_left_out_with_a_warning(one_run, monkeypatch):
     assert "tradeoff.png" not in made and "final_disabled_rate.png" in made
 
 
+def test_gifs_drawn_in_their_own_process_are_the_ones_drawn_here(one_run, monkeypatch, tmp_path):
+    """The GIFs are drawn in a forked process beside the other figures: the same files, byte
+    for byte, as drawn in the report's own process; a failure there is a warning here."""
+    from offswitch.experiments.pages import figures as module
+
+    exp, results, _ = one_run
+    apart = make_figures(exp, results, tmp_path / "apart")
+    assert any(p.suffix == ".gif" for _, p in apart)
+    drawn_here = module._drawn_apart
+
+    def drawn_now(name, draw):
+        made = module._safely(name, draw)
+        return lambda: made
+
+    monkeypatch.setattr(module, "_drawn_apart", drawn_now)
+    here = make_figures(exp, results, tmp_path / "here")
+    assert [(c, p.name) for c, p in apart] == [(c, p.name) for c, p in here]
+    for _, path in apart:
+        assert path.read_bytes() == (tmp_path / "here" / path.name).read_bytes(), path.name
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no film")
+
+    monkeypatch.setattr(module, "_drawn_apart", drawn_here)
+    monkeypatch.setattr(module, "gif_figures", broken)
+    with pytest.warns(FigureWarning, match="figure gifs left out: RuntimeError: no film"):
+        made = make_figures(exp, results, tmp_path / "broken")
+    assert not any(p.suffix == ".gif" for _, p in made)
+
+
 def test_sweep_labels_name_what_was_swept():
     exp = experiment(
         [

@@ -983,8 +983,52 @@ def _safely(name: str, draw: Callable[[], Any]) -> Any:
         return None
 
 
+def _drawn_apart(name: str, draw: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``_safely(name, draw)`` in a forked process and return what waits for its
+    result (its warnings shown here): on Linux, where the report's other figures are drawn
+    meanwhile on the other core. Elsewhere, drawn now and returned as it is."""
+    import multiprocessing
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        drawn = _safely(name, draw)
+        return lambda: drawn
+    from offswitch.experiments.running.processes import die_with_parent
+
+    context = multiprocessing.get_context("fork")  # the drawing is a closure: not pickled
+    receive, send = context.Pipe(duplex=False)
+    parent = os.getpid()
+
+    def child() -> None:
+        die_with_parent(parent)  # a killed command leaves no drawing behind
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FigureWarning)
+            drawn = _safely(name, draw)
+        send.send((drawn, [str(w.message) for w in caught if w.category is FigureWarning]))
+
+    process = context.Process(target=child, name=f"offswitch-figure-{name}", daemon=True)
+    process.start()
+    send.close()
+
+    def result() -> Any:
+        try:
+            drawn, messages = receive.recv()
+        except EOFError:  # it died before it could say
+            drawn, messages = None, [f"figure {name} left out: its drawing process ended"]
+        process.join()
+        receive.close()
+        for message in messages:
+            warnings.warn(message, FigureWarning, stacklevel=2)
+        return drawn
+
+    return result
+
+
 def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) -> list[tuple]:
-    """Every figure of the report, as ``(caption, path)`` (module docstring)."""
+    """Every figure of the report, as ``(caption, path)`` (module docstring). The GIFs, the
+    longest to make, are drawn in a process of their own beside the others
+    (:func:`_drawn_apart`)."""
     out = Path(out)
     results = list(results)
     if not results:
@@ -994,6 +1038,9 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
     baseline = (getattr(experiment, "report", None) or {}).get("baseline")
     switch, goal = has_switch(results), has_goal(results)
     _clear(out)
+    gifs = None
+    if not is_family(results):  # a pool's layouts are filmed held out, elsewhere
+        gifs = _drawn_apart("gifs", lambda: gif_figures(experiment, results, out))
     band = (
         "Lines: mean over seeds; band: the middle half of the seeds (25th to 75th "
         "percentile); dashed: a uniformly random policy's level on the same world (dotted, one "
@@ -1113,7 +1160,7 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
             "corrigible and useful corner.",
             _safely("tradeoff", lambda: tradeoff_figure(results, out / "tradeoff.png", colors)),
         )
-    if is_family(results):  # a pool's layouts: no one picture to colour; filmed held out
+    if gifs is None:  # a pool's layouts: no one picture to colour; filmed held out
         return figures
     add(
         "Where the agents go: the mean number of steps per evaluation episode spent in each "
@@ -1122,6 +1169,6 @@ def make_figures(experiment: Any, results: Sequence[dict[str, Any]], out: Path) 
         "visited. The agent is drawn at its start.",
         _safely("heatmaps", lambda: heatmap_figure(results, out / "visits.png")),
     )
-    for caption, path in _safely("gifs", lambda: gif_figures(experiment, results, out)) or []:
+    for caption, path in gifs() or []:
         add(caption, path)
     return figures
