@@ -136,6 +136,14 @@ from offswitch.agents.hyperparameters import (
     HyperparameterError,
 )
 from offswitch.agents.interventions.base import Intervention
+from offswitch.agents.summed_backward import (
+    ACTIVATION_BACKWARD,
+    loss_weights,
+    mlp_backward,
+    mlp_forward,
+    policy_head_gradient,
+    value_head_gradient,
+)
 from offswitch.agents.training import (
     Budget,
     Learner,
@@ -383,20 +391,9 @@ def batched_mlp(
     act: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
 ) -> torch.Tensor:
     """Every seed's MLP at once: ``x [K, n, in]`` (may be an expanded view) to
-    ``[K, n, out]``, one ``baddbmm`` per layer.
-
-    A layer with one output (the value head) is a product and a sum instead: ``bmm`` with
-    one output column takes another path for one seed than for several, which would give
-    a seed trained alone different last bits than among others.
-    """
-    for j, (w, b) in enumerate(layers):
-        if w.shape[-1] == 1:
-            x = (x * w.transpose(1, 2)).sum(-1, keepdim=True) + b
-        else:
-            x = torch.baddbmm(b, x, w)
-        if j < len(layers) - 1:
-            x = act(x)
-    return x
+    ``[K, n, out]``, one ``baddbmm`` per layer (:func:`~offswitch.agents.summed_backward.
+    mlp_forward`, whose hidden layers are not kept here)."""
+    return mlp_forward(x, list(layers), act)[0]
 
 
 # -- GAE and the PPO losses, as SB3 computes them ----------------------------------------
@@ -506,13 +503,31 @@ def ppo_losses(
     return Losses(policy_loss, value_loss, entropy_loss, total, approx_kl, clip_fraction, mean_kl)
 
 
+class CategoricalParts(NamedTuple):
+    """A categorical policy's log-probabilities and entropy from its logits, with the
+    tensors computed on the way (for :mod:`~offswitch.agents.summed_backward`)."""
+
+    lse: torch.Tensor
+    log_p: torch.Tensor
+    clamped: torch.Tensor
+    softmax: torch.Tensor
+    entropy: torch.Tensor
+
+
+def categorical_parts(logits: torch.Tensor) -> CategoricalParts:
+    """:func:`categorical`, keeping the tensors computed on the way."""
+    lse = logits.logsumexp(dim=-1, keepdim=True)
+    log_p = logits - lse
+    clamped = torch.clamp(log_p, min=torch.finfo(log_p.dtype).min)
+    softmax = torch.softmax(logits, dim=-1)
+    return CategoricalParts(lse, log_p, clamped, softmax, -(clamped * softmax).sum(-1))
+
+
 def categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log-probabilities, entropy)`` of categorical policies with these logits, as
     ``torch.distributions.Categorical`` computes them."""
-    log_p = logits - logits.logsumexp(dim=-1, keepdim=True)
-    clamped = torch.clamp(log_p, min=torch.finfo(log_p.dtype).min)
-    entropy = -(clamped * torch.softmax(logits, dim=-1)).sum(-1)
-    return log_p, entropy
+    parts = categorical_parts(logits)
+    return parts.log_p, parts.entropy
 
 
 # -- the device ------------------------------------------------------------------------
@@ -632,6 +647,23 @@ class _Trainable:
                         else:
                             grad.copy_(leaf.grad)
                             leaf.grad = None
+        self._clip(max_norm)
+
+    def set_gradients(
+        self, grads: Sequence[tuple[torch.Tensor, torch.Tensor]], max_norm: float
+    ) -> None:
+        """:meth:`gather_gradients` from gradients computed without autograd: ``grads`` are
+        every layer's ``(g_W, g_b)``, the actor's then the critic's."""
+        with torch.no_grad():
+            for (g_weight, g_bias), (weight, bias) in zip(
+                grads, self._grads["pi"] + self._grads["vf"], strict=True
+            ):
+                weight.copy_(g_weight)
+                bias.copy_(g_bias)
+        self._clip(max_norm)
+
+    def _clip(self, max_norm: float) -> None:
+        with torch.no_grad():
             flat_grad = self.flat.grad
             norm = flat_grad.norm(dim=1, keepdim=True)
             flat_grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
@@ -1092,6 +1124,11 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
     (:meth:`update_summed`) rather than per sample; ``False`` keeps the per-sample path for
     every batch size (the tests compare the two)."""
 
+    written_out_backward: ClassVar[bool] = True
+    """Compute :meth:`update_summed`'s gradients with :mod:`~offswitch.agents.
+    summed_backward` where it covers the loss; ``False`` keeps autograd's backward pass
+    (the tests compare the two, bit for bit)."""
+
     def update(self, rollout: Rollout) -> dict[str, np.ndarray]:
         """``n_epochs`` passes over the rollout in shuffled minibatches, every seed at once;
         the mean statistics per seed (SB3's ``train/`` scalars). When one minibatch holds the
@@ -1169,38 +1206,65 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         clip_range_vf = None if h["clip_range_vf"] is None else float(h["clip_range_vf"])
         kl_coef, reference = float(h["kl_coef"]), self.reference
         prob_floor, max_norm = float(h["prob_floor"]), float(h["max_grad_norm"])
+        vf_coef, act = float(h["vf_coef"]), self.net.act
         x = self.inputs.expand(k_seeds, *self.inputs.shape)
         collected: list[torch.Tensor] = []
         reference_kls: list[torch.Tensor] = []
+        # The gradient written out (summed_backward), autograd's bits without autograd,
+        # where it covers the loss; autograd's own backward pass elsewhere.
+        written_out = (
+            self.written_out_backward
+            and clip_range_vf is None
+            and not (kl_coef > 0 and reference is not None)
+            and act in ACTIVATION_BACKWARD
+            and device.type == "cpu"
+        )
+        if written_out:
+            weights = loss_weights(
+                gains, losses_, count_u, n, self.ent_coef_now, vf_coef, n_actions, prob_floor > 0
+            )
         for _ in range(int(h["n_epochs"])):
             layers = self.trainable.layers()
-            logits = batched_mlp(x, layers["pi"], self.net.act)
-            values = batched_mlp(x, layers["vf"], self.net.act)[..., 0]
-            log_p, entropy = categorical(logits)
-            # Cells no sample visited carry no weight; a ratio of 1 keeps them finite.
-            log_ratio = torch.where(visited, log_p.reshape(k_seeds, cells) - old_log_p, 0.0)
-            ratio = torch.exp(log_ratio)
-            clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
-            surrogate = gains * torch.min(ratio, clipped) + losses_ * torch.max(ratio, clipped)
-            policy_loss = -surrogate.sum(1) / n
-            if clip_range_vf is not None:
-                values = old_values + torch.clamp(
-                    values - old_values, -clip_range_vf, clip_range_vf
+            with torch.set_grad_enabled(not written_out):
+                logits, pi_hidden = mlp_forward(x, layers["pi"], act)
+                critic, vf_hidden = mlp_forward(x, layers["vf"], act)
+                values = critic[..., 0]
+                policy = categorical_parts(logits)
+                # Cells no sample visited carry no weight; a ratio of 1 keeps them finite.
+                log_ratio = torch.where(
+                    visited, policy.log_p.reshape(k_seeds, cells) - old_log_p, 0.0
                 )
-            value_loss = (count_u * (values - mean_return) ** 2 + spread).sum(1) / n
-            entropy_loss = -(count_u * entropy).sum(1) / n
-            total = (
-                policy_loss + self.ent_coef_now * entropy_loss + float(h["vf_coef"]) * value_loss
-            )
-            if prob_floor > 0:
-                hinge = torch.relu(math.log(prob_floor) - log_p).sum(-1)
-                total = total + (count_u * hinge).sum(1) / n
-            if kl_coef > 0 and reference is not None:
-                mean_kl = (count_u * reference_kl(reference, log_p)).sum(1) / n
-                total = total + kl_coef * mean_kl
-                reference_kls.append(mean_kl.detach())
-            total.sum().backward()
-            self.trainable.gather_gradients(max_norm)  # each seed's own norm, as SB3
+                ratio = torch.exp(log_ratio)
+                clipped = torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                surrogate = gains * torch.min(ratio, clipped) + losses_ * torch.max(ratio, clipped)
+                policy_loss = -surrogate.sum(1) / n
+                if clip_range_vf is not None:
+                    values = old_values + torch.clamp(
+                        values - old_values, -clip_range_vf, clip_range_vf
+                    )
+                error = values - mean_return
+                value_loss = (count_u * error**2 + spread).sum(1) / n
+                entropy_loss = -(count_u * policy.entropy).sum(1) / n
+                total = policy_loss + self.ent_coef_now * entropy_loss + vf_coef * value_loss
+                floor_relu = None
+                if prob_floor > 0:
+                    floor_relu = torch.relu(math.log(prob_floor) - policy.log_p)
+                    total = total + (count_u * floor_relu.sum(-1)).sum(1) / n
+                if kl_coef > 0 and reference is not None:
+                    mean_kl = (count_u * reference_kl(reference, policy.log_p)).sum(1) / n
+                    total = total + kl_coef * mean_kl
+                    reference_kls.append(mean_kl.detach())
+            if written_out:
+                g_logits = policy_head_gradient(
+                    weights, logits, *policy[:4], visited, ratio, clipped, clip_range, floor_relu
+                )
+                g_critic = value_head_gradient(weights, error)
+                grads = mlp_backward(x, layers["pi"], pi_hidden, g_logits, act)
+                grads += mlp_backward(x, layers["vf"], vf_hidden, g_critic, act)
+                self.trainable.set_gradients(grads, max_norm)  # each seed's own norm, as SB3
+            else:
+                total.sum().backward()
+                self.trainable.gather_gradients(max_norm)  # each seed's own norm, as SB3
             self.optimizer.step()
             with torch.no_grad():
                 approx_kl = (count_ua * ((ratio - 1) - log_ratio)).sum(1) / n

@@ -850,6 +850,37 @@ def test_a_full_batch_update_from_sums_equals_the_per_sample_one(spec, overrides
         np.testing.assert_allclose(summed[name], per_sample[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "spec, overrides",
+    [
+        ("none", {}),  # the defaults: the probability floor on, tanh
+        ("penalty:100", dict(prob_floor=0.0, ent_schedule="constant")),
+        ("lagrangian", dict(activation="relu")),
+        ("indifference:critic", dict(policy_kwargs={"net_arch": [32]}, advantage_floor=0.0)),
+    ],
+)
+def test_the_written_out_gradient_trains_as_autograd_bit_for_bit(spec, overrides, monkeypatch):
+    """The summed update's gradient written out (``summed_backward``) and autograd's give
+    the same weights, Adam moments and statistics, bit for bit, after several rollouts."""
+    def trained(written_out: bool) -> tuple[BatchedPPO, dict]:
+        monkeypatch.setattr(BatchedPPO, "written_out_backward", written_out)
+        seeds = [5, 6]
+        learner = BatchedPPO(
+            WORLD, [make_intervention(spec) for _ in seeds], seeds, dict(n_envs=16, **overrides)
+        )
+        learner.train(Budget(steps=6 * learner.hyperparameters["n_steps"] * 16))
+        return learner, learner.last_stats
+
+    (ours, our_stats), (autograds, its_stats) = trained(True), trained(False)
+    assert torch.equal(ours.trainable.flat, autograds.trainable.flat)
+    for key in ("exp_avg", "exp_avg_sq"):
+        mine = ours.optimizer.state[ours.trainable.flat][key]
+        assert torch.equal(mine, autograds.optimizer.state[autograds.trainable.flat][key])
+    assert our_stats.keys() == its_stats.keys()
+    for name in our_stats:
+        np.testing.assert_array_equal(our_stats[name], its_stats[name], err_msg=name)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_seed_adam_takes_torchs_adam_steps(fused, monkeypatch):
     """SeedAdam (the fused kernel, or the formula where torch lacks it) moves a tensor as
