@@ -46,7 +46,9 @@ only the order of a sum, so no permutation is drawn, and the float32 sums are ta
 another order than the per-sample path's. Runs are therefore not the bits they were before
 this path existed: each seed's generator now draws only the initial weights and the
 actions, and last bits differ after the first update. ``docs/performance.md`` shows what
-that did to the demo's figures.
+that did to the demo's figures. That update's gradient is written out
+(:mod:`~offswitch.agents.summed_backward`), autograd's formulas in autograd's order, so it
+is autograd's gradient bit for bit without the cost of recording a graph each epoch.
 
 One addition to SB3's PPO, off by default: ``kl_coef``, a penalty toward a reference policy,
 the policy as it was when the current phase of training started (at construction, or at

@@ -862,6 +862,7 @@ def test_a_full_batch_update_from_sums_equals_the_per_sample_one(spec, overrides
 def test_the_written_out_gradient_trains_as_autograd_bit_for_bit(spec, overrides, monkeypatch):
     """The summed update's gradient written out (``summed_backward``) and autograd's give
     the same weights, Adam moments and statistics, bit for bit, after several rollouts."""
+
     def trained(written_out: bool) -> tuple[BatchedPPO, dict]:
         monkeypatch.setattr(BatchedPPO, "written_out_backward", written_out)
         seeds = [5, 6]
