@@ -4,17 +4,17 @@ arithmetic, without autograd.
 At the sizes this project trains (ten seeds, two 64 x 64 MLPs, about thirty distinct
 observations) an epoch of the summed update is a few hundred small tensor operations, and
 recording the graph, running torch's backward engine and moving each gradient into its
-``.grad`` cost about a quarter of it. Here each backward node is the formula torch's
-``derivatives.yaml`` gives it, with the same kernels on the same operands, and where one
-tensor feeds several others, their gradients are added in the order the engine adds them
-(it runs the ready node created last first). So the gradients are autograd's, bit for bit,
-and a seed's training is what it was: ``tests/test_batched_ppo.py`` trains with both and
-compares the weights exactly, for each case this covers.
+``.grad`` cost about a sixth of the update (``docs/performance.md``). Here each backward
+node is the formula torch's ``derivatives.yaml`` gives it, with the same kernels on the same
+operands, and where one tensor feeds several others, their gradients are added in the order
+the engine adds them (it runs the ready node created last first). So the gradients are
+autograd's, bit for bit, and a seed's training is what it was: ``tests/test_batched_ppo.py``
+trains with both and compares the weights exactly, for each case this covers.
 
 It covers the defaults' loss: the clipped surrogate, the value error without clipping
 (``clip_range_vf`` unset), the entropy bonus, the probability floor's hinge
-(``prob_floor``), tanh or ReLU between layers. The learner falls back on autograd otherwise
-(``kl_coef``, ``clip_range_vf``).
+(``prob_floor``), tanh or ReLU between layers, on the CPU. The learner falls back on
+autograd otherwise (``kl_coef``, ``clip_range_vf``, a CUDA device).
 
 What each step mirrors, from the loss back (``g_*``: a gradient):
 
