@@ -148,6 +148,9 @@ def test_gifs_drawn_in_their_own_process_are_the_ones_drawn_here(one_run, monkey
     from offswitch.experiments.pages import figures as module
 
     exp, results, _ = one_run
+    # This process has imported torch, where the report draws in place; the command line's
+    # own process never imports it. The episodes are filmed already: no torch in the child.
+    monkeypatch.setattr(module, "_can_fork", lambda: True)
     apart = make_figures(exp, results, tmp_path / "apart")
     assert any(p.suffix == ".gif" for _, p in apart)
     drawn_here = module._drawn_apart

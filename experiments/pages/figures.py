@@ -983,15 +983,24 @@ def _safely(name: str, draw: Callable[[], Any]) -> Any:
         return None
 
 
-def _drawn_apart(name: str, draw: Callable[[], Any]) -> Callable[[], Any]:
-    """Start ``_safely(name, draw)`` in a forked process and return what waits for its
-    result (its warnings shown here): on Linux, where the report's other figures are drawn
-    meanwhile on the other core. Elsewhere, drawn now and returned as it is."""
-    import multiprocessing
-    import os
+def _can_fork() -> bool:
+    """Whether a drawing may go to a forked process: on Linux, from a process that has not
+    imported torch. (The command line's own process never does; a forked child of a process
+    that has run torch can hang in OpenMP, which is why the training pool spawns.)"""
     import sys
 
-    if not sys.platform.startswith("linux"):
+    return sys.platform.startswith("linux") and "torch" not in sys.modules
+
+
+def _drawn_apart(name: str, draw: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``_safely(name, draw)`` in a forked process and return what waits for its
+    result (its warnings shown here), while the report's other figures are drawn meanwhile
+    on the other core. Where forking is not safe (:func:`_can_fork`), drawn now and returned
+    as it is."""
+    import multiprocessing
+    import os
+
+    if not _can_fork():
         drawn = _safely(name, draw)
         return lambda: drawn
     from offswitch.experiments.running.processes import die_with_parent
