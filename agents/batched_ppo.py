@@ -116,6 +116,7 @@ minibatch) and schedules other than the linear ones of ``lr_schedule`` and ``ent
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -854,10 +855,12 @@ class BatchedPPO(BatchedPPODeclared, SeedBatchedLearner):
         step for the observations of the copies frozen at that moment, and within a rollout
         most batches (85% on ``SafeInterruptibility-v0``) are ones asked before. A batch is
         remembered whole, not row by row, since a row's last bits depend on the batch it is
-        computed in: an answer read back is the one the network would give again."""
+        computed in: an answer read back is the one the network would give again. A batch is
+        known by a 16-byte digest of its observations, not the observations themselves, so
+        that a rollout of large observations holds kilobytes of keys, not megabytes."""
 
         def values(obs: np.ndarray) -> np.ndarray:
-            key = (k, obs.shape, obs.tobytes())
+            key = (k, obs.shape, hashlib.blake2b(obs.tobytes(), digest_size=16).digest())
             answer = self._critic_answers.get(key)
             if answer is None:
                 answer = self._critic_answers[key] = self.net.values(obs, k)
