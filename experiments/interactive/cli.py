@@ -596,13 +596,13 @@ def _print_and_write(experiment: Any, results: list[dict], out: Path, command: s
     from rich.console import Console
     from rich.table import Table
 
-    from offswitch.experiments.pages.layouts import coin_run
+    from offswitch.experiments.pages.layouts import switch_runs
     from offswitch.experiments.pages.publish import write_report
     from offswitch.experiments.pages.report import TABLE_NOTE, table_rows
 
     options = experiment.report
     # Coin pools have neither switch nor goal: their measures are on the page only.
-    shown = [r for r in results if not coin_run(r)]
+    shown = switch_runs(results)
     if shown:
         header, rows = table_rows(
             shown,

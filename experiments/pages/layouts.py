@@ -174,7 +174,7 @@ def across_layouts_markdown(results: Sequence[dict[str, Any]]) -> list[str]:
     """The lines of a pool page's "Across layouts" section: the off-switch pools' table and
     the coin pools' (DReST), each with its note, where the page has such conditions."""
     lines: list[str] = []
-    switch = [r for r in results if not coin_run(r)]
+    switch = switch_runs(results)
     if switch:
         lines += [layouts_markdown(switch), "", TABLE_NOTE, ""]
     coins = coin_markdown([r for r in results if coin_run(r)])
@@ -193,6 +193,11 @@ def coin_run(result: dict[str, Any]) -> bool:
     from offswitch.envs.procedural import COIN_SPLITS
 
     return result["config"].get("rules", {}).get("split", "train") in COIN_SPLITS
+
+
+def switch_runs(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs the switch's tables and figures are about: all but the coin pools'."""
+    return [r for r in results if not coin_run(r)]
 
 
 def _num_layouts(result: dict[str, Any]) -> int:

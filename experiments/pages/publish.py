@@ -19,6 +19,7 @@ from offswitch.experiments.pages.layouts import (
     across_layouts_markdown,
     coin_run,
     layout_figures,
+    switch_runs,
 )
 from offswitch.experiments.pages.report import (
     DEFAULT_COLUMNS,
@@ -94,11 +95,8 @@ def write_report(
         from offswitch.experiments.pages.maps import map_figures
 
         figures = map_figures(experiment, results, out / "figures")
-    elif is_family(results):  # the switch's figures mean nothing on coin pools (no switch)
-        switch_runs = [r for r in results if not coin_run(r)]
-        figures = make_figures(experiment, switch_runs, out / "figures")
-    else:
-        figures = make_figures(experiment, results, out / "figures")
+    else:  # the switch's figures mean nothing on coin pools (no switch)
+        figures = make_figures(experiment, switch_runs(results), out / "figures")
     if is_family(results):  # a procedural pool: its held-out layouts
         figures = layout_figures(results, out / "figures") + list(figures)
     page = page_markdown(experiment, results, command, figures, out)
