@@ -26,6 +26,7 @@ that only reorganises the work leaves every run as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,18 +91,30 @@ def evaluations(out: Path) -> dict[tuple[str, int], dict]:
     return {(run["condition"], run["config"]["seed"]): run["evaluation"] for run in runs}
 
 
-def reference_path(commit: str, scratch: Path) -> str:
-    """A ``PYTHONPATH`` under which ``import offswitch`` is ``commit``'s checkout."""
+@contextlib.contextmanager
+def reference_checkout(commit: str | None, scratch: Path) -> Iterator[str | None]:
+    """A ``PYTHONPATH`` under which ``import offswitch`` is ``commit``'s checkout (a temporary
+    ``git worktree``, removed on leaving); ``None`` where no commit is given."""
+    if commit is None:
+        yield None
+        return
     tree = scratch / "reference"
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
         check=True,
         capture_output=True,
     )
-    shim = scratch / "path"
-    shim.mkdir()
-    (shim / "offswitch").symlink_to(tree)
-    return str(shim)
+    try:
+        shim = scratch / "path"
+        shim.mkdir()
+        (shim / "offswitch").symlink_to(tree)
+        yield str(shim)
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+        )
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,27 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (median shown)")
     parser.add_argument("--command", choices=("demo", "compare"), default="demo")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        reference_checkout(args.reference, Path(tmp)) as reference,
+    ):
         scratch = Path(tmp)
         columns = {"this checkout": None}
         if args.reference:
-            columns[f"reference {args.reference}"] = reference_path(args.reference, scratch)
-        try:
-            measured: dict[str, list[dict[str, float]]] = {name: [] for name in columns}
-            results = {}
-            for _ in range(args.repeat):
-                for name, path in columns.items():
-                    out = scratch / f"{args.command}-{len(measured[name])}-{name.split()[0]}"
-                    measured[name].append(demo_once(out, path, args.command))
-                    results[name] = evaluations(out)
-        finally:
-            if args.reference:
-                tree = str(scratch / "reference")
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", tree],
-                    capture_output=True,
-                )
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
+            columns[f"reference {args.reference}"] = reference
+        measured: dict[str, list[dict[str, float]]] = {name: [] for name in columns}
+        results = {}
+        for _ in range(args.repeat):
+            for name, path in columns.items():
+                out = scratch / f"{args.command}-{len(measured[name])}-{name.split()[0]}"
+                measured[name].append(demo_once(out, path, args.command))
+                results[name] = evaluations(out)
     phases = list(next(iter(measured.values()))[0])
     print(
         f"| `offswitch {args.command}`, seconds (median of {args.repeat}) | "
