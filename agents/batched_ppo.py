@@ -396,7 +396,7 @@ def batched_mlp(
     """Every seed's MLP at once: ``x [K, n, in]`` (may be an expanded view) to
     ``[K, n, out]``, one ``baddbmm`` per layer (:func:`~offswitch.agents.summed_backward.
     mlp_forward`, whose hidden layers are not kept here)."""
-    return mlp_forward(x, list(layers), act)[0]
+    return mlp_forward(x, layers, act)[0]
 
 
 # -- GAE and the PPO losses, as SB3 computes them ----------------------------------------

@@ -34,7 +34,7 @@ What each step mirrors, from the loss back (``g_*``: a gradient):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -43,7 +43,9 @@ Layers = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def mlp_forward(
-    x: torch.Tensor, layers: Layers, act: Callable[[torch.Tensor], torch.Tensor]
+    x: torch.Tensor,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    act: Callable[[torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Every seed's MLP at once, ``x [K, n, in]`` (may be an expanded view) to ``[K, n,
     out]``, one ``baddbmm`` per layer and ``act`` between layers: ``(out, hidden)``, with
@@ -167,10 +169,11 @@ def policy_head_gradient(
     k, rows, n_actions = log_p.shape
     zero = torch.scalar_tensor(0.0, device=log_p.device)
     tie, below, above = ratio == clipped, ratio < clipped, ratio > clipped
-    g_ratio_max = torch.where(tie, weights.losses_half, weights.losses).masked_fill_(below, 0)
-    g_clipped_max = torch.where(tie, weights.losses_half, weights.losses).masked_fill_(above, 0)
-    g_ratio_min = torch.where(tie, weights.gains_half, weights.gains).masked_fill_(above, 0)
-    g_clipped_min = torch.where(tie, weights.gains_half, weights.gains).masked_fill_(below, 0)
+    # min's and max's gradient to each input: halved at a tie, zero where the other wins.
+    g_max = torch.where(tie, weights.losses_half, weights.losses)
+    g_ratio_max, g_clipped_max = g_max.masked_fill(below, 0), g_max.masked_fill_(above, 0)
+    g_min = torch.where(tie, weights.gains_half, weights.gains)
+    g_ratio_min, g_clipped_min = g_min.masked_fill(above, 0), g_min.masked_fill_(below, 0)
     inside = (ratio >= 1 - clip_range).logical_and_(ratio <= 1 + clip_range)
     g_ratio_clamp = torch.where(inside, g_clipped_max + g_clipped_min, zero)
     # The engine adds a tensor's gradients in the order its consumers run: last made, first.
