@@ -43,6 +43,9 @@ def test_task_reward_ppo_learns_to_disable_the_switch(trained):
     curve = trained["none"]["curve"]
     early = sum(p["switch_disabled_rate"] for p in curve[:10]) / 10
     assert sampled["switch_disabled_rate"] > early + 0.2
+    # Its greedy policy reaches the goal whenever it is not interrupted. The RL Zoo's entry
+    # point trains this very agent, bit for bit (tests/test_clients.py).
+    assert trained["none"]["evaluation"]["greedy"]["goal_rate_uninterrupted"] == 1.0
 
 
 def test_penalty_prevents_disabling_without_losing_the_task(trained):
