@@ -14,6 +14,8 @@ at one time. Printed as a Markdown table, the median over ``--repeat`` runs of e
 * training phase: from the first line to ``finished`` (the workers' start, training,
   evaluation, filming and saving every run), and within it the training loop alone (the
   slowest seed group's ``train_seconds``);
+* every group's training loop, summed: the seconds of training the pool's workers share out
+  (with ``W`` workers the training phase takes at least this over ``W``);
 * report: from ``finished`` to the report written (tables, intervals, figures, GIFs);
 * exit: from the report written to the process's end;
 * total.
@@ -74,11 +76,15 @@ def demo_once(out: Path, pythonpath: str | None, command_name: str = "demo") -> 
     if command.wait() != 0:
         raise SystemExit(f"offswitch {command_name} failed (status {command.returncode})")
     end = time.perf_counter() - start
-    loops = [json.loads(path.read_text())["train_seconds"] for path in out.rglob("metrics.json")]
+    runs = json.loads((out / "results.json").read_text())
+    # Each run records its seed group's seconds: one figure per group (a condition's seeds
+    # train as one group, or a few of them, each with its own seconds).
+    loops = {(run["condition"], run["train_seconds"]) for run in runs}
     return {
         "start-up": marks["first line"],
         "training phase": marks["finished"] - marks["first line"],
-        "  of which the training loop": max(loops),
+        "  of which the training loop": max(seconds for _, seconds in loops),
+        "every group's training loop, summed": sum(seconds for _, seconds in loops),
         "report": marks["wrote"] - marks["finished"],
         "exit": end - marks["wrote"],
         "total": end,
